@@ -1,0 +1,269 @@
+"""Morphing: exact interpolation of event weights between parameter points.
+
+When the squared matrix element is a polynomial in the parameters,
+``|M|^2(z|theta) = sum_c f_c(z) prod_i theta_i^{e_ci}`` (eq. 17 of the MadMiner paper), the weight at any
+``theta`` is a linear combination of the weights at a basis of ``n_components`` parameter points:
+``w(z|theta) = sum_b w_b(theta) w(z|theta_b)``. The morphing weights ``w_b(theta)`` depend only on
+``theta`` and the basis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import optimize
+
+from .parameters import ParameterSpace
+
+__all__ = ["Morpher", "find_components"]
+
+logger = logging.getLogger(__name__)
+
+
+def find_components(max_powers: Sequence[int], max_overall_power: int | None = None) -> np.ndarray:
+    """Exponent vectors of all monomials allowed by per-parameter and overall maximal powers.
+
+    Parameters
+    ----------
+    max_powers : sequence of int
+        Highest power of each parameter.
+    max_overall_power : int or None
+        Highest total degree of a monomial; ``None`` means no limit beyond ``max_powers``.
+
+    Returns
+    -------
+    ndarray of int, shape (n_components, n_parameters)
+    """
+    max_powers = [int(p) for p in max_powers]
+    if not max_powers or any(p < 0 for p in max_powers):
+        raise ValueError(f"max_powers must be a non-empty sequence of non-negative ints, got {max_powers}")
+    limit = sum(max_powers) if max_overall_power is None else int(max_overall_power)
+    comps = [c for c in itertools.product(*(range(p + 1) for p in max_powers)) if sum(c) <= limit]
+    comps.sort(key=lambda c: (sum(c), tuple(-e for e in c)))
+    return np.array(comps, dtype=int).reshape(-1, len(max_powers))
+
+
+def _as_theta(theta: np.ndarray, n_params: int) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(theta, dtype=np.float64)
+    single = arr.ndim == 1
+    arr = np.atleast_2d(arr)
+    if arr.ndim != 2 or arr.shape[1] != n_params:
+        raise ValueError(f"theta must have shape (n_theta, {n_params}) or ({n_params},), got {np.shape(theta)}")
+    return arr, single
+
+
+class Morpher:
+    """Morphing between parameter points for a polynomial squared matrix element.
+
+    Parameters
+    ----------
+    max_powers : sequence of int
+        Highest power of each parameter in the squared matrix element.
+    max_overall_power : int or None
+        Highest total degree of any monomial (``2`` for one insertion of each operator in the amplitude);
+        ``None`` allows all products permitted by ``max_powers``.
+    components : array-like of int, optional
+        Explicit exponent vectors; overrides the two arguments above.
+
+    Attributes
+    ----------
+    components : ndarray of int, shape (n_components, n_parameters)
+    basis : ndarray, shape (n_basis, n_parameters) or None
+    matrix : ndarray, shape (n_components, n_basis) or None
+        Morphing matrix in MadMiner's convention: ``w(theta) = matrix.T @ component_values(theta)``.
+    """
+
+    def __init__(self, max_powers: Sequence[int] | None = None, max_overall_power: int | None = None,
+                 components: np.ndarray | None = None) -> None:
+        if components is not None:
+            comps = np.asarray(components)
+            if comps.ndim != 2 or not np.all(comps == np.round(comps)) or np.any(comps < 0):
+                raise ValueError("components must be a 2-D array of non-negative integer exponents")
+            self.components = comps.astype(int)
+        elif max_powers is not None:
+            self.components = find_components(max_powers, max_overall_power)
+        else:
+            raise ValueError("give either max_powers or components")
+        self.basis: np.ndarray | None = None
+        self.matrix: np.ndarray | None = None
+
+    @classmethod
+    def from_space(cls, space: ParameterSpace, max_overall_power: int | None = None) -> Morpher:
+        """Morpher with the maximal powers of ``space``'s parameters."""
+        return cls(space.max_powers, max_overall_power)
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of parameters."""
+        return self.components.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        """Number of monomials, the minimal size of a basis."""
+        return self.components.shape[0]
+
+    # -- monomials ------------------------------------------------------------------------------------
+    def component_values(self, theta: np.ndarray) -> np.ndarray:
+        """Monomials ``prod_i theta_i^{e_ci}``, shape ``(n_theta, n_components)``."""
+        th, _ = _as_theta(theta, self.n_parameters)
+        return np.prod(th[:, None, :] ** self.components[None, :, :], axis=2)
+
+    def component_gradients(self, theta: np.ndarray) -> np.ndarray:
+        """Derivatives of the monomials, shape ``(n_theta, n_parameters, n_components)``."""
+        th, _ = _as_theta(theta, self.n_parameters)
+        out = np.empty((th.shape[0], self.n_parameters, self.n_components))
+        for i in range(self.n_parameters):
+            exps = self.components.copy()
+            coef = exps[:, i].astype(np.float64)
+            exps[:, i] = np.maximum(exps[:, i] - 1, 0)
+            out[:, i, :] = coef[None, :] * np.prod(th[:, None, :] ** exps[None, :, :], axis=2)
+        return out
+
+    # -- basis ----------------------------------------------------------------------------------------
+    def set_basis(self, basis: np.ndarray) -> Morpher:
+        """Fix the basis points and compute the morphing matrix.
+
+        With more basis points than components the matrix is the least-squares (pseudo-inverse) solution,
+        which is exact when the weights follow the polynomial structure.
+        """
+        basis = np.asarray(basis, dtype=np.float64)
+        if basis.ndim != 2 or basis.shape[1] != self.n_parameters:
+            raise ValueError(f"basis must have shape (n_basis, {self.n_parameters}), got {basis.shape}")
+        if basis.shape[0] < self.n_components:
+            raise ValueError(f"basis has {basis.shape[0]} points but morphing needs at least "
+                             f"{self.n_components} (one per component)")
+        self.basis = basis.copy()
+        self.matrix = self._matrix_for(basis)
+        return self
+
+    def _matrix_for(self, basis: np.ndarray) -> np.ndarray:
+        a = self.component_values(basis)  # (n_basis, n_components): A[b, c]
+        if a.shape[0] == a.shape[1]:
+            cond = np.linalg.cond(a)
+            if not np.isfinite(cond) or cond > 1e14:
+                raise ValueError(f"morphing basis is degenerate (condition number {cond:.3g}); "
+                                 "choose other basis points or call optimize_basis")
+            return np.linalg.inv(a)
+        rank = np.linalg.matrix_rank(a)
+        if rank < self.n_components:
+            raise ValueError(f"morphing basis has rank {rank} < {self.n_components} components")
+        return np.linalg.pinv(a)
+
+    def _require_basis(self) -> np.ndarray:
+        if self.matrix is None:
+            raise RuntimeError("Morpher has no basis: call set_basis() or optimize_basis() first")
+        return self.matrix
+
+    # -- weights --------------------------------------------------------------------------------------
+    def weights(self, theta: np.ndarray) -> np.ndarray:
+        """Morphing weights ``w_b(theta)``, shape ``(n_theta, n_basis)`` (``(n_basis,)`` for 1-D theta)."""
+        matrix = self._require_basis()
+        _, single = _as_theta(theta, self.n_parameters)
+        w = self.component_values(theta) @ matrix
+        return w[0] if single else w
+
+    def weight_gradients(self, theta: np.ndarray) -> np.ndarray:
+        """Gradients ``d w_b / d theta_i``, shape ``(n_theta, n_parameters, n_basis)``."""
+        matrix = self._require_basis()
+        _, single = _as_theta(theta, self.n_parameters)
+        g = self.component_gradients(theta) @ matrix
+        return g[0] if single else g
+
+    def expected_squared_weights(self, ranges: np.ndarray, n_test: int = 1000, random_state: int | None = 0,
+                                 basis: np.ndarray | None = None) -> float:
+        """Mean of ``sum_b w_b(theta)^2`` over ``theta`` uniform in ``ranges``.
+
+        Large values mean large cancellations between basis weights and hence poor numerical precision.
+        """
+        thetas = _uniform(ranges, n_test, np.random.default_rng(random_state), self.n_parameters)
+        matrix = self._require_basis() if basis is None else self._matrix_for(np.asarray(basis, float))
+        return float(np.mean(np.sum((self.component_values(thetas) @ matrix) ** 2, axis=1)))
+
+    def optimize_basis(self, ranges: np.ndarray, fixed: np.ndarray | None = None, n_trials: int = 200,
+                       n_test: int = 1000, refine: bool = True, random_state: int | None = 0) -> np.ndarray:
+        """Choose basis points minimising the expected squared morphing weights, then set the basis.
+
+        Parameters
+        ----------
+        ranges : array-like, shape (n_parameters, 2)
+            Parameter ranges over which the squared weights are averaged and in which points are drawn.
+        fixed : array-like, shape (n_fixed, n_parameters), optional
+            Points that must be in the basis (e.g. benchmarks the user already simulated); the rest is
+            completed automatically.
+        n_trials : int
+            Random candidate bases tried before the local refinement.
+        n_test : int
+            Parameter points used to estimate the expectation.
+        refine : bool
+            Refine the best random candidate with Nelder-Mead on the free points.
+        random_state : int or None
+            Seed.
+
+        Returns
+        -------
+        ndarray, shape (n_components, n_parameters)
+            The basis (fixed points first).
+        """
+        rng = np.random.default_rng(random_state)
+        ranges = np.asarray(ranges, dtype=np.float64).reshape(self.n_parameters, 2)
+        fixed = np.zeros((0, self.n_parameters)) if fixed is None else np.atleast_2d(np.asarray(fixed, float))
+        if fixed.shape[1] != self.n_parameters:
+            raise ValueError(f"fixed points must have {self.n_parameters} columns, got {fixed.shape}")
+        n_free = self.n_components - fixed.shape[0]
+        if n_free < 0:
+            raise ValueError(f"{fixed.shape[0]} fixed points exceed the {self.n_components} components")
+        test = _uniform(ranges, n_test, rng, self.n_parameters)
+        test_components = self.component_values(test)
+
+        def cost(free_flat: np.ndarray) -> float:
+            basis = np.vstack([fixed, free_flat.reshape(n_free, self.n_parameters)])
+            a = self.component_values(basis)
+            cond = np.linalg.cond(a)
+            if not np.isfinite(cond) or cond > 1e12:
+                return np.inf
+            return float(np.mean(np.sum((test_components @ np.linalg.inv(a)) ** 2, axis=1)))
+
+        if n_free == 0:
+            best = np.zeros(0)
+        else:
+            candidates = [_uniform(ranges, n_free, rng, self.n_parameters).ravel() for _ in range(n_trials)]
+            costs = np.array([cost(c) for c in candidates])
+            if not np.any(np.isfinite(costs)):
+                raise RuntimeError("no non-degenerate random basis found; widen the ranges or increase n_trials")
+            best = candidates[int(np.argmin(costs))]
+            if refine:
+                scale = np.tile(ranges[:, 1] - ranges[:, 0], n_free)
+                res = optimize.minimize(lambda u: cost(u * scale), best / scale, method="Nelder-Mead",
+                                        options={"maxiter": 200 * best.size, "xatol": 1e-4, "fatol": 1e-6})
+                if np.isfinite(res.fun) and res.fun <= cost(best):
+                    best = res.x * scale
+        basis = np.vstack([fixed, best.reshape(n_free, self.n_parameters)])
+        logger.info("optimised morphing basis: expected squared weights %.4g", cost(basis[fixed.shape[0]:].ravel()))
+        self.set_basis(basis)
+        return basis
+
+    # -- serialisation --------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-serialisable description (components and basis)."""
+        return {"components": self.components.tolist(),
+                "basis": None if self.basis is None else self.basis.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Morpher:
+        """Inverse of :meth:`to_dict`."""
+        m = cls(components=np.asarray(d["components"], dtype=int))
+        if d.get("basis") is not None:
+            m.set_basis(np.asarray(d["basis"], dtype=np.float64))
+        return m
+
+    def __repr__(self) -> str:
+        nb = None if self.basis is None else self.basis.shape[0]
+        return f"Morpher(n_parameters={self.n_parameters}, n_components={self.n_components}, n_basis={nb})"
+
+
+def _uniform(ranges: np.ndarray, n: int, rng: np.random.Generator, n_params: int) -> np.ndarray:
+    ranges = np.asarray(ranges, dtype=np.float64).reshape(n_params, 2)
+    return rng.uniform(ranges[:, 0], ranges[:, 1], size=(n, n_params))

@@ -1,0 +1,363 @@
+"""A whole analysis from a configuration: setup, simulate, augment, train, infer, plot.
+
+Each stage writes its outputs into the output folder and records a key (a hash of its configuration, of its
+input files and of the keys of the stages before it) in ``stages.json``. A later run reuses a stage whose key
+did not change and whose outputs still exist, so an interrupted or edited analysis resumes where it must.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RATIO_METHODS
+from .events import EventSet
+from .morphing import Morpher
+from .parameters import ParameterSpace
+
+__all__ = ["Analysis", "write_json_atomic"]
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("simulate", "augment", "train", "infer", "plot")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Analysis:
+    """Run the stages of an analysis described by a validated configuration (see :mod:`skminer.config`).
+
+    Parameters
+    ----------
+    config : dict
+        Output of :func:`skminer.config.load_config` or :func:`skminer.config.validate_config`.
+    progress : bool
+        Show progress bars.
+    """
+
+    def __init__(self, config: dict[str, Any], progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+        self.out = Path(config["output"])
+        self.results: dict[str, Any] = {}
+
+    # -- stage bookkeeping ----------------------------------------------------------------------------
+    @property
+    def _state_path(self) -> Path:
+        return self.out / "stages.json"
+
+    def _load_state(self) -> dict[str, Any]:
+        if self._state_path.is_file():
+            try:
+                return json.loads(self._state_path.read_text())
+            except json.JSONDecodeError:
+                logger.warning("%s is corrupt; all stages will run again", self._state_path)
+        return {}
+
+    def _key(self, stage: str, previous: str) -> str:
+        from . import __version__
+
+        cfg = self.config
+        parts: dict[str, Any] = {"version": __version__, "previous": previous, "seed": cfg["seed"],
+                                 "parameters": cfg["parameters"], "benchmarks": cfg["benchmarks"],
+                                 "morphing": cfg["morphing"]}
+        if stage == "simulate":
+            parts["simulation"] = cfg["simulation"]
+            if cfg["simulation"]["simulator"] == "lhe":
+                parts["files"] = [_file_digest(f) for f in cfg["simulation"]["lhe"]["files"]]
+        elif stage == "augment":
+            parts["augmentation"] = cfg["augmentation"]
+            parts["method"] = cfg["training"]["method"]
+        elif stage == "train":
+            parts["training"] = cfg["training"]
+        elif stage == "infer":
+            parts["inference"] = cfg["inference"]
+        elif stage == "plot":
+            parts["plots"] = cfg["plots"]
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+    def run(self, force: bool = False, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
+        """Run the analysis; returns a summary dict (also written to ``summary.json``).
+
+        Parameters
+        ----------
+        force : bool
+            Run every stage even when its outputs are up to date.
+        stages : tuple of str
+            Stop after the last stage listed (stages always run in order).
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = self._load_state()
+        previous = ""
+        last = max(STAGES.index(s) for s in stages)
+        runners: dict[str, Callable[[], list[str]]] = {
+            "simulate": self._simulate, "augment": self._augment, "train": self._train,
+            "infer": self._infer, "plot": self._plot,
+        }
+        summary: dict[str, Any] = {"stages": {}}
+        for stage in STAGES[: last + 1]:
+            key = self._key(stage, previous)
+            entry = state.get(stage, {})
+            outputs_exist = entry and all((self.out / o).exists() for o in entry.get("outputs", []))
+            if not force and entry.get("key") == key and outputs_exist:
+                logger.info("stage %s: up to date, reusing %s", stage, entry["outputs"])
+                summary["stages"][stage] = "reused"
+            else:
+                logger.info("stage %s: running", stage)
+                outputs = runners[stage]()
+                state[stage] = {"key": key, "outputs": outputs}
+                write_json_atomic(self._state_path, state)
+                summary["stages"][stage] = "ran"
+            previous = key
+        if (self.out / "results.json").is_file():
+            summary["results"] = json.loads((self.out / "results.json").read_text())
+        write_json_atomic(self.out / "summary.json", summary)
+        return summary
+
+    # -- setup ----------------------------------------------------------------------------------------
+    def _simulator(self):
+        from .simulation.toy import ToySimulator
+
+        return ToySimulator(**self.config["simulation"].get("toy", {}))
+
+    def _space_and_morpher(self) -> tuple[ParameterSpace, Morpher]:
+        cfg = self.config
+        if cfg["simulation"]["simulator"] == "toy":
+            space = self._simulator().space.copy()
+            for name, values in cfg["benchmarks"].items():
+                if name not in space.benchmarks:
+                    space.add_benchmark(name, values)
+            morpher = Morpher.from_space(space, cfg["morphing"]["max_overall_power"])
+            return space, morpher
+        space = ParameterSpace()
+        for p in cfg["parameters"]:
+            space.add_parameter(p["name"], p.get("lha_block"), p.get("lha_id"), p.get("max_power", 2),
+                                tuple(p.get("range", (-1.0, 1.0))))
+        for name, values in cfg["benchmarks"].items():
+            space.add_benchmark(name, values)
+        morpher = Morpher.from_space(space, cfg["morphing"]["max_overall_power"])
+        return space, morpher
+
+    def _theta_ref(self, space: ParameterSpace, value: Any) -> np.ndarray:
+        if value is None:
+            return np.zeros(space.n_parameters)
+        return space.as_theta(value)[0]
+
+    # -- stages ---------------------------------------------------------------------------------------
+    def _simulate(self) -> list[str]:
+        cfg = self.config
+        sim_cfg = cfg["simulation"]
+        if sim_cfg["simulator"] == "toy":
+            events = self._simulator().simulate(sim_cfg["n_events"], random_state=cfg["seed"])
+        else:
+            from .simulation.lhe import LHEReader
+
+            space, morpher = self._space_and_morpher()
+            lhe = sim_cfg["lhe"]
+            reader = LHEReader(space, observables=lhe["observables"], cuts=lhe.get("cuts", ()))
+            for f in lhe["files"]:
+                reader.add_sample(f, sampling_benchmark=lhe.get("sampling_benchmark"))
+            events = reader.read(morpher=morpher, morphing_basis=lhe.get("morphing_basis"))
+        events.save(self.out / "events.h5")
+        logger.info("simulated %d events with observables %s", len(events), events.observable_names)
+        return ["events.h5"]
+
+    def _augment(self) -> list[str]:
+        from . import augmentation as aug
+
+        cfg = self.config
+        events = EventSet.load(self.out / "events.h5")
+        acfg = cfg["augmentation"]
+        train, test = events.train_test_split(test_fraction=acfg["test_fraction"], random_state=cfg["seed"])
+        train.save(self.out / "events_train.h5")
+        test.save(self.out / "events_test.h5")
+        theta_ref = self._theta_ref(events.space, acfg["theta_ref"])
+        method = cfg["training"]["method"]
+        if method == "sally":
+            sampler = aug.LocalScoreSampler(theta_ref=theta_ref)
+        else:
+            sampler = aug.RatioSampler(theta0_prior=self._prior(events.space), theta1=theta_ref,
+                                       n_thetas=acfg["prior"].get("n_thetas", 200))
+        sample = sampler.sample(train, n_samples=acfg["n_samples"], random_state=cfg["seed"] + 1)
+        _save_npz_atomic(self.out / "train_sample.npz", x=sample.x, theta0=sample.theta0, theta1=sample.theta1,
+                         y=sample.y, r_xz=sample.r_xz, t_xz=sample.t_xz)
+        return ["events_train.h5", "events_test.h5", "train_sample.npz"]
+
+    def _prior(self, space: ParameterSpace):
+        from . import augmentation as aug
+
+        prior = self.config["augmentation"]["prior"]
+        if prior["kind"] == "uniform":
+            return aug.UniformPrior(np.asarray(prior.get("ranges", space.ranges), dtype=float))
+        if prior["kind"] == "gaussian":
+            return aug.GaussianPrior(np.asarray(prior["mean"], float), np.asarray(prior["std"], float))
+        return aug.BenchmarkPrior(space, prior.get("names", space.benchmark_names))
+
+    def _make_estimator(self):
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from . import estimators as est
+
+        tcfg = self.config["training"]
+        params = dict(tcfg["params"])
+        if "hidden_layer_sizes" in params:
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        params.setdefault("random_state", self.config["seed"])
+        params.setdefault("verbose", 1 if self.progress else 0)
+        cls = {"sally": est.SALLY, **{m: getattr(est, m.upper()) for m in RATIO_METHODS}}[tcfg["method"]]
+        model = cls(**params)
+        if tcfg["method"] == "sally" and tcfg.get("standardize", True):
+            model = make_pipeline(StandardScaler(), model)
+        if tcfg["n_ensemble"] > 1:
+            model = est.Ensemble(model, n_estimators=tcfg["n_ensemble"], random_state=self.config["seed"])
+        return model
+
+    def _train(self) -> list[str]:
+        from .estimators.persistence import save_estimator
+
+        data = dict(np.load(self.out / "train_sample.npz"))
+        model = self._make_estimator()
+        if self.config["training"]["method"] == "sally":
+            model.fit(data["x"], data["t_xz"])
+        else:
+            model.fit(data["x"], data["y"], theta=data["theta0"], r_xz=data.get("r_xz"), t_xz=data.get("t_xz"))
+        save_estimator(model, self.out / "model.skm")
+        return ["model.skm"]
+
+    def _infer(self) -> list[str]:
+        from .estimators.persistence import load_estimator
+        from .inference import AsymptoticLimits, FisherInformation
+
+        cfg = self.config
+        icfg = cfg["inference"]
+        test = EventSet.load(self.out / "events_test.h5")
+        model = load_estimator(self.out / "model.skm")
+        space = test.space
+        theta_ref = self._theta_ref(space, icfg["theta_ref"])
+        lumi = float(icfg["luminosity"])
+        fisher = FisherInformation(test)
+        infos: dict[str, np.ndarray] = {
+            "rate": fisher.rate_information(theta_ref, lumi),
+            "truth": fisher.truth_information(theta_ref, lumi),
+        }
+        for obs in icfg["histograms"] or test.observable_names[:1]:
+            infos[f"histogram {obs}"] = fisher.histogram_information(theta_ref, lumi, obs, bins=icfg["n_bins"])
+        method = cfg["training"]["method"]
+        if method == "sally":
+            infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
+        results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
+                                   "fisher_information": {k: np.asarray(v) for k, v in infos.items()}}
+        arrays: dict[str, np.ndarray] = {}
+        if icfg["limits"]:
+            grid = _grid(space.ranges, icfg["grid"]["n_points"])
+            limits = AsymptoticLimits(test, luminosity=lumi)
+            hist_obs = icfg["histograms"][:1] or test.observable_names[:1]
+            maps = {f"histogram {hist_obs[0]}": limits.expected_limits(theta_true=theta_ref, grid=grid,
+                                                                       mode="histogram", observables=hist_obs,
+                                                                       bins=icfg["n_bins"])}
+            if method == "sally":
+                maps["SALLY"] = limits.expected_limits(theta_true=theta_ref, grid=grid, mode="sally",
+                                                       estimator=model, bins=icfg["n_bins"])
+            else:
+                maps[method.upper()] = limits.expected_limits(theta_true=theta_ref, grid=grid, mode="ratio",
+                                                              estimator=model)
+            arrays["grid"] = grid
+            results["limits"] = {}
+            for name, res in maps.items():
+                arrays[f"pvalues {name}"] = res.p_values
+                results["limits"][name] = {"best_fit": res.best_fit}
+        write_json_atomic(self.out / "results.json", results)
+        _save_npz_atomic(self.out / "results.npz", **{k.replace(" ", "_"): v for k, v in arrays.items()})
+        self.results = results
+        return ["results.json", "results.npz"]
+
+    def _plot(self) -> list[str]:
+        from . import plotting
+
+        cfg = self.config
+        if not cfg["plots"]["enabled"]:
+            return []
+        results = json.loads((self.out / "results.json").read_text())
+        arrays = dict(np.load(self.out / "results.npz"))
+        test = EventSet.load(self.out / "events_test.h5")
+        written: list[str] = []
+        infos = {k: np.asarray(v) for k, v in results["fisher_information"].items()}
+        theta_ref = np.asarray(results["theta_ref"])
+        for fmt in cfg["plots"]["formats"]:
+            name = f"fisher_contours.{fmt}"
+            plotting.plot_fisher_contours(infos, theta_ref=theta_ref, parameter_names=test.space.parameter_names,
+                                          path=self.out / name)
+            written.append(name)
+            name = f"observables.{fmt}"
+            plotting.plot_distributions(test, thetas=_plot_thetas(test.space, theta_ref), path=self.out / name)
+            written.append(name)
+            if "grid" in arrays:
+                pv = {k[len("pvalues_"):].replace("_", " "): v for k, v in arrays.items() if k.startswith("pvalues_")}
+                name = f"pvalues.{fmt}"
+                plotting.plot_pvalues(arrays["grid"], pv, parameter_names=test.space.parameter_names,
+                                      path=self.out / name)
+                written.append(name)
+        return written
+
+
+def _grid(ranges: np.ndarray, n_points: int) -> np.ndarray:
+    axes = [np.linspace(lo, hi, n_points) for lo, hi in np.asarray(ranges)]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _plot_thetas(space: ParameterSpace, theta_ref: np.ndarray) -> np.ndarray:
+    ranges = space.ranges
+    pts = [theta_ref]
+    for i in range(space.n_parameters):
+        p = theta_ref.copy()
+        p[i] = ranges[i, 1]
+        pts.append(p)
+    return np.array(pts)

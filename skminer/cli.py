@@ -1,0 +1,102 @@
+"""Command line: ``skminer run analysis.yaml``, ``skminer demo``, ``skminer info events.h5``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, load_config, validate_config
+
+__all__ = ["main", "DEMO_CONFIG"]
+
+DEMO_CONFIG = {
+    "output": "skminer-demo",
+    "seed": 1,
+    "simulation": {"simulator": "toy", "n_events": 200_000},
+    "augmentation": {"n_samples": 100_000, "test_fraction": 0.3},
+    "training": {"method": "sally", "params": {"hidden_layer_sizes": [64, 64], "max_epochs": 40}},
+    "inference": {"luminosity": 100.0, "histograms": ["x0"], "n_bins": 20, "grid": {"n_points": 25}},
+}
+
+
+def _print_summary(summary: dict) -> None:
+    print("stages: " + ", ".join(f"{k} ({v})" for k, v in summary["stages"].items()))
+    results = summary.get("results") or {}
+    for name, info in results.get("fisher_information", {}).items():
+        info = np.asarray(info)
+        print(f"Fisher information {name:>22}: " + np.array2string(info, precision=4, suppress_small=True)
+              .replace("\n", " "))
+    for name, lim in (results.get("limits") or {}).items():
+        print(f"best fit ({name}): {np.round(np.asarray(lim['best_fit']), 4).tolist()}")
+
+
+def _run(config: dict, force: bool) -> int:
+    from .analysis import Analysis
+
+    summary = Analysis(config, progress=True).run(force=force)
+    _print_summary(summary)
+    print(f"outputs in {config['output']}")
+    return 0
+
+
+def _info(path: str) -> int:
+    from .events import EventSet
+
+    events = EventSet.load(path)
+    print(events)
+    xs = events.weights.sum(axis=0)
+    for name, x in zip(events.benchmark_names, xs, strict=True):
+        print(f"  cross section at {name:>16}: {x:.6g} pb")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``skminer`` command."""
+    parser = argparse.ArgumentParser(prog="skminer", description="Machine-learning-based inference for "
+                                     "particle physics (MadMiner's techniques as scikit-learn estimators).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the analysis described by a YAML file")
+    p_run.add_argument("config", help="analysis YAML file")
+    p_run.add_argument("--force", action="store_true", help="rerun stages even when up to date")
+    p_demo = sub.add_parser("demo", help="run a complete example analysis on the built-in simulator")
+    p_demo.add_argument("--output", default="skminer-demo", help="output folder (default skminer-demo)")
+    p_demo.add_argument("--force", action="store_true", help="rerun stages even when up to date")
+    p_demo.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    p_demo.add_argument("--write-config", metavar="FILE", help="write the demo's YAML config and exit")
+    p_info = sub.add_parser("info", help="describe an event file")
+    p_info.add_argument("events", help="HDF5 event file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.command == "run":
+            return _run(load_config(args.config), args.force)
+        if args.command == "demo":
+            raw = json.loads(json.dumps(DEMO_CONFIG))
+            raw["output"] = str(Path(args.output).resolve())
+            if args.quick:
+                raw["simulation"]["n_events"] = 20_000
+                raw["augmentation"]["n_samples"] = 10_000
+                raw["training"]["params"]["max_epochs"] = 3
+                raw["inference"]["grid"]["n_points"] = 7
+            if args.write_config:
+                import yaml
+
+                Path(args.write_config).write_text(yaml.safe_dump(raw, sort_keys=False))
+                print(f"wrote {args.write_config}")
+                return 0
+            return _run(validate_config(raw, source="demo"), args.force)
+        return _info(args.events)
+    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"skminer: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

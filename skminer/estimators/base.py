@@ -1,0 +1,361 @@
+"""Shared base class of the neural estimators (training through a private skorch net, prediction, persistence).
+
+Subclasses (SALLY, the ratio estimators, and flows/SALLINO/ensembles added on top) implement
+
+* ``_build_module(self, **stats) -> torch.nn.Module``: the network, built from hyperparameters and fitted shape
+  attributes (``n_features_in_`` ...). ``stats`` are standardisation statistics passed at fit time; when the
+  state is restored they are omitted and come back through the module's state dict (buffers).
+* ``_build_criterion(self) -> torch.nn.Module``: the loss ``criterion(y_pred, y_true)`` (module output and the
+  dict of target tensors).
+* ``_fitted_attributes``: names of fitted attributes (besides the ones listed in
+  :attr:`NeuralEstimatorBase._base_fitted_attributes`) that :meth:`~NeuralEstimatorBase._get_fitted_state`
+  must save; they must be ints, floats, bools, strings, None, lists/tuples of those, or numpy arrays.
+* ``_grad_in_validation``: whether validation losses need autograd (losses with ``d/d theta`` terms).
+
+and call :meth:`NeuralEstimatorBase._train` from ``fit`` with dicts of numpy arrays: the module inputs (keys
+are the ``forward`` argument names) and the loss targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.special import expit
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import EarlyStopping
+from torch import nn
+
+from ._net import (
+    LogSink,
+    RandomValidSplit,
+    SkminerNet,
+    TensorBatchIterator,
+    TensorDictDataset,
+    check_activation,
+    check_hidden_layer_sizes,
+    init_module_,
+)
+from ._torch_utils import as_float_tensor, resolve_device, seed_from_random_state, to_numpy, torch_generator
+
+logger = logging.getLogger("skminer.estimators")
+
+__all__ = ["NeuralEstimatorBase", "ClassifierOutputMixin", "STATE_FORMAT_VERSION", "EVAL_BATCH_SIZE"]
+
+#: Version tag of the dict returned by ``_get_fitted_state``.
+STATE_FORMAT_VERSION = 1
+#: Rows per forward pass at prediction time.
+EVAL_BATCH_SIZE = 65536
+#: Minimum validation batch size (validation needs no small batches).
+_MIN_VALID_BATCH = 4096
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _primitive(value: Any) -> Any:
+    """Convert a fitted attribute / parameter to types ``torch.load(weights_only=True)`` can read back."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype == object or value.dtype.kind in "US":
+            return [_primitive(v) for v in value.tolist()]
+        return value.copy()
+    if isinstance(value, (list, tuple)):
+        return [_primitive(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _primitive(v) for k, v in value.items()}
+    raise TypeError(f"cannot store {type(value).__name__} in a fitted state")
+
+
+class NeuralEstimatorBase(BaseEstimator):
+    """Base class: hyperparameter checks, the skorch training loop, batched evaluation, state export/import.
+
+    Not for direct use. The public parameters common to all neural estimators are
+
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden layers.
+    activation : str
+        Hidden-layer activation, one of :data:`skminer.estimators._net.ACTIVATIONS`.
+    lr : float
+        Adam learning rate.
+    batch_size : int
+        Training mini-batch size.
+    max_epochs : int
+        Maximum number of passes over the training data.
+    early_stopping : bool
+        Hold out a random ``validation_fraction`` of the data, stop when the validation loss has not improved
+        for ``patience`` epochs and restore the weights of the best epoch. If false, train on all data for
+        ``max_epochs`` epochs.
+    validation_fraction : float
+        Fraction of the training data held out for early stopping (0, or too few events for a non-empty
+        validation set, disables the split and hence early stopping).
+    patience : int
+        Epochs without validation improvement before stopping.
+    device : str
+        Torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    random_state : None, int, RandomState or Generator
+        Seeds weight initialisation, the validation split and batch shuffling (locally: the global numpy and
+        torch generators are neither seeded nor consumed).
+    verbose : int
+        0: quiet; >= 1: log the per-epoch table at INFO level (logger ``skminer.estimators``).
+
+    Fitted attributes (all estimators): ``net_`` (the private skorch net), ``n_features_in_``, ``n_epochs_``,
+    ``best_epoch_`` (1-based epoch whose weights were kept), ``loss_curve_`` (training loss per epoch),
+    ``validation_loss_curve_`` (list, or None without validation).
+    """
+
+    _base_fitted_attributes: ClassVar[tuple[str, ...]] = (
+        "n_features_in_", "feature_names_in_", "n_epochs_", "best_epoch_", "loss_curve_", "validation_loss_curve_",
+    )
+    _fitted_attributes: ClassVar[tuple[str, ...]] = ()
+    _tuple_params: ClassVar[tuple[str, ...]] = ("hidden_layer_sizes",)
+    _grad_in_validation: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _build_module(self, **stats: Any) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _build_criterion(self) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ checks
+    def _validate_hyperparameters(self) -> None:
+        """Check the common hyperparameters; errors name the parameter."""
+        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        check_activation(self.activation)
+        if not isinstance(self.lr, numbers.Real) or isinstance(self.lr, bool) or not self.lr > 0:
+            raise ValueError(f"lr must be a positive float, got {self.lr!r}")
+        for name in ("batch_size", "max_epochs", "patience"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
+        vf = self.validation_fraction
+        if not isinstance(vf, numbers.Real) or isinstance(vf, bool) or not 0.0 <= vf < 1.0:
+            raise ValueError(f"validation_fraction must be a float in [0, 1), got {vf!r}")
+        if not _is_int(self.verbose) or self.verbose < 0:
+            raise ValueError(f"verbose must be a non-negative int, got {self.verbose!r}")
+        resolve_device(self.device)
+
+    # ------------------------------------------------------------------ training
+    def _new_module(self, generator: torch.Generator | None = None, **stats: Any) -> nn.Module:
+        # construction draws PyTorch's default init from the global RNG: fork it so nothing global changes,
+        # then re-initialise from the local generator
+        with torch.random.fork_rng(devices=[]):
+            module = self._build_module(**stats)
+        if generator is not None:
+            init_module_(module, generator)
+        return module
+
+    def _make_net(self, module: nn.Module, criterion: nn.Module, *, seeds: Sequence[int] = (0, 0),
+                  n_rows: int = 0) -> SkminerNet:
+        """The private skorch net around ``module`` (validation split only when ``early_stopping``)."""
+        device = resolve_device(self.device)
+        use_valid = bool(self.early_stopping) and RandomValidSplit.n_valid(n_rows, self.validation_fraction) > 0
+        callbacks = []
+        if use_valid:
+            callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=int(self.patience),
+                                                              load_best=True, sink=LogSink(self.verbose))))
+        return SkminerNet(
+            module=module,
+            criterion=criterion,
+            optimizer=torch.optim.Adam,
+            lr=float(self.lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            train_split=RandomValidSplit(self.validation_fraction, seeds[0]) if use_valid else None,
+            iterator_train=TensorBatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__seed=int(seeds[1]),
+            iterator_valid=TensorBatchIterator,
+            iterator_valid__batch_size=max(int(self.batch_size), _MIN_VALID_BATCH),
+            callbacks=callbacks,
+            callbacks__print_log__sink=LogSink(self.verbose),
+            device=str(device),
+            verbose=int(self.verbose),
+            grad_in_validation=self._grad_in_validation,
+        )
+
+    def _train(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None],
+               stats: Mapping[str, Any] | None = None) -> NeuralEstimatorBase:
+        """Build module and criterion, train with skorch, and set ``net_`` and the history attributes.
+
+        Parameters
+        ----------
+        inputs : dict of str to ndarray
+            Module inputs, keyed by the module's ``forward`` argument names; first axis = events.
+        targets : dict of str to ndarray or None
+            Loss targets (``None`` entries are dropped).
+        stats : dict, optional
+            Keyword arguments for ``_build_module`` (standardisation statistics).
+        """
+        self._validate_hyperparameters()
+        seed = seed_from_random_state(self.random_state)
+        s_init, s_split, s_shuffle = (int(s) for s in np.random.SeedSequence(seed).generate_state(3) % (2**31 - 1))
+        device = resolve_device(self.device)
+        X_t = {k: as_float_tensor(v, device) for k, v in inputs.items()}
+        y_t = {k: as_float_tensor(v, device) for k, v in targets.items() if v is not None}
+        dataset = TensorDictDataset(X_t, y_t)
+        module = self._new_module(torch_generator(s_init), **(stats or {}))
+        net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
+        net.fit(dataset, None)
+        self.net_ = net
+        hist = net.history
+        self.n_epochs_ = len(hist)
+        self.loss_curve_ = [float(v) for v in hist[:, "train_loss"]]
+        if net.train_split is not None:
+            self.validation_loss_curve_ = [float(v) for v in hist[:, "valid_loss"]]
+            es = dict(net.callbacks_)["early_stopping"]
+            self.best_epoch_ = int(es.best_epoch_) if es.best_epoch_ else self.n_epochs_
+        else:
+            self.validation_loss_curve_ = None
+            self.best_epoch_ = self.n_epochs_
+        if not np.all(np.isfinite(self.loss_curve_)):
+            warnings.warn(f"{type(self).__name__}: the training loss became non-finite; consider a smaller lr "
+                          "or a smaller log_r_clip", RuntimeWarning, stacklevel=3)
+        net.module_.eval()
+        logger.debug("%s trained for %d epochs (best %d) on %d events", type(self).__name__, self.n_epochs_,
+                     self.best_epoch_, len(dataset))
+        return self
+
+    # ------------------------------------------------------------------ evaluation
+    @property
+    def module_(self) -> nn.Module:
+        """The trained torch module (``net_.module_``)."""
+        check_is_fitted(self, "net_")
+        return self.net_.module_
+
+    def _evaluate(self, fn: Callable[..., torch.Tensor], arrays: Sequence[np.ndarray], grad: bool = False,
+                  batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+        """Apply ``fn(module, *tensors)`` batch by batch and concatenate the float64 results.
+
+        ``arrays`` share their first axis; with ``grad=True`` autograd is enabled (for ``d/d theta``).
+        """
+        module = self.net_.module_
+        module.eval()
+        device = self.net_.device
+        n = arrays[0].shape[0]
+        outs = []
+        for start in range(0, n, batch_size):
+            tensors = [as_float_tensor(a[start:start + batch_size], device) for a in arrays]
+            with torch.set_grad_enabled(grad):
+                out = fn(module, *tensors)
+            outs.append(to_numpy(out))
+        if not outs:
+            raise ValueError("no events to evaluate")
+        return np.concatenate(outs, axis=0)
+
+    # ------------------------------------------------------------------ persistence hooks
+    def _state_attribute_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self._base_fitted_attributes + tuple(self._fitted_attributes)))
+
+    def _get_fitted_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild this fitted estimator without training.
+
+        Returns
+        -------
+        dict
+            ``{"format": int, "class": "module.QualName", "params": {...}, "attributes": {...},
+            "module_state": {name: tensor}}`` with only primitives, lists, numpy arrays (attributes) and CPU
+            tensors (the module's ``state_dict``), so that it can be written with :func:`torch.save` and read
+            with ``torch.load(weights_only=True)`` (numpy arrays may need to be converted by the caller).
+        """
+        check_is_fitted(self, "net_")
+        params = {}
+        for k, v in self.get_params(deep=False).items():
+            if k == "random_state" and not (v is None or _is_int(v)):
+                v = None  # a RandomState/Generator instance only matters for fitting
+            params[k] = _primitive(v)
+        attrs = {name: _primitive(getattr(self, name)) for name in self._state_attribute_names()
+                 if hasattr(self, name)}
+        module_state = {k: v.detach().cpu().clone() for k, v in self.net_.module_.state_dict().items()}
+        return {"format": STATE_FORMAT_VERSION, "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "params": params, "attributes": attrs, "module_state": module_state}
+
+    def _set_fitted_state(self, state: Mapping[str, Any]) -> NeuralEstimatorBase:
+        """Restore a state from :meth:`_get_fitted_state` into this (unfitted or fitted) estimator.
+
+        The estimator's own hyperparameters define the architecture; they must match those the state was
+        produced with (:meth:`_from_fitted_state` takes them from the state). The module is rebuilt and its
+        weights loaded; nothing is trained.
+        """
+        if not isinstance(state, Mapping) or "module_state" not in state or "attributes" not in state:
+            raise ValueError("state must be a dict from _get_fitted_state with 'attributes' and 'module_state'")
+        fmt = state.get("format")
+        if fmt != STATE_FORMAT_VERSION:
+            raise ValueError(f"unsupported fitted-state format {fmt!r} (expected {STATE_FORMAT_VERSION})")
+        cls_name = f"{type(self).__module__}.{type(self).__qualname__}"
+        if state.get("class") not in (None, cls_name):
+            raise ValueError(f"state was saved from {state.get('class')}, cannot load it into {cls_name}")
+        self._validate_hyperparameters()
+        for name, value in state["attributes"].items():
+            if name == "feature_names_in_":
+                value = np.asarray(value, dtype=object)
+            elif isinstance(value, torch.Tensor):
+                value = value.numpy()
+            setattr(self, name, value)
+        module = self._new_module(None)
+        try:
+            module.load_state_dict({k: torch.as_tensor(v) for k, v in state["module_state"].items()})
+        except RuntimeError as err:
+            raise ValueError(f"the saved weights do not fit {cls_name} with these hyperparameters: {err}") from err
+        net = self._make_net(module, self._build_criterion(), n_rows=0)
+        net.initialize()
+        net.module_.eval()
+        self.net_ = net
+        return self
+
+    @classmethod
+    def _from_fitted_state(cls, state: Mapping[str, Any], device: str | None = None) -> NeuralEstimatorBase:
+        """Construct an estimator with the saved hyperparameters and restore its fitted state.
+
+        Parameters
+        ----------
+        state : dict
+            From :meth:`_get_fitted_state` (possibly after ``torch.save`` / ``torch.load(weights_only=True)``).
+        device : str, optional
+            Override the saved ``device`` parameter (e.g. load a GPU-trained model on a CPU-only machine).
+        """
+        params = dict(state.get("params", {}))
+        for name in cls._tuple_params:
+            if isinstance(params.get(name), list):
+                params[name] = tuple(params[name])
+        if device is not None:
+            params["device"] = device
+        return cls(**params)._set_fitted_state(state)
+
+
+class ClassifierOutputMixin:
+    """``predict_proba`` for classifier-type ratio estimators: ``P(y=1 | x) = s = 1 / (1 + r)``."""
+
+    classes_ = np.array([0, 1])
+    __metadata_request__predict_proba = {"theta": True}
+
+    def predict_proba(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Class probabilities ``[P(y=0|x), P(y=1|x)] = [r / (1 + r), 1 / (1 + r)]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta : array-like
+            As for ``predict_log_ratio``.
+
+        Returns
+        -------
+        ndarray of shape (n_events, 2)
+        """
+        log_r = self.predict_log_ratio(X, theta)
+        return np.stack([expit(log_r), expit(-log_r)], axis=1)

@@ -1,0 +1,430 @@
+"""Parameterised likelihood-ratio estimators: CARL, ROLR, ALICE, CASCAL, RASCAL, ALICES.
+
+All estimate ``log r(x | theta, theta1) = log p(x | theta) - log p(x | theta1)`` for a fixed reference
+``theta1`` (the denominator sample) with a network ``log r_hat = f(x, theta)``; they differ in the loss
+(see :mod:`skminer.estimators.losses`).
+
+Data conventions (MadMiner's): label ``y = 0`` for ``x ~ p(x | theta0)`` and ``y = 1`` for ``x ~ p(x | theta1)``;
+``theta`` holds ``theta0`` for every event of both classes (both classes must share the theta values, otherwise
+the label leaks through theta); ``r_xz`` is the joint likelihood ratio ``r(x, z | theta0, theta1)`` and ``t_xz``
+the joint score ``grad_theta log p(x, z | theta)`` at ``theta0``.
+
+``theta``, ``r_xz`` and ``t_xz`` are keyword metadata. Inside a :class:`~sklearn.pipeline.Pipeline` or
+:class:`~sklearn.model_selection.GridSearchCV` they travel through scikit-learn's metadata routing
+(``sklearn.set_config(enable_metadata_routing=True)``); the requests of ``fit`` (theta, r_xz, t_xz),
+``score`` (theta, r_xz), ``predict`` and ``predict_proba`` (theta) default to True. Without routing, a Pipeline
+still accepts ``pipe.fit(X, y, carl__theta=...)`` and ``pipe.predict(X, theta=...)``, but ``score`` inside
+``GridSearchCV`` cannot receive theta and raises an error explaining how to enable routing.
+
+These estimators are neither classifiers nor regressors for scikit-learn, so ``GridSearchCV`` splits with an
+unshuffled ``KFold``: shuffle the training sample (the samplers do) or pass ``cv=KFold(shuffle=True)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import expit
+from sklearn.utils import column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from torch import nn
+
+from ._net import RatioNet, Standardizer
+from .base import ClassifierOutputMixin, NeuralEstimatorBase
+from .losses import (
+    RatioCriterion,
+    log_r_xz_from_r_xz,
+    method_needs_r_xz,
+    method_needs_t_xz,
+    ratio_cross_entropy,
+)
+
+__all__ = ["RatioEstimatorBase", "CARL", "ROLR", "ALICE", "CASCAL", "RASCAL", "ALICES"]
+
+
+def _missing_theta_message(owner: str, method: str, double: bool) -> str:
+    what = "the stacked parameter points [theta0, theta1] of each event" if double else \
+        "the parameter point theta0 of each event"
+    fit_request = "theta=True, r_xz=True, t_xz=True" + (", t_xz1=True" if double else "")
+    return (
+        f"{owner}.{method}() needs theta ({what}), but theta is None. If {owner} sits inside a Pipeline, "
+        "GridSearchCV or another meta-estimator, theta can only reach it through scikit-learn's metadata "
+        "routing: call sklearn.set_config(enable_metadata_routing=True) and pass theta=... (and r_xz=..., "
+        "t_xz=...) to the outer fit/score/predict. The requests default to True; to set them explicitly use "
+        f"est.set_fit_request({fit_request}) and est.set_score_request(theta=True, r_xz=True)."
+    )
+
+
+class RatioEstimatorBase(NeuralEstimatorBase):
+    """Shared implementation of the singly and doubly parameterised ratio estimators (not for direct use).
+
+    Subclasses set ``_method`` (a key of :data:`skminer.estimators.losses.RATIO_METHODS`) and ``_double``.
+    """
+
+    _method: ClassVar[str] = "carl"
+    _double: ClassVar[bool] = False
+    _fitted_attributes = ("n_parameters_",)
+
+    __metadata_request__fit = {"theta": True, "r_xz": True, "t_xz": True}
+    __metadata_request__score = {"theta": True, "r_xz": True}
+    __metadata_request__predict = {"theta": True}
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
+                 validation_fraction: float = 0.25, patience: int = 10, log_r_clip: float = 10.0,
+                 device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.log_r_clip = log_r_clip
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def _alpha(self) -> float:
+        return float(getattr(self, "alpha", 0.0))
+
+    @property
+    def _uses_score(self) -> bool:
+        return method_needs_t_xz(self._method) and self._alpha != 0.0
+
+    @property
+    def _grad_in_validation(self) -> bool:  # type: ignore[override]
+        return self._uses_score
+
+    @property
+    def _n_theta(self) -> int:
+        return (2 if self._double else 1) * self.n_parameters_
+
+    def _validate_hyperparameters(self) -> None:
+        super()._validate_hyperparameters()
+        c = self.log_r_clip
+        if not isinstance(c, numbers.Real) or isinstance(c, bool) or not c > 0:
+            raise ValueError(f"log_r_clip must be a positive float, got {c!r}")
+        if hasattr(self, "alpha"):
+            a = self.alpha
+            if not isinstance(a, numbers.Real) or isinstance(a, bool) or not (a >= 0 and np.isfinite(a)):
+                raise ValueError(f"alpha must be a non-negative float, got {a!r}")
+
+    def _build_module(self, **stats: Any) -> nn.Module:
+        return RatioNet(self.n_features_in_, self._n_theta, self.hidden_layer_sizes, self.activation,
+                        return_score=self._uses_score, **stats)
+
+    def _build_criterion(self) -> nn.Module:
+        return RatioCriterion(self._method, alpha=self._alpha, log_r_clip=float(self.log_r_clip),
+                              n_parameters=self.n_parameters_, double=self._double)
+
+    # ------------------------------------------------------------------ input checks
+    def _check_theta_fit(self, theta: Any, n: int) -> np.ndarray:
+        theta = check_array(theta, dtype=np.float64, ensure_2d=False, input_name="theta")
+        if theta.ndim == 1:
+            if self._double:
+                raise ValueError(f"theta must have shape (n_events, 2 * n_parameters) = [theta0, theta1], "
+                                 f"got shape {theta.shape}")
+            theta = theta.reshape(-1, 1)
+        if theta.ndim != 2 or theta.shape[0] != n:
+            raise ValueError(f"theta must have one row per event ({n}), got shape {theta.shape}")
+        if self._double and theta.shape[1] % 2:
+            raise ValueError(f"theta must be [theta0, theta1] with an even number of columns, got {theta.shape[1]}")
+        return theta
+
+    def _broadcast_theta(self, theta: Any, n: int) -> np.ndarray:
+        """theta for prediction: one point (broadcast to all events) or one row per event."""
+        k = self._n_theta
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.ndim == 0:
+            theta = theta.reshape(1)
+        if theta.ndim == 1:
+            if theta.size == k:
+                theta = theta.reshape(1, k)
+            elif k == 1 and theta.size == n:
+                theta = theta.reshape(n, 1)
+        if theta.ndim != 2 or theta.shape[1] != k or theta.shape[0] not in (1, n):
+            expected = "[theta0, theta1] stacked, " if self._double else ""
+            raise ValueError(f"theta must have shape ({k},) or (n_events={n}, {k}) ({expected}n_parameters="
+                             f"{self.n_parameters_}), got shape {theta.shape}")
+        if not np.all(np.isfinite(theta)):
+            raise ValueError("theta contains NaN or inf")
+        return np.broadcast_to(theta, (n, k))
+
+    def _check_event_array(self, a: Any, name: str, n: int, width: int | None) -> np.ndarray:
+        a = check_array(a, dtype=np.float64, ensure_2d=False, input_name=name,
+                        ensure_all_finite=name != "r_xz")
+        if width is None:
+            a = a.reshape(-1) if a.ndim == 2 and a.shape[1] == 1 else a
+            if a.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+        else:
+            if a.ndim == 1 and width == 1:
+                a = a.reshape(-1, 1)
+            if a.shape != (n, width):
+                raise ValueError(f"{name} must have shape ({n}, {width}), got {a.shape}")
+        return a
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X: Any, y: Any, theta: Any, r_xz: Any, t_xz: Any, t_xz1: Any = None) -> RatioEstimatorBase:
+        owner = type(self).__name__
+        self._validate_hyperparameters()
+        if theta is None:
+            raise ValueError(_missing_theta_message(owner, "fit", self._double))
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        n = X.shape[0]
+        if not np.all(np.isin(y, (0.0, 1.0))):
+            raise ValueError(f"{owner}.fit: y must contain the labels 0 (x drawn at theta0) and 1 (x drawn at "
+                             f"theta1), found values {np.unique(y)[:10].tolist()}")
+        theta = self._check_theta_fit(theta, n)
+        p = theta.shape[1] // 2 if self._double else theta.shape[1]
+        self.n_parameters_ = int(p)
+        targets: dict[str, np.ndarray | None] = {"y": y}
+        if method_needs_r_xz(self._method):
+            if r_xz is None:
+                raise ValueError(f"{owner} needs the joint likelihood ratio r_xz (fit(..., r_xz=...)); "
+                                 "inside a Pipeline/GridSearchCV enable metadata routing (see theta)")
+            targets["log_r_xz"] = log_r_xz_from_r_xz(self._check_event_array(r_xz, "r_xz", n, None))
+        if self._uses_score:
+            if t_xz is None:
+                raise ValueError(f"{owner} needs the joint score t_xz at theta0 (fit(..., t_xz=...)), or alpha=0")
+            targets["t_xz"] = self._check_event_array(t_xz, "t_xz", n, p)
+            if self._double and t_xz1 is not None:
+                targets["t_xz1"] = self._check_event_array(t_xz1, "t_xz1", n, p)
+        x_mean, x_scale = Standardizer.stats(X)
+        th_mean, th_scale = Standardizer.stats(theta)
+        stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}
+        return self._train({"x": X, "theta": theta}, targets, stats)
+
+    # ------------------------------------------------------------------ prediction
+    def _check_predict_inputs(self, X: Any, theta: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self, "net_")
+        if theta is None:
+            raise ValueError(_missing_theta_message(type(self).__name__, method, self._double))
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X, self._broadcast_theta(theta, X.shape[0])
+
+    def predict_log_ratio(self, X: Any, theta: Any) -> np.ndarray:
+        """Estimated ``log r(x | theta0, theta1)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta : array-like
+            Singly parameterised: ``theta0`` as one point ``(n_parameters,)`` (broadcast to all events) or one
+            row per event ``(n_events, n_parameters)``. Doubly parameterised: ``[theta0, theta1]`` stacked,
+            ``(2 n_parameters,)`` or ``(n_events, 2 n_parameters)``.
+
+        Returns
+        -------
+        ndarray of shape (n_events,)
+        """
+        X, theta = self._check_predict_inputs(X, theta, "predict_log_ratio")
+        return self._evaluate(lambda m, x, th: m.log_r(x, th), [X, theta])
+
+    def predict(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Same as :meth:`predict_log_ratio` (so that ``Pipeline.predict(X, theta=...)`` works)."""
+        X, theta = self._check_predict_inputs(X, theta, "predict")
+        return self._evaluate(lambda m, x, th: m.log_r(x, th), [X, theta])
+
+    def score_at(self, X: Any, theta: Any) -> np.ndarray:
+        """Estimated score ``d log r_hat(x | theta0, theta1) / d theta0`` (= ``t(x | theta0)``), by autograd.
+
+        Parameters
+        ----------
+        X, theta
+            As for :meth:`predict_log_ratio`.
+
+        Returns
+        -------
+        ndarray of shape (n_events, n_parameters)
+        """
+        X, theta = self._check_predict_inputs(X, theta, "score_at")
+        p = self.n_parameters_
+        return self._evaluate(lambda m, x, th: m.log_r_and_score(x, th)[1][:, :p], [X, theta], grad=True)
+
+    # sample_weight is accepted because Pipeline.score always forwards it under metadata routing
+    def score(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, sample_weight: Any = None) -> float:
+        """Alpha-independent model-selection criterion: minus the cross entropy of ``s_hat = 1/(1 + r_hat)``.
+
+        The target is the joint-ratio soft label ``s_xz = 1 / (1 + r_xz)`` when ``r_xz`` is given (lower
+        variance), otherwise the labels ``y``. Greater is better, so ``GridSearchCV`` can compare models
+        trained with different losses or ``alpha``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : array-like of shape (n_events,)
+        theta : array-like
+            As in :meth:`fit` (per event) or one point.
+        r_xz : array-like of shape (n_events,), optional
+        sample_weight : array-like of shape (n_events,), optional
+
+        Returns
+        -------
+        float
+        """
+        if theta is None:
+            raise ValueError(_missing_theta_message(type(self).__name__, "score", self._double))
+        log_r = self.predict_log_ratio(X, theta)
+        n = log_r.shape[0]
+        y = column_or_1d(np.asarray(y, dtype=np.float64))
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},), got {y.shape}")
+        if r_xz is not None:
+            target = expit(-log_r_xz_from_r_xz(self._check_event_array(r_xz, "r_xz", n, None)))
+        else:
+            target = y
+        if sample_weight is not None:
+            sample_weight = self._check_event_array(sample_weight, "sample_weight", n, None)
+        return -ratio_cross_entropy(log_r, target, sample_weight)
+
+
+class _AlphaRatioEstimatorBase(RatioEstimatorBase):
+    """Ratio estimators whose loss has a score term weighted by ``alpha``."""
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 alpha: float = 1.0, lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50,
+                 early_stopping: bool = True, validation_fraction: float = 0.25, patience: int = 10,
+                 log_r_clip: float = 10.0, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, lr=lr, batch_size=batch_size,
+                         max_epochs=max_epochs, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, patience=patience, log_r_clip=log_r_clip,
+                         device=device, random_state=random_state, verbose=verbose)
+        self.alpha = alpha
+
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100, 100)
+        Hidden layers of the network ``log r_hat = f(x, theta)``.
+    activation : str, default="tanh"
+        Hidden activation (smooth activations give smooth scores ``d log r / d theta``).{alpha}
+    lr : float, default=1e-3
+        Adam learning rate.
+    batch_size : int, default=128
+    max_epochs : int, default=50
+    early_stopping : bool, default=True
+        Random validation split, stop after ``patience`` epochs without improvement, restore the best epoch.
+    validation_fraction : float, default=0.25
+    patience : int, default=10
+    log_r_clip : float, default=10.0
+        Bound on ``|log r|`` wherever a loss exponentiates it (the ROLR/RASCAL ratio terms, estimate and joint
+        ratio) and on the joint log ratio that forms ALICE's soft labels. Cross entropies use logits and are
+        otherwise unclipped; predictions are never clipped.
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    random_state : None, int, RandomState or Generator, default=None
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The private trained net.
+    n_features_in_ : int
+    n_parameters_ : int
+        Number of theory parameters (columns of theta0).
+    n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
+        Training history.
+"""
+
+_ALPHA_DOC = """
+    alpha : float, default=1.0
+        Weight of the joint-score term ``mean[(1 - y) |t_hat - t_xz|^2]`` relative to the ratio term."""
+
+
+def _doc(summary: str, alpha: bool) -> str:
+    return summary + "\n" + _PARAMS_DOC.format(alpha=_ALPHA_DOC if alpha else "")
+
+
+def _fit_doc(loss: str) -> str:
+    return f"""Train with the {loss} loss.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : array-like of shape (n_events,)
+            0: ``x`` drawn at ``theta0``; 1: ``x`` drawn at the reference ``theta1``.
+        theta : array-like of shape (n_events, n_parameters) or (n_events,)
+            ``theta0`` of every event (shared by both classes).
+        r_xz : array-like of shape (n_events,), optional
+            Joint likelihood ratio ``r(x, z | theta0, theta1)`` (required by ROLR, ALICE, RASCAL, ALICES).
+        t_xz : array-like of shape (n_events, n_parameters), optional
+            Joint score at ``theta0`` (required by CASCAL, RASCAL, ALICES unless ``alpha == 0``).
+
+        Returns
+        -------
+        self
+        """
+
+
+class CARL(ClassifierOutputMixin, RatioEstimatorBase):
+    __doc__ = _doc("CARL: calibrated classifier, cross entropy of ``s_hat = 1/(1 + r_hat)`` against the labels.",
+                   alpha=False)
+    _method = "carl"
+
+    def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> CARL:
+        return self._fit(X, y, theta, r_xz, t_xz)
+
+    fit.__doc__ = _fit_doc("CARL")
+
+
+class ROLR(RatioEstimatorBase):
+    __doc__ = _doc("ROLR: regression on the joint likelihood ratio, ``(1-y)|1/r_hat - 1/r_xz|^2 + "
+                   "y|r_hat - r_xz|^2`` (y=1 events, drawn at theta1, regress r; y=0 events regress 1/r).",
+                   alpha=False)
+    _method = "rolr"
+
+    def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> ROLR:
+        return self._fit(X, y, theta, r_xz, t_xz)
+
+    fit.__doc__ = _fit_doc("ROLR")
+
+
+class ALICE(ClassifierOutputMixin, RatioEstimatorBase):
+    __doc__ = _doc("ALICE: cross entropy of ``s_hat`` against the joint-ratio soft labels "
+                   "``s_xz = 1/(1 + r_xz)``.", alpha=False)
+    _method = "alice"
+
+    def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> ALICE:
+        return self._fit(X, y, theta, r_xz, t_xz)
+
+    fit.__doc__ = _fit_doc("ALICE")
+
+
+class CASCAL(ClassifierOutputMixin, _AlphaRatioEstimatorBase):
+    __doc__ = _doc("CASCAL: CARL cross entropy plus ``alpha`` times the joint-score MSE of "
+                   "``t_hat = d log r_hat / d theta0`` on ``y = 0`` events.", alpha=True)
+    _method = "cascal"
+
+    def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> CASCAL:
+        return self._fit(X, y, theta, r_xz, t_xz)
+
+    fit.__doc__ = _fit_doc("CASCAL")
+
+
+class RASCAL(_AlphaRatioEstimatorBase):
+    __doc__ = _doc("RASCAL: ROLR loss plus ``alpha`` times the joint-score MSE on ``y = 0`` events.", alpha=True)
+    _method = "rascal"
+
+    def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> RASCAL:
+        return self._fit(X, y, theta, r_xz, t_xz)
+
+    fit.__doc__ = _fit_doc("RASCAL")
+
+
+class ALICES(ClassifierOutputMixin, _AlphaRatioEstimatorBase):
+    __doc__ = _doc("ALICES: ALICE cross entropy plus ``alpha`` times the joint-score MSE on ``y = 0`` events.",
+                   alpha=True)
+    _method = "alices"
+
+    def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> ALICES:
+        return self._fit(X, y, theta, r_xz, t_xz)
+
+    fit.__doc__ = _fit_doc("ALICES")

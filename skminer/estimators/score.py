@@ -1,0 +1,141 @@
+"""SALLY: a neural regressor of the score ``t(x) = grad_theta log p(x | theta)`` at a reference point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from ._net import ScoreNet, Standardizer
+from .base import NeuralEstimatorBase
+from .losses import ScoreCriterion
+
+__all__ = ["SALLY"]
+
+
+class SALLY(RegressorMixin, NeuralEstimatorBase):
+    """Score estimator trained on the joint score (SALLY, Brehmer et al.).
+
+    Minimising ``|t_hat(x) - t(x, z | theta_ref)|^2`` over events drawn at ``theta_ref`` makes ``t_hat(x)``
+    converge to the score ``t(x | theta_ref)``; the estimated score components are locally sufficient
+    statistics (use them as observables, e.g. for the Fisher information or histograms).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100, 100)
+    activation : str, default="tanh"
+    lr : float, default=1e-3
+    batch_size : int, default=128
+    max_epochs : int, default=50
+    early_stopping : bool, default=True
+    validation_fraction : float, default=0.25
+    patience : int, default=10
+    device : str, default="cpu"
+    random_state : None, int, RandomState or Generator, default=None
+    verbose : int, default=0
+        See :class:`~skminer.estimators.base.NeuralEstimatorBase` for their meaning. Inputs and targets are
+        standardised internally (the statistics are stored in the network), and the loss is the mean squared
+        error in units of the per-component target standard deviation.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The private trained net.
+    n_features_in_ : int
+    n_outputs_ : int
+        Number of score components.
+    n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
+        Training history (see the base class).
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> model = make_pipeline(StandardScaler(), SALLY(hidden_layer_sizes=(50,), max_epochs=20))  # doctest: +SKIP
+    >>> model.fit(x_train, t_xz_train).predict(x_test)  # doctest: +SKIP
+    """
+
+    _fitted_attributes = ("n_outputs_", "_y_1d_")
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
+                 validation_fraction: float = 0.25, patience: int = 10, device: str = "cpu",
+                 random_state: Any = None, verbose: int = 0) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _build_module(self, **stats: Any) -> nn.Module:
+        return ScoreNet(self.n_features_in_, self.n_outputs_, self.hidden_layer_sizes, self.activation, **stats)
+
+    def _build_criterion(self) -> nn.Module:
+        scale = getattr(self, "_y_scale", None)
+        if scale is None and hasattr(self, "net_"):
+            scale = self.net_.module_.y_std.scale.cpu().numpy()
+        return ScoreCriterion(scale)
+
+    def fit(self, X: Any, y: Any) -> SALLY:
+        """Train on events ``X`` drawn at the reference point and their joint scores ``y = t_xz``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : array-like of shape (n_events,) or (n_events, n_parameters)
+            Joint score ``t(x, z | theta_ref)``. With 1-D ``y``, :meth:`predict` returns 1-D output.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_hyperparameters()
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        self._y_1d_ = y.ndim == 1
+        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        self.n_outputs_ = int(y2.shape[1])
+        x_mean, x_scale = Standardizer.stats(X)
+        y_mean, y_scale = Standardizer.stats(y2)
+        y_scale = np.where(np.isfinite(y_scale) & (y_scale > 1e-12), y_scale, 1.0)
+        self._y_scale = y_scale
+        try:
+            self._train({"x": X}, {"t_xz": y2},
+                        {"x_mean": x_mean, "x_scale": x_scale, "y_mean": y_mean, "y_scale": y_scale})
+        finally:
+            del self._y_scale
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Estimated score ``t_hat(x)`` at the reference point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_events,) if fitted with 1-D ``y``, else (n_events, n_outputs)
+        """
+        check_is_fitted(self, "net_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        t = self._evaluate(lambda module, x: module(x), [X])
+        return t[:, 0] if self._y_1d_ else t
+
+    def score_at(self, X: Any) -> np.ndarray:
+        """Alias of :meth:`predict` (the estimated score at the reference point)."""
+        return self.predict(X)

@@ -1,0 +1,90 @@
+"""Binning shared by the histogram Fisher information and the histogram likelihoods (numpy-2 safe).
+
+A binning of one variable is stored as its *inner* edges ``e_1 < ... < e_{k}``: it has ``k + 1`` bins, the
+first and last open (under- and overflow), so every finite value falls into exactly one bin and no rate is
+lost. ``bin = searchsorted(inner, value, side="right")``, i.e. bin ``j`` holds ``e_j <= value < e_{j+1}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+logger = logging.getLogger(__name__)
+
+BinsArg = int | Sequence[float] | np.ndarray
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray | None, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of ``values`` under non-negative ``weights`` (uniform when ``None``)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    w = np.ones_like(v) if weights is None else np.clip(np.asarray(weights, np.float64)[order], 0.0, None)
+    total = w.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError("cannot place quantile bin edges: the total (positive) weight is zero")
+    cum = np.cumsum(w) / total
+    pos = np.searchsorted(cum, np.asarray(levels, np.float64), side="left")
+    return v[np.clip(pos, 0, v.size - 1)]
+
+
+def inner_edges(values: np.ndarray, bins: BinsArg, weights: np.ndarray | None, name: str) -> np.ndarray:
+    """Inner bin edges of one variable.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        The variable for all events (used for automatic edges).
+    bins : int or array-like
+        ``int``: that many bins with equal (weighted) content, edges at weighted quantiles; duplicate edges of
+        discrete variables are merged. Array: the edges themselves (strictly increasing); values below the
+        first and above the last edge fill extra under-/overflow bins.
+    weights : ndarray or None
+        Event weights for the quantiles (negative weights count as zero).
+    name : str
+        Name of the variable for error messages.
+    """
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        n_bins = int(bins)
+        if n_bins < 1:
+            raise ValueError(f"bins for {name} must be >= 1, got {bins}")
+        if n_bins == 1:
+            return np.zeros(0)
+        finite = np.isfinite(values)
+        w = None if weights is None else np.asarray(weights)[finite]
+        edges = np.unique(weighted_quantiles(values[finite], w, np.arange(1, n_bins) / n_bins))
+        if edges.size < n_bins - 1:
+            logger.info("observable %s: %d quantile bins requested, %d distinct (discrete values)", name, n_bins,
+                        edges.size + 1)
+        return edges
+    edges = np.asarray(bins, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 1:
+        raise ValueError(f"bins for {name} must be an int or a 1-D array of edges, got {bins!r}")
+    if not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"bin edges for {name} must be finite and strictly increasing, got {edges}")
+    return edges
+
+
+def bin_indices(values: np.ndarray, edges: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Flat bin index of each row of ``values`` (n, d) for per-dimension inner ``edges``; and the bin count."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.shape[1] != len(edges):
+        raise ValueError(f"values have {values.shape[1]} columns but the binning has {len(edges)} dimensions")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("observable values for the histogram contain NaN or inf")
+    dims = tuple(e.size + 1 for e in edges)
+    per_dim = [np.searchsorted(e, values[:, d], side="right") for d, e in enumerate(edges)]
+    flat = np.ravel_multi_index(per_dim, dims) if per_dim else np.zeros(values.shape[0], dtype=int)
+    return np.asarray(flat, dtype=np.int64), int(np.prod(dims))
+
+
+def indicator(index: np.ndarray, n_bins: int) -> sparse.csr_matrix:
+    """Sparse ``(n_bins, n_events)`` matrix with a one where event ``i`` falls into bin ``b``."""
+    n = index.size
+    return sparse.csr_matrix((np.ones(n), (index, np.arange(n))), shape=(n_bins, n))

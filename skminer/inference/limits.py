@@ -1,0 +1,465 @@
+"""Asymptotic exclusion limits on a parameter grid (section III E of the MadMiner paper).
+
+The extended likelihood of ``n`` observed events is
+
+    log L(theta) = sum_events log p(x_e|theta) + n log(L sigma(theta)) - L sigma(theta)   (+ const)
+
+and ``q(theta) = -2 [log L(theta) - max_grid log L]`` is asymptotically chi^2-distributed with ``n_params``
+degrees of freedom (Wilks), which turns ``q`` into p-values. The kinematic term ``log p(x|theta)`` comes from
+
+* ``mode="histogram"``: a (multi-dimensional) histogram of chosen observables, expected bin contents from
+  the morphed event weights (Poisson per bin);
+* ``mode="sally"``: a histogram of the estimated score ``estimator.predict(x)`` (SALLY);
+* ``mode="ratio"``: a likelihood-ratio estimator, ``sum_events log r_hat(x_e|theta, theta_ref)``.
+
+Expected limits use the Asimov data set: the event set's events weighted with ``L w(theta_true)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ._histograms import BinsArg, bin_indices, indicator, inner_edges
+from .fisher import _as_point, _check_luminosity
+
+__all__ = ["AsymptoticLimits", "LimitResult", "fisher_limits", "theta_grid", "p_values_from_q"]
+
+logger = logging.getLogger(__name__)
+
+MODES = ("histogram", "sally", "ratio")
+
+
+def p_values_from_q(q: np.ndarray, n_dof: int) -> np.ndarray:
+    """Wilks p-values ``chi2.sf(q, n_dof)`` of the test statistic ``q = -2 Delta log L``."""
+    if int(n_dof) != n_dof or n_dof < 1:
+        raise ValueError(f"n_dof must be a positive integer, got {n_dof!r}")
+    q = np.asarray(q, dtype=np.float64)
+    return np.where(np.isnan(q), np.nan, stats.chi2.sf(np.where(np.isnan(q), 0.0, q), int(n_dof)))
+
+
+@dataclass
+class LimitResult:
+    """Log likelihoods and p-values on a parameter grid.
+
+    Attributes
+    ----------
+    grid : ndarray, shape (n_grid, n_params)
+    log_likelihood : ndarray, shape (n_grid,)
+        ``log_likelihood_kinematic + log_likelihood_rate`` (up to a theta-independent constant).
+    log_likelihood_kinematic, log_likelihood_rate : ndarray, shape (n_grid,)
+        The two parts (the rate part is zero without rate information).
+    q : ndarray, shape (n_grid,)
+        ``-2 (log L - max log L)``, zero at the best fit; ``inf`` where the likelihood vanishes.
+    p_values : ndarray, shape (n_grid,)
+        Wilks p-values ``chi2.sf(q, n_dof)``.
+    best_fit_index : int
+    best_fit : ndarray, shape (n_params,)
+    mode : str
+    n_dof : int
+    """
+
+    grid: np.ndarray
+    log_likelihood: np.ndarray
+    log_likelihood_kinematic: np.ndarray
+    log_likelihood_rate: np.ndarray
+    q: np.ndarray
+    p_values: np.ndarray
+    best_fit_index: int
+    best_fit: np.ndarray
+    mode: str
+    n_dof: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_log_likelihood(cls, grid: np.ndarray, log_likelihood: np.ndarray, mode: str = "custom",
+                            n_dof: int | None = None, log_likelihood_kinematic: np.ndarray | None = None,
+                            log_likelihood_rate: np.ndarray | None = None,
+                            info: dict[str, Any] | None = None) -> LimitResult:
+        """Build a result from log-likelihood values on a grid (best fit, ``q`` and Wilks p-values).
+
+        Parameters
+        ----------
+        grid : ndarray, shape (n_grid, n_params)
+        log_likelihood : ndarray, shape (n_grid,)
+            ``-inf`` marks excluded points; NaN is an error.
+        mode : str
+            Label stored in the result.
+        n_dof : int or None
+            Degrees of freedom for Wilks' theorem; default ``n_params``.
+        log_likelihood_kinematic, log_likelihood_rate : ndarray or None
+            Optional split of ``log_likelihood``.
+        info : dict or None
+            Extra metadata (binning, ...).
+        """
+        grid = np.asarray(grid, dtype=np.float64)
+        if grid.ndim == 1:
+            grid = grid[:, None]
+        ll = np.asarray(log_likelihood, dtype=np.float64).reshape(-1)
+        if grid.ndim != 2 or grid.shape[0] != ll.size:
+            raise ValueError(f"grid has shape {grid.shape} but log_likelihood has {ll.size} entries")
+        if np.any(np.isnan(ll)):
+            raise ValueError(f"log likelihood is NaN at {int(np.isnan(ll).sum())} grid points")
+        if not np.any(np.isfinite(ll)):
+            raise ValueError("log likelihood is -inf at every grid point (no grid point compatible with the data)")
+        best = int(np.argmax(ll))
+        q = -2.0 * (ll - ll[best])
+        dof = grid.shape[1] if n_dof is None else int(n_dof)
+        kin = ll.copy() if log_likelihood_kinematic is None else np.asarray(log_likelihood_kinematic, np.float64)
+        rate = np.zeros_like(ll) if log_likelihood_rate is None else np.asarray(log_likelihood_rate, np.float64)
+        return cls(grid=grid, log_likelihood=ll, log_likelihood_kinematic=kin, log_likelihood_rate=rate, q=q,
+                   p_values=p_values_from_q(q, dof), best_fit_index=best, best_fit=grid[best].copy(), mode=mode,
+                   n_dof=dof, info=dict(info or {}))
+
+    def confidence_region(self, cl: float = 0.68) -> np.ndarray:
+        """Boolean mask of the grid points inside the ``cl`` confidence region (``p > 1 - cl``)."""
+        if not 0 < cl < 1:
+            raise ValueError(f"cl must be in (0, 1), got {cl!r}")
+        return self.p_values > 1.0 - cl
+
+
+def theta_grid(ranges: np.ndarray | Sequence[Sequence[float]], n_points: int | Sequence[int]) -> np.ndarray:
+    """Regular grid of parameter points, shape ``(prod(n_points), n_params)`` (first parameter slowest).
+
+    Parameters
+    ----------
+    ranges : array-like, shape (n_params, 2)
+    n_points : int or sequence of int
+        Points per axis (each >= 2).
+    """
+    ranges = np.asarray(ranges, dtype=np.float64)
+    if ranges.ndim != 2 or ranges.shape[1] != 2 or np.any(ranges[:, 1] <= ranges[:, 0]):
+        raise ValueError(f"ranges must have shape (n_params, 2) with low < high, got {ranges.tolist()}")
+    n = np.broadcast_to(np.asarray(n_points), (ranges.shape[0],))
+    if np.any(n < 2) or np.any(n != np.round(n)):
+        raise ValueError(f"n_points must be integers >= 2, got {n_points!r}")
+    axes = [np.linspace(lo, hi, int(k)) for (lo, hi), k in zip(ranges, n, strict=True)]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def fisher_limits(information: np.ndarray, theta_ref: np.ndarray, grid: np.ndarray,
+                  n_dof: int | None = None) -> LimitResult:
+    """Limits in the local Fisher approximation, ``q(theta) = (theta - theta_ref)^T I (theta - theta_ref)``.
+
+    Parameters
+    ----------
+    information : ndarray, shape (n, n)
+    theta_ref : ndarray, shape (n,)
+        Best fit (true point) of the approximation.
+    grid : ndarray, shape (n_grid, n)
+    n_dof : int or None
+        Degrees of freedom, default ``n``.
+    """
+    info = np.asarray(information, dtype=np.float64)
+    if info.ndim != 2 or info.shape[0] != info.shape[1]:
+        raise ValueError(f"information must be a square matrix, got shape {info.shape}")
+    n = info.shape[0]
+    ref = _as_point(theta_ref, n, "theta_ref")
+    grid = _as_grid(grid, n)
+    delta = grid - ref
+    d2 = np.einsum("gi,ij,gj->g", delta, 0.5 * (info + info.T), delta)
+    ll = -0.5 * d2
+    return LimitResult.from_log_likelihood(grid, ll - ll.max(), mode="fisher", n_dof=n_dof)
+
+
+def _as_grid(grid: Any, n_params: int) -> np.ndarray:
+    g = np.asarray(grid, dtype=np.float64)
+    if g.ndim == 1 and n_params == 1:
+        g = g[:, None]
+    if g.ndim != 2 or g.shape[1] != n_params or g.shape[0] < 1:
+        raise ValueError(f"grid must have shape (n_grid, {n_params}), got {np.shape(grid)}")
+    if not np.all(np.isfinite(g)):
+        raise ValueError("grid contains NaN or inf")
+    return g
+
+
+def _poisson_log_likelihood(counts: np.ndarray, expected: np.ndarray, total: np.ndarray,
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Kinematic ``sum_b n_b log(nu_b / nu_tot)`` and rate ``n log nu_tot - nu_tot`` per grid point.
+
+    counts : (n_bins,); expected : (n_bins, n_grid); total : (n_grid,)
+    """
+    used = counts != 0
+    n = counts.sum()
+    nu = expected[used]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        good = np.all(nu > 0, axis=0) & (total > 0)
+        frac = np.where(nu > 0, nu, 1.0) / np.where(total > 0, total, 1.0)[None, :]
+        kin = counts[used] @ np.log(frac)
+        rate = n * np.log(np.where(total > 0, total, 1.0)) - total
+    kin = np.where(good, kin, -np.inf)
+    rate = np.where(total > 0, rate, -np.inf)
+    return kin, rate
+
+
+class AsymptoticLimits:
+    """Expected and observed limits on a parameter grid from histograms, SALLY scores or ratio estimators.
+
+    Parameters
+    ----------
+    events : EventSet
+        Weighted events with morphing (``weights_at``, ``cross_section``); they model the expected histograms,
+        provide the cross section for the rate term and, weighted at ``theta_true``, the Asimov data.
+    luminosity : float
+        Integrated luminosity in pb^-1.
+    max_batch_size : int
+        Rows per estimator call in ratio mode (events x grid points), and the size of weight blocks
+        (events x grid points) evaluated at once.
+
+    Examples
+    --------
+    >>> limits = AsymptoticLimits(events, luminosity=300.0)                      # doctest: +SKIP
+    >>> res = limits.expected_limits([0, 0], theta_grid([[-1, 1], [-1, 1]], 21), mode="histogram",
+    ...                              observables=["x0"], bins=20)              # doctest: +SKIP
+    >>> res.best_fit, res.p_values                                              # doctest: +SKIP
+    """
+
+    def __init__(self, events: Any, luminosity: float, *, max_batch_size: int = 1_000_000) -> None:
+        for attr in ("x", "weights_at", "cross_section"):
+            if not hasattr(events, attr):
+                raise TypeError(f"events must be an EventSet (missing attribute {attr!r}), got {type(events).__name__}")
+        if int(max_batch_size) < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
+        self.events = events
+        self.luminosity = _check_luminosity(luminosity)
+        self.max_batch_size = int(max_batch_size)
+        self.n_parameters = int(events.space.n_parameters)
+
+    # -- public ---------------------------------------------------------------------------------------
+    def expected_limits(self, theta_true: Any, grid: np.ndarray, mode: str = "histogram", *,
+                        observables: Sequence[str | int] | str | int | None = None, bins: Any = 20,
+                        estimator: Any = None, theta_ref: Any = None, include_rate: bool = True,
+                        binning_theta: Any = None, n_dof: int | None = None) -> LimitResult:
+        """Expected limits for the Asimov data set at ``theta_true``.
+
+        Parameters
+        ----------
+        theta_true : array-like, shape (n_params,)
+            Parameter point assumed true; the Asimov data are the events weighted with ``L w(theta_true)``.
+        grid : ndarray, shape (n_grid, n_params)
+            Parameter points to test (see :func:`theta_grid`).
+        mode : {"histogram", "sally", "ratio"}
+            Source of the kinematic likelihood (module docstring).
+        observables : str, int or sequence, optional
+            ``mode="histogram"``: observables (names or column indices) of the (multi-dimensional) histogram.
+        bins : int, array of edges, or sequence of them (one per dimension)
+            Histogram binning for ``"histogram"`` and ``"sally"``; ``int`` bins get equal Asimov content
+            (weighted quantiles at ``binning_theta``), explicit edges get extra under-/overflow bins.
+        estimator : object, optional
+            ``"sally"``: ``predict(X) -> (n, k)`` score estimator; ``"ratio"``: ``predict_log_ratio(X, theta)``
+            with ``theta`` of shape ``(n, n_params)`` giving ``log r(x|theta, theta_ref)``.
+        theta_ref : array-like, optional
+            ``"ratio"`` with a doubly parameterised estimator: the denominator point, appended to every theta
+            row (``theta`` then has ``2 n_params`` columns).
+        include_rate : bool
+            Include the Poisson rate term (extended likelihood); otherwise only the shape is used.
+        binning_theta : array-like, optional
+            Point at which automatic histogram edges are placed; default ``theta_true``.
+        n_dof : int, optional
+            Degrees of freedom for Wilks' theorem; default ``n_params``.
+
+        Returns
+        -------
+        LimitResult
+        """
+        th_true = _as_point(theta_true, self.n_parameters, "theta_true")
+        w_true = self._weights(th_true[None, :])[:, 0]
+        data_weights = self.luminosity * w_true
+        if not data_weights.sum() > 0:
+            raise ValueError(f"cross section at theta_true={th_true.tolist()} is not positive")
+        binning_w = w_true if binning_theta is None else self._weights(
+            _as_point(binning_theta, self.n_parameters, "binning_theta")[None, :])[:, 0]
+        return self._limits(grid, mode, x_data=None, data_weights=data_weights, observables=observables, bins=bins,
+                            estimator=estimator, theta_ref=theta_ref, include_rate=include_rate,
+                            binning_weights=binning_w, n_dof=n_dof, extra={"theta_true": th_true})
+
+    def observed_limits(self, x_observed: np.ndarray, grid: np.ndarray, mode: str = "histogram", *,
+                        observables: Sequence[str | int] | str | int | None = None, bins: Any = 20,
+                        estimator: Any = None, theta_ref: Any = None, include_rate: bool = True,
+                        binning_theta: Any = None, n_dof: int | None = None) -> LimitResult:
+        """Limits from observed events.
+
+        Parameters
+        ----------
+        x_observed : ndarray, shape (n_observed, n_observables)
+            Observed events, same columns as ``events.x``.
+        binning_theta : array-like, optional
+            Point at which automatic histogram edges are placed (weighted quantiles of the event set); default:
+            quantiles of the observed events themselves.
+
+        Other parameters as in :meth:`expected_limits`.
+
+        Returns
+        -------
+        LimitResult
+        """
+        x_obs = np.asarray(x_observed, dtype=np.float64)
+        n_obs = np.asarray(self.events.x).shape[1]
+        if x_obs.ndim == 1 and n_obs == 1:
+            x_obs = x_obs[:, None]
+        if x_obs.ndim != 2 or x_obs.shape[1] != n_obs:
+            raise ValueError(f"x_observed must have shape (n_observed, {n_obs}), got {np.shape(x_observed)}")
+        if not np.all(np.isfinite(x_obs)):
+            raise ValueError("x_observed contains NaN or inf")
+        binning_w = None if binning_theta is None else self._weights(
+            _as_point(binning_theta, self.n_parameters, "binning_theta")[None, :])[:, 0]
+        return self._limits(grid, mode, x_data=x_obs, data_weights=None, observables=observables, bins=bins,
+                            estimator=estimator, theta_ref=theta_ref, include_rate=include_rate,
+                            binning_weights=binning_w, n_dof=n_dof, extra={"n_observed": x_obs.shape[0]})
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _weights(self, theta: np.ndarray) -> np.ndarray:
+        n = len(self.events.x)
+        return np.asarray(self.events.weights_at(theta), dtype=np.float64).reshape(n, theta.shape[0])
+
+    def _cross_sections(self, grid: np.ndarray) -> np.ndarray:
+        return np.asarray(self.events.cross_section(grid), dtype=np.float64).reshape(grid.shape[0])
+
+    def _grid_chunks(self, n_grid: int, n_rows: int) -> list[slice]:
+        size = max(1, self.max_batch_size // max(n_rows, 1))
+        return [slice(i, min(i + size, n_grid)) for i in range(0, n_grid, size)]
+
+    def _column_indices(self, observables: Sequence[str | int] | str | int | None) -> list[int]:
+        if observables is None:
+            raise ValueError("mode='histogram' needs observables (names or column indices of events.x)")
+        obs = [observables] if isinstance(observables, (str, int, np.integer)) else list(observables)
+        if not obs:
+            raise ValueError("observables must not be empty")
+        names = list(getattr(self.events, "observable_names", []))
+        n_cols = np.asarray(self.events.x).shape[1]
+        cols = []
+        for o in obs:
+            if isinstance(o, str):
+                if o not in names:
+                    raise ValueError(f"observable {o!r} not in the event set's observables {names}")
+                cols.append(names.index(o))
+            elif isinstance(o, (int, np.integer)) and -n_cols <= o < n_cols:
+                cols.append(int(o) % n_cols)
+            else:
+                raise ValueError(f"observable {o!r} is neither a known name nor a column index < {n_cols}")
+        return cols
+
+    @staticmethod
+    def _per_dim_bins(bins: Any, n_dim: int) -> list[BinsArg]:
+        if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+            return [int(bins)] * n_dim
+        if isinstance(bins, np.ndarray) and bins.ndim == 1 and n_dim == 1 and np.issubdtype(bins.dtype, np.floating):
+            return [bins]
+        seq = list(bins)
+        if n_dim == 1 and len(seq) != 1:
+            return [np.asarray(seq, dtype=np.float64)]
+        if len(seq) != n_dim:
+            raise ValueError(f"bins must be an int, edges for one observable, or one entry per histogram "
+                             f"dimension ({n_dim}), got {bins!r}")
+        return seq
+
+    def _limits(self, grid: Any, mode: str, *, x_data: np.ndarray | None, data_weights: np.ndarray | None,
+                observables: Any, bins: Any, estimator: Any, theta_ref: Any, include_rate: bool,
+                binning_weights: np.ndarray | None, n_dof: int | None, extra: dict[str, Any]) -> LimitResult:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        grid = _as_grid(grid, self.n_parameters)
+        if mode == "ratio":
+            kin, total = self._ratio_terms(grid, x_data, data_weights, estimator, theta_ref)
+            n = x_data.shape[0] if data_weights is None else float(data_weights.sum())
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate = np.where(total > 0, n * np.log(np.where(total > 0, total, 1.0)) - total, -np.inf)
+            info: dict[str, Any] = {}
+        else:
+            if mode == "histogram":
+                cols = self._column_indices(observables)
+                values = np.asarray(self.events.x, dtype=np.float64)[:, cols]
+                data_values = None if x_data is None else x_data[:, cols]
+                names = list(getattr(self.events, "observable_names", []))
+                labels = [names[c] if len(names) > c else f"x[{c}]" for c in cols]
+            else:
+                values, data_values = self._sally_values(estimator, x_data)
+                labels = [f"t_hat[{i}]" for i in range(values.shape[1])]
+            per_dim = self._per_dim_bins(bins, values.shape[1])
+            if binning_weights is None:  # observed data without binning_theta: quantiles of the data
+                edges = [inner_edges(data_values[:, d], b, None, labels[d]) for d, b in enumerate(per_dim)]
+            else:
+                edges = [inner_edges(values[:, d], b, binning_weights, labels[d]) for d, b in enumerate(per_dim)]
+            kin, rate, total = self._histogram_terms(grid, values, edges, data_values, data_weights)
+            info = {"edges": edges, "observables": labels}
+        if not include_rate:
+            rate = np.zeros_like(kin)
+        ll = kin + rate
+        info.update(extra)
+        info["cross_sections"] = total / self.luminosity
+        return LimitResult.from_log_likelihood(grid, ll, mode=mode, n_dof=n_dof, log_likelihood_kinematic=kin,
+                                               log_likelihood_rate=rate, info=info)
+
+    def _sally_values(self, estimator: Any, x_data: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        if estimator is None or not hasattr(estimator, "predict"):
+            raise ValueError("mode='sally' needs a fitted score estimator with predict(X)")
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            t = np.asarray(estimator.predict(x), dtype=np.float64)
+            t = t[:, None] if t.ndim == 1 else t
+            if t.ndim != 2 or t.shape[0] != x.shape[0] or not np.all(np.isfinite(t)):
+                raise ValueError(f"estimator.predict returned shape {t.shape} or non-finite values for "
+                                 f"{x.shape[0]} events")
+            return t
+
+        values = predict(np.asarray(self.events.x, dtype=np.float64))
+        return values, None if x_data is None else predict(x_data)
+
+    def _histogram_terms(self, grid: np.ndarray, values: np.ndarray, edges: list[np.ndarray],
+                         data_values: np.ndarray | None, data_weights: np.ndarray | None,
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index, n_bins = bin_indices(values, edges)
+        ind = indicator(index, n_bins)
+        if data_weights is not None:
+            counts = np.asarray(ind @ data_weights).reshape(-1)
+        else:
+            data_index, _ = bin_indices(data_values, edges)
+            counts = np.bincount(data_index, minlength=n_bins).astype(np.float64)
+        kin = np.empty(grid.shape[0])
+        rate = np.empty(grid.shape[0])
+        total = np.empty(grid.shape[0])
+        for sl in self._grid_chunks(grid.shape[0], len(values)):
+            w = self._weights(grid[sl])
+            expected = self.luminosity * np.asarray(ind @ w).reshape(n_bins, -1)
+            total[sl] = expected.sum(axis=0)
+            kin[sl], rate[sl] = _poisson_log_likelihood(counts, expected, total[sl])
+        if np.any(counts < 0):
+            logger.warning("Asimov histogram has %d bins with negative content (negative weights)",
+                           int(np.sum(counts < 0)))
+        return kin, rate, total
+
+    def _ratio_terms(self, grid: np.ndarray, x_data: np.ndarray | None, data_weights: np.ndarray | None,
+                     estimator: Any, theta_ref: Any) -> tuple[np.ndarray, np.ndarray]:
+        if estimator is None or not hasattr(estimator, "predict_log_ratio"):
+            raise ValueError("mode='ratio' needs a fitted ratio estimator with predict_log_ratio(X, theta)")
+        if data_weights is None:
+            x = x_data
+            c = np.ones(x.shape[0])
+        else:
+            nz = data_weights != 0
+            x = np.asarray(self.events.x, dtype=np.float64)[nz]
+            c = data_weights[nz]
+        ref = None if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
+        n = x.shape[0]
+        kin = np.empty(grid.shape[0])
+        for sl in self._grid_chunks(grid.shape[0], n):
+            g = grid[sl]
+            k = g.shape[0]
+            xb = np.tile(x, (k, 1))
+            tb = np.repeat(g, n, axis=0)
+            if ref is not None:
+                tb = np.hstack([tb, np.broadcast_to(ref, tb.shape)])
+            lr = np.asarray(estimator.predict_log_ratio(xb, tb), dtype=np.float64).reshape(-1)
+            if lr.size != k * n:
+                raise ValueError(f"estimator.predict_log_ratio returned {lr.size} values for {k * n} rows")
+            if np.any(np.isnan(lr)):
+                raise ValueError("estimator.predict_log_ratio returned NaN")
+            kin[sl] = lr.reshape(k, n) @ c
+        total = self.luminosity * self._cross_sections(grid)
+        return kin, total

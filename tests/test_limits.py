@@ -1,0 +1,261 @@
+"""Tests of skminer.inference.limits against the exact likelihood of the toy simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from skminer.inference import (
+    AsymptoticLimits,
+    LimitResult,
+    fisher_limits,
+    p_values_from_q,
+    theta_grid,
+)
+from skminer.simulation.toy import ToySimulator
+
+LUMI = 30.0
+THETA_TRUE = np.array([0.0, 0.0])
+THETA_REF = np.array([0.3, -0.2])  # denominator of the ratio estimator; must not matter
+
+
+class OracleRatio:
+    """Ratio estimator returning the exact ``log p(x|theta) - log p(x|theta_ref)``; records its batch sizes."""
+
+    def __init__(self, toy: ToySimulator, theta_ref: np.ndarray, doubly: bool = False) -> None:
+        self.toy, self.theta_ref, self.doubly = toy, theta_ref, doubly
+        self.rows: list[int] = []
+
+    def predict_log_ratio(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        assert X.shape[0] == theta.shape[0]
+        self.rows.append(X.shape[0])
+        if self.doubly:
+            assert theta.shape[1] == 4
+            return self.toy.log_ratio(X, theta[:, :2], theta[:, 2:], paired=True)
+        assert theta.shape[1] == 2
+        return self.toy.log_ratio(X, theta, self.theta_ref, paired=True)
+
+
+class ExactScore:
+    def __init__(self, toy: ToySimulator, theta: np.ndarray) -> None:
+        self.toy, self.theta = toy, theta
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.toy.score(X, self.theta)
+
+
+@pytest.fixture(scope="module")
+def toy() -> ToySimulator:
+    return ToySimulator()
+
+
+@pytest.fixture(scope="module")
+def events(toy):
+    return toy.simulate(5000, random_state=21)
+
+
+@pytest.fixture(scope="module")
+def grid() -> np.ndarray:
+    return theta_grid([[-1.0, 1.0], [-1.0, 1.0]], 15)
+
+
+@pytest.fixture(scope="module")
+def exact_asimov(toy, events, grid) -> LimitResult:
+    """Exact expected limits: the toy's log p(x|theta) summed over the Asimov events (weights L w(theta_true))."""
+    c = LUMI * events.weights_at(THETA_TRUE[None, :])[:, 0]
+    kin = toy.log_likelihood(events.x, grid).T @ c
+    total = LUMI * events.cross_section(grid)
+    rate = c.sum() * np.log(total) - total
+    return LimitResult.from_log_likelihood(grid, kin + rate, mode="exact")
+
+
+def test_ratio_limits_with_oracle_match_exact(toy, events, grid, exact_asimov):
+    limits = AsymptoticLimits(events, LUMI, max_batch_size=200_000)
+    oracle = OracleRatio(toy, THETA_REF)
+    res = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=oracle)
+    np.testing.assert_allclose(res.q, exact_asimov.q, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(res.p_values, exact_asimov.p_values, rtol=1e-8, atol=1e-12)
+    np.testing.assert_array_equal(res.confidence_region(0.68), exact_asimov.confidence_region(0.68))
+    np.testing.assert_array_equal(res.best_fit, THETA_TRUE)
+    assert res.p_values[res.best_fit_index] == 1.0
+    assert 0 < res.confidence_region(0.68).sum() < grid.shape[0] // 2  # a non-trivial region
+    # batched: one estimator call per grid chunk, never more rows than max_batch_size
+    n_nonzero = int(np.sum(events.weights_at(THETA_TRUE[None, :])[:, 0] != 0))
+    per_call = 200_000 // n_nonzero
+    assert len(oracle.rows) == int(np.ceil(grid.shape[0] / per_call))
+    assert max(oracle.rows) <= 200_000 and sum(oracle.rows) == n_nonzero * grid.shape[0]
+    # the split into kinematic and rate parts
+    total = LUMI * events.cross_section(grid)
+    n = LUMI * events.cross_section(THETA_TRUE[None, :])[0]
+    np.testing.assert_allclose(res.log_likelihood_rate, n * np.log(total) - total, rtol=1e-12)
+
+
+def test_ratio_limits_doubly_parameterised(toy, events, grid, exact_asimov):
+    limits = AsymptoticLimits(events, LUMI)
+    res = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=OracleRatio(toy, None, doubly=True),
+                                 theta_ref=THETA_REF)
+    np.testing.assert_allclose(res.q, exact_asimov.q, rtol=1e-9, atol=1e-8)
+
+
+def test_histogram_and_sally_limits_weaker_than_exact(toy, events, grid, exact_asimov):
+    limits = AsymptoticLimits(events, LUMI)
+    results = {
+        "x1": limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=["x1"], bins=20),
+        "x1 x2": limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=["x1", "x2"], bins=8),
+        "sally": limits.expected_limits(THETA_TRUE, grid, mode="sally", estimator=ExactScore(toy, THETA_TRUE),
+                                        bins=8),
+    }
+    q_exact = exact_asimov.q
+    for name, res in results.items():
+        np.testing.assert_array_equal(res.best_fit, THETA_TRUE, err_msg=name)
+        # coarse-graining loses information (data-processing inequality), up to Monte-Carlo noise
+        assert np.all(res.q <= 1.01 * q_exact + 1e-9), name
+        region, exact_region = res.confidence_region(0.68), exact_asimov.confidence_region(0.68)
+        assert np.all(region[exact_region]), name
+        assert res.q.max() > 0.3 * q_exact.max(), name
+        assert res.info["edges"] and res.mode in ("histogram", "sally")
+    # the 2-D histogram and the score histogram know more than x1 alone
+    assert results["x1 x2"].q.sum() > results["x1"].q.sum()
+    assert results["sally"].q.sum() > results["x1"].q.sum()
+
+
+def test_fisher_approximation_agrees_for_small_offsets(toy):
+    # symmetric second differences cancel the linear Monte-Carlo noise and the cubic terms of -2 log L
+    events = toy.simulate(20_000, random_state=22)
+    limits = AsymptoticLimits(events, LUMI)
+    info = toy.fisher_information(THETA_TRUE, LUMI, kind="full")
+    angles = np.linspace(0.0, np.pi, 6, endpoint=False)
+    for eps in (0.1, 0.03):
+        delta = eps * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        pts = np.concatenate([THETA_TRUE[None, :], THETA_TRUE + delta, THETA_TRUE - delta])
+        res = limits.expected_limits(THETA_TRUE, pts, mode="ratio", estimator=OracleRatio(toy, THETA_REF))
+        ll = res.log_likelihood
+        q_sym = -(ll[1:7] + ll[7:] - 2 * ll[0])
+        approx = fisher_limits(info, THETA_TRUE, pts)
+        np.testing.assert_allclose(q_sym, approx.q[1:7], rtol=0.04)  # ~1-2% Monte-Carlo error at 2e4 events
+        np.testing.assert_allclose(approx.q[1:7], approx.q[7:], rtol=1e-12)
+    # fisher_limits itself
+    grid = theta_grid([[-0.5, 0.5], [-0.5, 0.5]], 11)
+    fl = fisher_limits(info, THETA_TRUE, grid)
+    d = grid - THETA_TRUE
+    np.testing.assert_allclose(fl.q, np.einsum("gi,ij,gj->g", d, info, d), rtol=1e-12)
+    np.testing.assert_allclose(fl.p_values, stats.chi2.sf(fl.q, 2), rtol=1e-12)
+
+
+def test_histogram_limits_explicit_computation(events):
+    limits = AsymptoticLimits(events, LUMI)
+    pts = np.array([[0.0, 0.0], [0.5, -0.5], [-0.3, 0.8]])
+    edges = np.array([-1.0, -0.2, 0.4, 1.1])
+    res = limits.expected_limits([0.2, 0.1], pts, mode="histogram", observables="x2", bins=edges)
+    x2 = events.x[:, 1]
+    full_edges = np.concatenate([[-np.inf], edges, [np.inf]])
+
+    def counts(theta):
+        w = LUMI * events.weights_at(np.asarray(theta, float)[None, :])[:, 0]
+        return np.histogram(x2, bins=full_edges, weights=w)[0]
+
+    data = counts([0.2, 0.1])
+    ll = np.array([np.sum(data * np.log(counts(t)) - counts(t)) for t in pts])
+    np.testing.assert_allclose(res.log_likelihood - res.log_likelihood[0], ll - ll[0], rtol=1e-10)
+    np.testing.assert_allclose(res.q, -2 * (ll - ll.max()), rtol=1e-9, atol=1e-9)
+    # one bin: only the rate is measured
+    one = limits.expected_limits([0.2, 0.1], pts, mode="histogram", observables=[0], bins=1)
+    assert np.all(one.log_likelihood_kinematic == 0.0)
+    n = LUMI * events.cross_section(np.array([[0.2, 0.1]]))[0]
+    total = LUMI * events.cross_section(pts)
+    np.testing.assert_allclose(one.log_likelihood, n * np.log(total) - total, rtol=1e-12)
+    shape_only = limits.expected_limits([0.2, 0.1], pts, mode="histogram", observables="x2", bins=edges,
+                                        include_rate=False)
+    assert np.all(shape_only.log_likelihood_rate == 0.0)
+    np.testing.assert_allclose(shape_only.log_likelihood, res.log_likelihood_kinematic, rtol=1e-12)
+
+
+def test_observed_limits(toy, events, grid):
+    rng = np.random.default_rng(5)
+    theta_obs = np.array([0.3, -0.4])
+    n_obs = rng.poisson(LUMI * toy.cross_section(theta_obs))
+    x_obs = toy.sample(n_obs, theta_obs, random_state=rng)
+    limits = AsymptoticLimits(events, LUMI)
+    res = limits.observed_limits(x_obs, grid, mode="ratio", estimator=OracleRatio(toy, THETA_REF))
+    total = LUMI * events.cross_section(grid)
+    ll = toy.log_likelihood(x_obs, grid).sum(axis=0) + n_obs * np.log(total) - total
+    np.testing.assert_allclose(res.q, -2 * (ll - ll.max()), rtol=1e-9, atol=1e-8)
+    assert res.info["n_observed"] == n_obs
+    # the true point lies inside the 95% region of every method (fixed seed)
+    i_true = int(np.argmin(np.sum((grid - [2 / 7, -3 / 7]) ** 2, axis=1)))
+    assert res.p_values[i_true] > 0.05
+    hist = limits.observed_limits(x_obs, grid, mode="histogram", observables=["x1", "x2"], bins=5)
+    assert hist.p_values[i_true] > 0.05
+    counts = np.bincount(np.searchsorted(hist.info["edges"][0], x_obs[:, 0], side="right"), minlength=5)
+    assert np.all(counts >= n_obs // 5 - 1) and counts.sum() == n_obs  # edges at quantiles of the data
+    sally = limits.observed_limits(x_obs, grid, mode="sally", estimator=ExactScore(toy, THETA_TRUE), bins=4,
+                                   binning_theta=THETA_TRUE)
+    assert sally.p_values[i_true] > 0.05 and sally.q.min() == 0.0
+
+
+def test_errors(toy, events, grid):
+    limits = AsymptoticLimits(events, LUMI)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        limits.expected_limits(THETA_TRUE, grid, mode="nde")
+    with pytest.raises(ValueError, match="predict_log_ratio"):
+        limits.expected_limits(THETA_TRUE, grid, mode="ratio")
+    with pytest.raises(ValueError, match="observables"):
+        limits.expected_limits(THETA_TRUE, grid, mode="histogram")
+    with pytest.raises(ValueError, match="not in the event set"):
+        limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=["mjj"])
+    with pytest.raises(ValueError, match="score estimator"):
+        limits.expected_limits(THETA_TRUE, grid, mode="sally")
+    with pytest.raises(ValueError, match="grid"):
+        limits.expected_limits(THETA_TRUE, grid[:, :1], mode="histogram", observables=["x1"])
+    with pytest.raises(ValueError, match="theta_true"):
+        limits.expected_limits([0.0], grid, mode="histogram", observables=["x1"])
+    with pytest.raises(ValueError, match="one entry per histogram dimension"):
+        limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=["x1", "x2"], bins=[3, 4, 5])
+    with pytest.raises(ValueError, match="x_observed"):
+        limits.observed_limits(np.zeros((4, 3)), grid, mode="histogram", observables=["x1"])
+    with pytest.raises(ValueError, match="luminosity"):
+        AsymptoticLimits(events, 0.0)
+    with pytest.raises(TypeError, match="EventSet"):
+        AsymptoticLimits(np.zeros((3, 2)), 1.0)
+
+
+def test_limit_result_and_helpers():
+    g = theta_grid([[0.0, 1.0], [-1.0, 1.0]], [2, 3])
+    np.testing.assert_array_equal(g, [[0, -1], [0, 0], [0, 1], [1, -1], [1, 0], [1, 1]])
+    ll = np.array([-1.0, 0.0, -np.inf, -2.0, -0.5, -3.0])
+    res = LimitResult.from_log_likelihood(g, ll)
+    assert res.best_fit_index == 1 and np.array_equal(res.best_fit, [0.0, 0.0])
+    assert res.q[2] == np.inf and res.p_values[2] == 0.0
+    np.testing.assert_allclose(res.p_values, stats.chi2.sf(-2 * (ll - 0.0), 2))
+    np.testing.assert_array_equal(res.confidence_region(0.68), res.p_values > 0.32)
+    assert p_values_from_q(np.array([2.2977]), 2)[0] == pytest.approx(0.317, abs=1e-3)
+    with pytest.raises(ValueError, match="-inf at every grid point"):
+        LimitResult.from_log_likelihood(g, np.full(6, -np.inf))
+    with pytest.raises(ValueError, match="NaN"):
+        LimitResult.from_log_likelihood(g, np.full(6, np.nan))
+    with pytest.raises(ValueError, match="n_points"):
+        theta_grid([[0.0, 1.0]], 1)
+
+
+def test_sally_limits_with_trained_estimator(toy, events, grid, exact_asimov):
+    torch = pytest.importorskip("torch")
+    from skminer.estimators.score import SALLY
+
+    x, z = toy.sample(10_000, THETA_TRUE, random_state=51, return_latent=True)
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = SALLY(hidden_layer_sizes=(32, 32), max_epochs=20, batch_size=256, lr=3e-3, random_state=0)
+        model.fit(x, toy.joint_score(z, THETA_TRUE))
+    finally:
+        torch.set_num_threads(n_threads)
+    limits = AsymptoticLimits(events, LUMI)
+    res = limits.expected_limits(THETA_TRUE, grid, mode="sally", estimator=model, bins=8)
+    oracle = limits.expected_limits(THETA_TRUE, grid, mode="sally", estimator=ExactScore(toy, THETA_TRUE), bins=8)
+    rate_only = limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=[0], bins=1)
+    np.testing.assert_array_equal(res.best_fit, THETA_TRUE)
+    assert np.all(res.q <= 1.01 * exact_asimov.q + 1e-9)
+    # the learned score histogram is nearly as powerful as the exact-score histogram, far above the rate alone
+    assert res.q.sum() > 0.95 * oracle.q.sum()
+    assert res.confidence_region(0.68).sum() < 0.5 * rate_only.confidence_region(0.68).sum()

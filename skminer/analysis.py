@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .config import RATIO_METHODS
 from .events import EventSet
@@ -141,7 +142,9 @@ class Analysis:
             "infer": self._infer, "plot": self._plot,
         }
         summary: dict[str, Any] = {"stages": {}}
-        for stage in STAGES[: last + 1]:
+        bar = tqdm(STAGES[: last + 1], desc="analysis", unit="stage", disable=not self.progress)
+        for stage in bar:
+            bar.set_postfix_str(stage)
             key = self._key(stage, previous)
             entry = state.get(stage, {})
             outputs_exist = entry and all((self.out / o).exists() for o in entry.get("outputs", []))
@@ -240,9 +243,6 @@ class Analysis:
         return aug.BenchmarkPrior(space, prior.get("names", space.benchmark_names))
 
     def _make_estimator(self):
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         from . import estimators as est
 
         tcfg = self.config["training"]
@@ -252,9 +252,7 @@ class Analysis:
         params.setdefault("random_state", self.config["seed"])
         params.setdefault("verbose", 1 if self.progress else 0)
         cls = {"sally": est.SALLY, **{m: getattr(est, m.upper()) for m in RATIO_METHODS}}[tcfg["method"]]
-        model = cls(**params)
-        if tcfg["method"] == "sally" and tcfg.get("standardize", True):
-            model = make_pipeline(StandardScaler(), model)
+        model = cls(**params)  # the estimators standardise inputs internally
         if tcfg["n_ensemble"] > 1:
             model = est.Ensemble(model, n_estimators=tcfg["n_ensemble"], random_state=self.config["seed"])
         return model

@@ -20,7 +20,7 @@ DEMO_CONFIG = {
     "simulation": {"simulator": "toy", "n_events": 200_000},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3},
     "training": {"method": "sally", "params": {"hidden_layer_sizes": [64, 64], "max_epochs": 40}},
-    "inference": {"luminosity": 100.0, "histograms": ["x0"], "n_bins": 20, "grid": {"n_points": 25}},
+    "inference": {"luminosity": 100.0, "histograms": ["x1"], "n_bins": 20, "grid": {"n_points": 25}},
 }
 
 
@@ -38,7 +38,10 @@ def _print_summary(summary: dict) -> None:
 def _run(config: dict, force: bool) -> int:
     from .analysis import Analysis
 
-    summary = Analysis(config, progress=True).run(force=force)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        summary = Analysis(config, progress=True).run(force=force)
     _print_summary(summary)
     print(f"outputs in {config['output']}")
     return 0

@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3, "theta_ref": None,
                      "prior": {"kind": "uniform", "n_thetas": 200}},
-    "training": {"method": "sally", "params": {}, "n_ensemble": 1, "standardize": True},
+    "training": {"method": "sally", "params": {}, "n_ensemble": 1},
     "inference": {"luminosity": 1000.0, "theta_ref": None, "histograms": [], "n_bins": 20,
                   "grid": {"n_points": 21}, "limits": True, "cl": [0.68, 0.95]},
     "plots": {"enabled": True, "formats": ["png"]},

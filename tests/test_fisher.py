@@ -381,23 +381,25 @@ def test_information_mean_and_covariance_shapes():
 
 # -- a real, small SALLY --------------------------------------------------------------------------------------
 def test_full_information_with_trained_sally(toy):
+    """Issue 2's acceptance test: SALLY's detector-level information within 5% of the exact one."""
     torch = pytest.importorskip("torch")
     from skminer.estimators.score import SALLY
 
     theta = np.zeros(2)
-    x, z = toy.sample(20_000, theta, random_state=41, return_latent=True)
+    x, z = toy.sample(50_000, theta, random_state=41, return_latent=True)
     n_threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        model = SALLY(hidden_layer_sizes=(32, 32), max_epochs=30, batch_size=256, lr=3e-3, random_state=0)
+        model = SALLY(hidden_layer_sizes=(64, 64), max_epochs=60, batch_size=512, lr=1e-3, patience=15,
+                      random_state=0)
         model.fit(x, toy.joint_score(z, theta))
     finally:
         torch.set_num_threads(n_threads)
-    fi = FisherInformation(toy.simulate(50_000, random_state=42))
+    fi = FisherInformation(toy.simulate(100_000, random_state=42))
     full = fi.full_information(theta, model, LUMI)
     exact = toy.fisher_information(theta, LUMI, kind="full")
-    # an imperfect score estimate loses a little information (measured: 4-7% on the diagonal)
-    np.testing.assert_allclose(np.diag(full), np.diag(exact), rtol=0.10)
-    assert np.abs(full - exact).max() < 0.1 * np.abs(exact).max()
+    # measured: diagonal ratios 0.990 and 0.965, largest deviation 2.6% of the largest element
+    np.testing.assert_allclose(np.diag(full), np.diag(exact), rtol=0.05)
+    assert np.abs(full - exact).max() < 0.05 * np.abs(exact).max()
     assert _psd_violation(fi.truth_information(theta, LUMI) - full) == 0.0
     assert _psd_violation(full - fi.rate_information(theta, LUMI)) == 0.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -316,6 +317,9 @@ class RandomValidSplit:
         return dataset.subset(np.sort(perm[k:])), dataset.subset(np.sort(perm[:k]))
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # skorch colours its table; logs stay plain
+
+
 class LogSink:
     """Picklable ``sink`` for skorch's ``PrintLog``/``EarlyStopping``: INFO if ``verbose`` else DEBUG logs."""
 
@@ -323,7 +327,7 @@ class LogSink:
         self.verbose = int(verbose)
 
     def __call__(self, text: str) -> None:
-        logger.log(logging.INFO if self.verbose else logging.DEBUG, "%s", text)
+        logger.log(logging.INFO if self.verbose else logging.DEBUG, "%s", _ANSI_ESCAPE.sub("", text))
 
 
 def _detach(out: Any) -> Any:

@@ -1,0 +1,114 @@
+"""The command line and the config-driven analysis: demo end to end, resumable stages, config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from skminer.cli import main
+from skminer.config import ConfigError, load_config, validate_config
+
+TINY = {
+    "seed": 3,
+    "simulation": {"simulator": "toy", "n_events": 4000},
+    "augmentation": {"n_samples": 2000, "test_fraction": 0.5},
+    "training": {"method": "sally", "params": {"hidden_layer_sizes": [16], "max_epochs": 2}},
+    "inference": {"luminosity": 50.0, "histograms": ["x1"], "n_bins": 5, "grid": {"n_points": 5}},
+    "plots": {"formats": ["png"]},
+}
+
+
+def _write(tmp_path: Path, cfg: dict, name: str = "analysis.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
+    cfg = dict(TINY, output="out")
+    path = _write(tmp_path, cfg)
+    assert main(["run", str(path)]) == 0
+    out = tmp_path / "out"
+    for name in ("events.h5", "model.skm", "results.json", "fisher_contours.png", "pvalues.png",
+                 "observables.png", "stages.json"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    info = results["fisher_information"]
+    assert {"rate", "truth", "histogram x1", "full (SALLY)"} <= set(info)
+    truth = np.asarray(info["truth"])
+    assert truth.shape == (2, 2) and np.all(np.linalg.eigvalsh(truth) > 0)
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["stages"].values()) == {"ran"}
+
+    # a second run reuses everything; changing the inference config reruns only infer and plot
+    mtime = (out / "model.skm").stat().st_mtime_ns
+    assert main(["run", str(path)]) == 0
+    assert set(json.loads((out / "summary.json").read_text())["stages"].values()) == {"reused"}
+    cfg["inference"] = dict(cfg["inference"], luminosity=80.0)
+    _write(tmp_path, cfg)
+    assert main(["run", str(path)]) == 0
+    stages = json.loads((out / "summary.json").read_text())["stages"]
+    assert stages == {"simulate": "reused", "augment": "reused", "train": "reused", "infer": "ran", "plot": "ran"}
+    assert (out / "model.skm").stat().st_mtime_ns == mtime
+    assert json.loads((out / "results.json").read_text())["luminosity"] == 80.0
+    printed = capsys.readouterr().out
+    assert "Fisher information" in printed
+
+
+def test_run_with_ratio_method(tmp_path):
+    cfg = dict(TINY, output="out", training={"method": "alices", "params": {"hidden_layer_sizes": [16],
+                                                                           "max_epochs": 2, "alpha": 0.5}})
+    cfg["augmentation"] = dict(TINY["augmentation"], prior={"kind": "uniform", "n_thetas": 20})
+    assert main(["run", str(_write(tmp_path, cfg))]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert "ALICES" in results["limits"]
+    assert len(results["limits"]["ALICES"]["best_fit"]) == 2
+
+
+def test_demo_write_config_roundtrips(tmp_path):
+    path = tmp_path / "demo.yaml"
+    assert main(["demo", "--write-config", str(path)]) == 0
+    cfg = load_config(path)
+    assert cfg["training"]["method"] == "sally"
+
+
+def test_info_command(tmp_path, capsys):
+    from skminer.simulation.toy import ToySimulator
+
+    path = ToySimulator().simulate(500, random_state=0).save(tmp_path / "ev.h5")
+    assert main(["info", str(path)]) == 0
+    assert "cross section" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"training": {"method": "magic"}}, "training.method"),
+    ({"seed": "abc"}, "seed"),
+    ({"inference": {"luminosity": -1}}, "inference.luminosity"),
+    ({"simulation": {"simulator": "lhe"}}, "simulation.lhe.files"),
+    ({"bogus": 1}, "bogus"),
+    ({"augmentation": {"test_fraction": 1.5}}, "augmentation.test_fraction"),
+])
+def test_bad_config_names_the_field(tmp_path, change, field):
+    path = _write(tmp_path, change, "bad.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert field in str(err.value) and "bad.yaml" in str(err.value)
+    assert main(["run", str(path)]) == 2
+
+
+def test_missing_and_invalid_yaml(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("training: [unclosed")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(bad)
+
+
+def test_validate_config_fills_defaults():
+    cfg = validate_config({}, source="x")
+    assert cfg["training"]["method"] == "sally" and cfg["inference"]["luminosity"] > 0

@@ -36,9 +36,9 @@ def _print_summary(summary: dict) -> None:
 
 
 def _run(config: dict, force: bool) -> int:
-    from .analysis import Analysis
-
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .analysis import Analysis
 
     with logging_redirect_tqdm():
         summary = Analysis(config, progress=True).run(force=force)

@@ -756,6 +756,8 @@ class EventSet:
                 setup = json.loads(setup_raw.decode() if isinstance(setup_raw, bytes) else str(setup_raw))
             except (ValueError, UnicodeDecodeError) as err:
                 raise ValueError(f"{path}: field 'setup' is not valid JSON ({err})") from None
+            if not isinstance(setup, dict):
+                raise ValueError(f"{path}: field 'setup' must be a JSON object, got {type(setup).__name__}")
             arrays = {name: _read(f, path, name) for name in ("x", "weights", "sampling_benchmark")}
             for name in ("nuisance_a", "nuisance_b"):
                 arrays[name] = _read(f, path, name) if setup.get("nuisance_names") else None
@@ -927,7 +929,7 @@ class EventSet:
             nu_names = [n for n, _, _, _ in nuisance]
 
         metadata = {"source": "madminer", "madminer_file": str(path),
-                    "madminer_parameter_transforms": transforms,
+                    "madminer_parameter_transforms": [_none(t) for t in transforms],
                     "madminer_reference_benchmark": next((bnames[i] for i in np.flatnonzero(is_reference)), None),
                     "madminer_nuisance_systematics": {n: s for n, s, _, _ in nuisance}}
         events = cls(x, weights_all[:, phys], observable_names=obs_names, benchmark_names=phys_names, space=space,
@@ -973,6 +975,7 @@ class EventSet:
         extra_names: list[str] = []
         extra_cols: list[np.ndarray] = []
         nu_rows: list[tuple[str, str, str, str]] = []
+        syst_rows: dict[str, tuple[str, str]] = {}
         w_ref = self.weights[:, ref_col]
         taken = set(self.benchmark_names)
         for k, name in enumerate(self.nuisance_names):
@@ -992,8 +995,14 @@ class EventSet:
             if down is not None:
                 extra_names.append(down)
                 extra_cols.append(w_ref * np.exp(-a_k + b_k))
-            nu_rows.append((name, systematics.get(name) or (definition.kind if definition else "scale"), up,
-                            down or _MADMINER_EMPTY))
+            kind = definition.kind if definition is not None else "scale"
+            sname = systematics.get(name) or kind
+            nu_rows.append((name, sname, up, down or _MADMINER_EMPTY))
+            # MadMiner's systematics/* group: the type of each systematic (read back as the nuisance kind) and,
+            # for a normalisation uncertainty, its relative size
+            if sname not in syst_rows:
+                size = definition.size if definition is not None else None
+                syst_rows[sname] = (kind, _MADMINER_EMPTY if size is None else repr(float(size)))
 
         # sampling factors: MadMiner multiplies the weights of events generated at b by n_b / sum n_b
         ids = self.sampling_benchmark
@@ -1045,6 +1054,10 @@ class EventSet:
                 for key, col in zip(("names", "systematics", "benchmark_positive", "benchmark_negative"), cols,
                                     strict=True):
                     f.create_dataset(f"nuisance_parameters/{key}", data=enc(col), dtype="S256")
+                f.create_dataset("systematics/names", data=enc(list(syst_rows)), dtype="S256")
+                f.create_dataset("systematics/types", data=enc([t for t, _ in syst_rows.values()]), dtype="S256")
+                f.create_dataset("systematics/values", data=enc([v for _, v in syst_rows.values()]), dtype="S256")
+                f.create_dataset("systematics/scales", data=enc([_MADMINER_EMPTY] * len(syst_rows)), dtype="S256")
 
         out = _atomic_h5_write(path, write)
         logger.info("wrote %d events in MadMiner layout to %s", self.n_events, out)

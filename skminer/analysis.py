@@ -290,6 +290,8 @@ class Analysis:
         method = cfg["training"]["method"]
         if method == "sally":
             infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
+        if cfg["simulation"]["simulator"] == "toy":  # the built-in simulator knows the exact answer
+            infos["exact (toy)"] = self._simulator().fisher_information(theta_ref, lumi, kind="full")
         results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
                                    "fisher_information": {k: np.asarray(v) for k, v in infos.items()}}
         arrays: dict[str, np.ndarray] = {}
@@ -333,6 +335,10 @@ class Analysis:
             plotting.plot_fisher_contours(infos, theta_ref=theta_ref, parameter_names=test.space.parameter_names,
                                           path=self.out / name)
             written.append(name)
+            if test.morpher is not None:
+                name = f"morphing_basis.{fmt}"
+                plotting.plot_morphing_basis(test, path=self.out / name)
+                written.append(name)
             name = f"observables.{fmt}"
             plotting.plot_distributions(test, thetas=_plot_thetas(test.space, theta_ref), path=self.out / name)
             written.append(name)

@@ -100,7 +100,7 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
         pts = active[b:b + block]
         raw = np.asarray(events.weights_at(thetas[pts]), dtype=np.float64).reshape(n_events, pts.size)
         lowest = raw.min(axis=0)
-        scale = np.maximum(raw.max(axis=0), -lowest)
+        scale = np.maximum(raw.max(axis=0), -lowest) if np.any(lowest < 0) else 0.0
         if np.any(lowest < -NEGATIVE_TOLERANCE * scale):
             negative = raw < -NEGATIVE_TOLERANCE * scale[None, :]
             n_negative[pts] = negative.sum(axis=0)
@@ -117,14 +117,15 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
         else:
             w = raw  # a fresh array from weights_at that nobody else holds
         del raw
-        total = w.sum(axis=0)
+        sum_sq = np.einsum("ij,ij->j", w, w)
+        np.cumsum(w, axis=0, out=w)  # columns are contiguous when weights_at returns Fortran order
+        total = w[-1]
         empty = total <= 0
         if np.any(empty):
             j = pts[int(np.argmax(empty))]
             raise ValueError(f"all event weights are zero or negative at theta={thetas[j].tolist()}; "
                              "cannot draw events there")
-        n_effective[pts] = total**2 / np.maximum(np.einsum("ij,ij->j", w, w), tiny)
-        np.cumsum(w, axis=0, out=w)
+        n_effective[pts] = total**2 / np.maximum(sum_sq, tiny)
         for c, j in enumerate(pts):  # one vectorised search per point (never per event)
             cum = w[:, c]
             last_positive = np.searchsorted(cum, cum[-1], side="left")  # the last event with positive weight

@@ -285,7 +285,14 @@ class EventSet:
         """``(n_theta, n_params)`` float64 array and whether the input was a single point."""
         if isinstance(theta, str | Mapping):
             return self.space.as_theta(theta), True
-        arr = np.asarray(theta, dtype=np.float64)
+        if (isinstance(theta, Sequence) and len(theta) > 0
+                and all(isinstance(t, str | Mapping) for t in theta)):
+            return np.concatenate([self.space.as_theta(t) for t in theta]), False
+        try:
+            arr = np.asarray(theta, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"theta must be numeric (or benchmark names / mappings of parameter values): {err}"
+                             ) from None
         single = arr.ndim <= 1
         if arr.ndim == 0:
             arr = arr.reshape(1)
@@ -334,7 +341,8 @@ class EventSet:
         Parameters
         ----------
         theta : array-like, shape (n_params,) or (n_theta, n_params); or a benchmark name or mapping
-            Parameter points.
+            Parameter points. A benchmark name or a ``{parameter: value}`` mapping is a single point; a list of
+            names / mappings gives one point each (batched output).
         nu : array-like, shape (n_nuisance,) or (n_theta, n_nuisance), optional
             Nuisance parameter values (eq. 19); one row is used for every ``theta``, ``n_theta`` rows are
             paired with the ``theta`` rows.
@@ -353,7 +361,9 @@ class EventSet:
         if self.morpher is None:
             w = self.weights[:, self._benchmark_columns(th)]
         else:
-            w = self._basis_weights() @ self.morpher.weights(th).T
+            # (n_theta, n_events) product returned transposed: Fortran order keeps each point's weights
+            # contiguous, which is what unweighting (cumsum / searchsorted per point) reads
+            w = (self.morpher.weights(th) @ self._basis_weights().T).T
         w, single = self._apply_nu(w, nu, single)
         return w[:, 0] if single else w
 
@@ -375,6 +385,10 @@ class EventSet:
         -------
         ndarray, shape (n_theta,), or float for a single point.
         """
+        if nu is None and self.morpher is not None:  # morphing is linear: morph the column sums
+            th, single = self._theta(theta)
+            xs = self.morpher.weights(th) @ self._basis_weights().sum(axis=0)
+            return float(xs[0]) if single else xs
         w = self.weights_at(theta, nu)
         return float(w.sum()) if w.ndim == 1 else w.sum(axis=0)
 
@@ -406,6 +420,10 @@ class EventSet:
 
     def cross_section_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
         """Gradient of the cross section, shape ``(n_theta, n_params)`` (``(n_params,)`` for one point)."""
+        if nu is None and self.morpher is not None:  # morphing is linear: morph the column sums
+            th, single = self._theta(theta)
+            g = self.morpher.weight_gradients(th) @ self._basis_weights().sum(axis=0)  # (n_theta, n_params)
+            return g[0] if single else g
         g = self.weight_gradients_at(theta, nu)
         return g.sum(axis=0)
 
@@ -590,6 +608,8 @@ class EventSet:
         f = float(test_fraction)
         if not 0.0 < f < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        if self.n_events < 2:
+            raise ValueError(f"cannot split {self.n_events} event(s): both parts need at least one")
         rng = _rng(random_state)
         groups = (np.unique(self.sampling_benchmark) if stratify
                   else np.array([0]))
@@ -664,12 +684,17 @@ class EventSet:
             weights = np.concatenate([s.weights * (s.n_events / n_total) for s in sets])
         else:
             weights = np.concatenate([s.weights for s in sets])
-        has_nu = first.nuisance_a is not None
+        has_nu = any(s.nuisance_a is not None for s in sets)
+
+        def coefficients(s: EventSet, attr: str) -> np.ndarray:
+            value = getattr(s, attr)  # None only when there are no nuisance parameters (equal names checked)
+            return np.zeros((s.n_events, first.n_nuisance)) if value is None else value
+
         return first._replace(
             x=np.concatenate([s.x for s in sets]), weights=weights,
             sampling_benchmark=np.concatenate([s.sampling_benchmark for s in sets]),
-            nuisance_a=np.concatenate([s.nuisance_a for s in sets]) if has_nu else None,
-            nuisance_b=np.concatenate([s.nuisance_b for s in sets]) if has_nu else None)
+            nuisance_a=np.concatenate([coefficients(s, "nuisance_a") for s in sets]) if has_nu else None,
+            nuisance_b=np.concatenate([coefficients(s, "nuisance_b") for s in sets]) if has_nu else None)
 
     def copy(self) -> EventSet:
         """Deep copy (arrays, space and morpher)."""
@@ -742,26 +767,20 @@ class EventSet:
             missing or invalid field.
         """
         path = Path(path)
-        with _open_h5(path) as f:
-            if "skminer_format" not in f.attrs:
-                hint = (" It looks like a MadMiner file: use EventSet.from_madminer()."
-                        if "samples" in f and "benchmarks" in f else "")
-                raise ValueError(f"{path}: not a skminer event file (missing attribute 'skminer_format').{hint}")
-            version = int(f.attrs["skminer_format"])
-            if version > FORMAT_VERSION:
-                raise ValueError(f"{path}: skminer_format {version} is newer than this skminer supports "
-                                 f"({FORMAT_VERSION}); upgrade skminer")
-            setup_raw = _read(f, path, "setup")
-            try:
-                setup = json.loads(setup_raw.decode() if isinstance(setup_raw, bytes) else str(setup_raw))
-            except (ValueError, UnicodeDecodeError) as err:
-                raise ValueError(f"{path}: field 'setup' is not valid JSON ({err})") from None
-            if not isinstance(setup, dict):
-                raise ValueError(f"{path}: field 'setup' must be a JSON object, got {type(setup).__name__}")
-            arrays = {name: _read(f, path, name) for name in ("x", "weights", "sampling_benchmark")}
-            for name in ("nuisance_a", "nuisance_b"):
-                arrays[name] = _read(f, path, name) if setup.get("nuisance_names") else None
+        try:
+            setup, arrays = _read_skminer(path)
+        except FileNotFoundError:
+            raise
+        except OSError as err:  # corrupt or truncated data that h5py can open but not read
+            raise ValueError(f"{path}: cannot read the event file, it may be corrupt or truncated ({err})") from None
+        except (ValueError, TypeError, KeyError) as err:
+            if str(err).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: invalid event file: {err}") from None
+        return cls._from_setup(path, setup, arrays)
 
+    @classmethod
+    def _from_setup(cls, path: Path, setup: dict[str, Any], arrays: dict[str, Any]) -> EventSet:
         def field(name: str) -> Any:
             if name not in setup:
                 raise ValueError(f"{path}: field 'setup' lacks entry {name!r}")
@@ -776,7 +795,7 @@ class EventSet:
                        nuisance_names=field("nuisance_names"), nuisance_a=arrays["nuisance_a"],
                        nuisance_b=arrays["nuisance_b"], observable_definitions=field("observable_definitions"),
                        metadata=field("metadata"))
-        except (TypeError, KeyError) as err:
+        except (TypeError, KeyError, AttributeError) as err:
             raise ValueError(f"{path}: invalid event file: {err}") from None
         except ValueError as err:
             if str(err).startswith(str(path)):
@@ -802,8 +821,30 @@ class EventSet:
         path : str or path-like
         include_nuisance : bool
             Convert nuisance benchmarks into ``nuisance_a``/``nuisance_b``; otherwise drop them.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            If the file is not a readable HDF5 file, lacks a required field or holds inconsistent or invalid
+            content; the message starts with the path.
         """
         path = Path(path)
+        try:
+            return cls._read_madminer(path, include_nuisance)
+        except FileNotFoundError:
+            raise
+        except OSError as err:  # corrupt or truncated data that h5py can open but not read
+            raise ValueError(f"{path}: cannot read the MadMiner file, it may be corrupt or truncated ({err})"
+                             ) from None
+        except (ValueError, TypeError, KeyError, IndexError) as err:
+            if str(err).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: invalid MadMiner file: {err}") from None
+
+    @classmethod
+    def _read_madminer(cls, path: Path, include_nuisance: bool) -> EventSet:
         with _open_h5(path) as f:
             names = _strings(_read(f, path, "parameters/names"))
             n_params = len(names)
@@ -858,7 +899,10 @@ class EventSet:
 
         space = ParameterSpace()
         for i, name in enumerate(names):
-            space.add_parameter(name, lha_block=blocks[i] or None, lha_id=int(ids[i]), max_power=int(max_power[i]),
+            block = _none(blocks[i])
+            # to_madminer writes a parameter without LHA information as block "" and id 0
+            lha_id = None if block is None and int(ids[i]) == 0 else int(ids[i])
+            space.add_parameter(name, lha_block=block, lha_id=lha_id, max_power=int(max_power[i]),
                                 range=(float(ranges[i, 0]), float(ranges[i, 1])))
         phys = np.flatnonzero(~is_nuisance)
         phys_names = [bnames[i] for i in phys]
@@ -945,7 +989,8 @@ class EventSet:
         Parameters are written with both ``val_ranges`` (MadMiner >= 0.9) and ``ranges`` (older versions).
         The morphing matrix has one column per benchmark (zero for benchmarks outside the morphing basis).
         Nuisance parameters become nuisance benchmarks ``w_ref exp(a + b)`` (and ``w_ref exp(-a + b)`` when they
-        have a negative variation), so that MadMiner's ``NuisanceMorpher`` recovers ``a`` and ``b``. The numbers
+        have a negative variation), so that MadMiner's ``NuisanceMorpher`` recovers ``a`` and ``b``;
+        their kinds (and the size of normalisation uncertainties) go to ``systematics/*``. The numbers
         of events per sampling benchmark go to ``sample_summary`` and the stored weights are divided by
         MadMiner's sampling factors, so MadMiner reconstructs exactly these weights.
 
@@ -1139,6 +1184,30 @@ def _atomic_h5_write(path: str | os.PathLike, write: Callable[[h5py.File], None]
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _read_skminer(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Setup (parsed JSON) and arrays of a file written by :meth:`EventSet.save`."""
+    with _open_h5(path) as f:
+        if "skminer_format" not in f.attrs:
+            hint = (" It looks like a MadMiner file: use EventSet.from_madminer()."
+                    if "samples" in f and "benchmarks" in f else "")
+            raise ValueError(f"{path}: not a skminer event file (missing attribute 'skminer_format').{hint}")
+        version = int(f.attrs["skminer_format"])
+        if version > FORMAT_VERSION:
+            raise ValueError(f"{path}: skminer_format {version} is newer than this skminer supports "
+                             f"({FORMAT_VERSION}); upgrade skminer")
+        setup_raw = _read(f, path, "setup")
+        try:
+            setup = json.loads(setup_raw.decode() if isinstance(setup_raw, bytes) else str(setup_raw))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: field 'setup' is not valid JSON ({err})") from None
+        if not isinstance(setup, dict):
+            raise ValueError(f"{path}: field 'setup' must be a JSON object, got {type(setup).__name__}")
+        arrays = {name: _read(f, path, name) for name in ("x", "weights", "sampling_benchmark")}
+        for name in ("nuisance_a", "nuisance_b"):
+            arrays[name] = _read(f, path, name) if setup.get("nuisance_names") else None
+    return setup, arrays
 
 
 def _open_h5(path: Path) -> h5py.File:

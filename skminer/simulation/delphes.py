@@ -1,0 +1,302 @@
+"""Reading Delphes ROOT files into an :class:`~skminer.events.EventSet` with uproot and awkward.
+
+:class:`DelphesReader` reads the ``Delphes`` tree: ``Jet`` (``j``, fields ``btag``, ``tautag``, ``charge``),
+``Electron`` (``e``), ``Muon`` (``mu``), ``l`` = e + mu, ``Photon`` (``a``), ``MissingET`` (singleton ``met``)
+and the scalar ``ht`` (``ScalarHT``), plus multiplicities ``n_<collection>``, ``njets``, ``nleptons``, ...
+Observables, cuts (including trigger-like :class:`~skminer.simulation.cuts.AnyOf` selections), optional extra
+smearing and nuisance parameters work as in :class:`~skminer.simulation.lhe.LHEReader`.
+
+Benchmark weights come from the ``Weight.Weight`` branch, which carries every LHE weight of the event (Pythia's
+nominal weight first, then the LHE ``<rwgt>`` weights in file order). Delphes does not store weight *names*: give
+them as ``weight_names`` or let the reader take them from the LHE file the events were showered from
+(``lhe_path``), which also supplies the weight normalisation (see :mod:`skminer.simulation.lhe`) and the cross
+section. Without an LHE file the default normalisation is ``"average"`` (MG5's default: every event weight is the
+cross section, so the weights are divided by the number of events in the tree).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..morphing import Morpher
+from ..parameters import ParameterSpace
+from .cuts import Cut
+from .lhe import (
+    _ALIASES,
+    NOMINAL,
+    _EventFileReader,
+    _normalise,
+    _open_lhe,
+    _Sample,
+    _SampleResult,
+    read_lhe_info,
+)
+from .observables import EventObjects, Observable, make_vectors, require_hep
+from .smearing import Smearer
+
+__all__ = ["DelphesReader", "read_delphes_objects"]
+
+logger = logging.getLogger(__name__)
+
+_ELECTRON_MASS = 0.000510999
+_MUON_MASS = 0.1056584
+
+_BRANCHES = {
+    "j": ("Jet", {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "btag": "BTag", "tautag": "TauTag",
+                  "charge": "Charge"}),
+    "e": ("Electron", {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}),
+    "mu": ("Muon", {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}),
+    "a": ("Photon", {"pt": "PT", "eta": "Eta", "phi": "Phi"}),
+}
+_MASSES = {"e": _ELECTRON_MASS, "mu": _MUON_MASS, "a": 0.0}
+
+
+def _require_uproot() -> Any:
+    try:
+        import uproot
+    except ImportError as err:  # pragma: no cover - environment dependent
+        raise ImportError(f"reading Delphes files needs uproot ({err}); install it with `pip install skminer[hep]`"
+                          ) from err
+    return uproot
+
+
+def _open_tree(path: Path, tree: str) -> Any:
+    uproot = _require_uproot()
+    if not path.exists():
+        raise FileNotFoundError(f"Delphes file {path} does not exist")
+    try:
+        f = uproot.open(path)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable ROOT file: {type(err).__name__}: {err}") from None
+    try:
+        t = f[tree]
+    except Exception as err:
+        raise ValueError(f"{path}: no tree {tree!r} ({type(err).__name__}: {err}); keys: {f.keys()}") from None
+    return t
+
+
+def _arrays(t: Any, path: Path, names: list[str]) -> dict[str, Any]:
+    try:
+        arrays = t.arrays(names, library="ak", how=dict)
+    except Exception as err:
+        raise ValueError(f"{path}: cannot read branches {names} (truncated or corrupt file?): {type(err).__name__}: "
+                         f"{err}") from None
+    return arrays
+
+
+def read_delphes_objects(path: str | os.PathLike, tree: str = "Delphes") -> tuple[EventObjects, dict[str, Any]]:
+    """Read the reconstructed objects and weights of a Delphes file.
+
+    Returns
+    -------
+    objects : EventObjects
+        Collections ``j e mu a`` (those present in the file), ``l``; singleton ``met``; scalars ``ht`` and
+        multiplicities.
+    weights : dict
+        ``"event"``: ``Event.Weight`` (n_events,) float64 or None; ``"all"``: ``Weight.Weight`` as a float64 array
+        (n_events, n_weights) or None.
+    """
+    ak, _ = require_hep()
+    path = Path(path)
+    t = _open_tree(path, tree)
+    keys = set(t.keys())
+    n = int(t.num_entries)
+    collections: dict[str, Any] = {}
+    for name, (branch, fields) in _BRANCHES.items():
+        names = [f"{branch}/{branch}.{leaf}" for leaf in fields.values()]
+        present = [nm for nm in names if nm in keys]
+        if f"{branch}/{branch}.PT" not in keys:
+            logger.debug("%s: no %s branch; collection %r left empty", path, branch, name)
+            collections[name] = make_vectors(ak.Array([[]] * n), ak.Array([[]] * n), ak.Array([[]] * n),
+                                             ak.Array([[]] * n))
+            continue
+        arr = _arrays(t, path, present)
+        get = {k: arr[f"{branch}/{branch}.{leaf}"] for k, leaf in fields.items() if f"{branch}/{branch}.{leaf}" in arr}
+        mass = get.pop("mass", None)
+        if mass is None:
+            mass = get["pt"] * 0 + _MASSES[name]
+        extra = {k: ak.values_astype(v, np.float64) for k, v in get.items() if k not in ("pt", "eta", "phi")}
+        vecs = make_vectors(get["pt"], get["eta"], get["phi"], mass, **extra)
+        collections[name] = vecs[ak.argsort(vecs.pt, axis=1, ascending=False)]
+    lep = ak.concatenate([collections["e"], collections["mu"]], axis=1)
+    collections["l"] = lep[ak.argsort(lep.pt, axis=1, ascending=False)]
+    if "MissingET/MissingET.MET" in keys:
+        met_arr = _arrays(t, path, ["MissingET/MissingET.MET", "MissingET/MissingET.Phi"])
+        met_pt = ak.to_numpy(ak.fill_none(ak.firsts(met_arr["MissingET/MissingET.MET"]), 0.0)).astype(np.float64)
+        met_phi = ak.to_numpy(ak.fill_none(ak.firsts(met_arr["MissingET/MissingET.Phi"]), 0.0)).astype(np.float64)
+    else:
+        met_pt = met_phi = np.zeros(n)
+    singletons = {"met": make_vectors(met_pt, np.zeros(n), met_phi, np.zeros(n))}
+    scalars = {}
+    if "ScalarHT/ScalarHT.HT" in keys:
+        ht = _arrays(t, path, ["ScalarHT/ScalarHT.HT"])["ScalarHT/ScalarHT.HT"]
+        scalars["ht"] = ak.to_numpy(ak.fill_none(ak.firsts(ht), 0.0)).astype(np.float64)
+    weights: dict[str, Any] = {"event": None, "all": None}
+    if "Event/Event.Weight" in keys:
+        ew = _arrays(t, path, ["Event/Event.Weight"])["Event/Event.Weight"]
+        weights["event"] = ak.to_numpy(ak.fill_none(ak.firsts(ew), np.nan)).astype(np.float64)
+    if "Weight/Weight.Weight" in keys:
+        ww = _arrays(t, path, ["Weight/Weight.Weight"])["Weight/Weight.Weight"]
+        counts = ak.to_numpy(ak.num(ww, axis=1))
+        if n and np.any(counts != counts[0]):
+            bad = int(np.flatnonzero(counts != counts[0])[0])
+            raise ValueError(f"{path}: event {bad + 1} has {counts[bad]} weights, event 1 has {counts[0]}")
+        weights["all"] = np.asarray(ak.to_numpy(ww), dtype=np.float64).reshape(n, -1) if n else np.zeros((0, 0))
+    objects = EventObjects(n, collections, singletons, scalars).with_multiplicities(_ALIASES)
+    return objects, weights
+
+
+class DelphesReader(_EventFileReader):
+    """Read Delphes ROOT files into an :class:`~skminer.events.EventSet` (see the module docstring).
+
+    Parameters
+    ----------
+    space : ParameterSpace
+    benchmarks, weight_ids, morpher, morphing_basis, observables, cuts, smearer, systematics
+        As for :class:`~skminer.simulation.lhe.LHEReader`. ``systematics`` needs the variation weight names, i.e.
+        ``lhe_path`` or ``weight_names`` per sample.
+    normalization : {"average", "sum", "xsec"} or float
+        Default weight normalisation when a sample has no LHE file (``"xsec"`` needs one).
+    tree : str
+        Tree name.
+
+    Examples
+    --------
+    >>> reader = DelphesReader(space)                                                   # doctest: +SKIP
+    >>> reader.add_sample("delphes.root", "sm", lhe_path="unweighted_events.lhe.gz")   # doctest: +SKIP
+    >>> reader.add_observable("m_aa", "(a[0] + a[1]).m").add_cut("len(a) >= 2")       # doctest: +SKIP
+    >>> events = reader.read()                                                          # doctest: +SKIP
+    """
+
+    _source = "delphes"
+
+    def __init__(self, space: ParameterSpace, *, benchmarks: Sequence[str] | None = None,
+                 weight_ids: Mapping[str, str] | None = None, morpher: Morpher | None = None,
+                 morphing_basis: Sequence[str] | None = None,
+                 observables: Sequence[Observable | tuple] | Mapping[str, Any] | None = None,
+                 cuts: Sequence[str | Cut | Callable[[EventObjects], Any]] | None = None,
+                 smearer: Smearer | None = None, systematics: Any = None, normalization: str | float = "average",
+                 tree: str = "Delphes", random_state: Any = None) -> None:
+        super().__init__(space, benchmarks=benchmarks, weight_ids=weight_ids, morpher=morpher,
+                         morphing_basis=morphing_basis, observables=observables, cuts=cuts, smearer=smearer,
+                         systematics=systematics)
+        self.normalization = normalization
+        self.tree = tree
+        self.random_state = random_state
+
+    def add_sample(self, path: str | os.PathLike, sampling_benchmark: str | None = None, *,
+                   lhe_path: str | os.PathLike | None = None, weight_names: Sequence[str] | None = None,
+                   process: str = "signal", is_background: bool = False, normalization: str | float | None = None,
+                   k_factor: float = 1.0) -> DelphesReader:
+        """Register a Delphes file.
+
+        Parameters
+        ----------
+        path : path-like
+        sampling_benchmark : str, optional
+        lhe_path : path-like, optional
+            The LHE file the events came from: weight names, normalisation and cross section.
+        weight_names : sequence of str, optional
+            Names of the ``Weight.Weight`` entries in order; a leading nominal entry may be omitted (then
+            ``len(weight_names)`` is one less than the number of entries). Overrides names from ``lhe_path``.
+        process, is_background, normalization, k_factor
+            As in :meth:`skminer.simulation.lhe.LHEReader.add_sample`.
+        """
+        p = self._check_sample_args(path, sampling_benchmark, process, k_factor)
+        options = {"lhe_path": None if lhe_path is None else Path(lhe_path),
+                   "weight_names": None if weight_names is None else [str(w) for w in weight_names]}
+        self.samples.append(_Sample(p, sampling_benchmark, process, bool(is_background), normalization,
+                                    float(k_factor), options))
+        return self
+
+    def _names_from_lhe(self, lhe_path: Path) -> tuple[list[str], Any]:
+        info = read_lhe_info(lhe_path)
+        ids = info.weight_ids
+        if not ids:  # no <initrwgt>: ids of the first event
+            lhe = _open_lhe(lhe_path)
+            for ev in lhe.events:
+                ids = list(ev.weights)
+                break
+        return ids, info
+
+    def _read_sample(self, sample: _Sample) -> _SampleResult:
+        path = sample.path
+        t0 = time.perf_counter()
+        objects, w = read_delphes_objects(path, self.tree)
+        n = objects.n_events
+        if n == 0:
+            raise ValueError(f"{path}: the tree {self.tree!r} has no events")
+        lhe_path = sample.options.get("lhe_path")
+        names = sample.options.get("weight_names")
+        info = None
+        if lhe_path is not None:
+            lhe_names, info = self._names_from_lhe(lhe_path)
+            if names is None:
+                names = lhe_names
+        nominal = w["event"]
+        all_w = w["all"]
+        if nominal is None:
+            if all_w is None or all_w.shape[1] == 0:
+                raise ValueError(f"{path}: no Event.Weight or Weight.Weight branch; cannot weight the events")
+            nominal = all_w[:, 0]
+        by_name: dict[str, np.ndarray] = {}
+        if all_w is not None and names is not None:
+            k = all_w.shape[1]
+            if len(names) == k - 1:
+                names = [NOMINAL, *names]
+            if len(names) != k:
+                raise ValueError(f"{path}: Weight.Weight has {k} entries per event but {len(names)} weight names were "
+                                 f"given/derived ({names[:10]}...)")
+            by_name = {nm: all_w[:, i] for i, nm in enumerate(names) if nm != NOMINAL}
+        elif names is not None and all_w is None:
+            raise ValueError(f"{path}: weight names given but the file has no Weight.Weight branch")
+        for label, arr in [("Event.Weight", nominal), *by_name.items()]:
+            bad = np.flatnonzero(~np.isfinite(arr))
+            if bad.size:
+                raise ValueError(f"{path}: event {int(bad[0]) + 1} has a non-finite weight (weight {label!r}; "
+                                 f"{bad.size} events affected)")
+        columns = self._benchmark_columns(sample, list(by_name), path)
+        if self.systematics is not None:
+            missing = [i for i in self.systematics.weight_ids if i not in by_name]
+            if missing:
+                raise ValueError(f"{path}: systematics need weights {missing[:10]} that are not among the named "
+                                 f"weights (give lhe_path or weight_names)")
+        norm_setting = self.normalization if sample.normalization is None else sample.normalization
+        if info is not None:
+            norm = info.resolve_normalization("auto" if sample.normalization is None else sample.normalization)
+            xs = info.cross_section
+        else:
+            if norm_setting == "auto":
+                norm_setting = "average"
+            if norm_setting == "xsec":
+                raise ValueError(f"{path}: normalization='xsec' needs the cross section: give lhe_path")
+            if isinstance(norm_setting, str) and norm_setting not in ("average", "sum"):
+                raise ValueError(f"normalization must be 'average', 'sum', 'xsec' or a cross section in pb, got "
+                                 f"{norm_setting!r}")
+            norm, xs = norm_setting, math.nan
+        matrix = np.stack([nominal if c == NOMINAL else by_name[c] for c in columns], axis=1)
+        total = float(nominal.sum())
+        matrix = _normalise(matrix, total, n, norm, xs, path) * sample.k_factor
+        nominal_n = _normalise(nominal, total, n, norm, xs, path) * sample.k_factor
+        if self.smearer is not None:
+            objects = self.smearer.apply(objects)
+        x, weights, a, b, flow = self._process_objects(objects, matrix, nominal_n, nominal, by_name, sample, path)
+        sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
+                           else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
+        meta = {"path": str(path), "lhe_path": None if lhe_path is None else str(lhe_path), "normalization": norm,
+                "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
+                "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
+        logger.debug("%s: %d events processed in %.2f s", path, n, time.perf_counter() - t0)
+        return _SampleResult(x, weights, sampling, a, b, n, flow, sample.process, meta)
+
+
+
+

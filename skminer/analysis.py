@@ -171,13 +171,6 @@ class Analysis:
 
     def _space_and_morpher(self) -> tuple[ParameterSpace, Morpher]:
         cfg = self.config
-        if cfg["simulation"]["simulator"] == "toy":
-            space = self._simulator().space.copy()
-            for name, values in cfg["benchmarks"].items():
-                if name not in space.benchmarks:
-                    space.add_benchmark(name, values)
-            morpher = Morpher.from_space(space, cfg["morphing"]["max_overall_power"])
-            return space, morpher
         space = ParameterSpace()
         for p in cfg["parameters"]:
             space.add_parameter(p["name"], p.get("lha_block"), p.get("lha_id"), p.get("max_power", 2),
@@ -203,10 +196,16 @@ class Analysis:
 
             space, morpher = self._space_and_morpher()
             lhe = sim_cfg["lhe"]
-            reader = LHEReader(space, observables=lhe["observables"], cuts=lhe.get("cuts", ()))
+            basis = lhe.get("morphing_basis")
+            if basis is None:  # the best-conditioned basis among the simulated benchmarks
+                index = morpher.select_basis(space.benchmark_values, space.ranges, random_state=cfg["seed"])
+                basis = [space.benchmark_names[i] for i in index]
+            reader = LHEReader(space, observables=lhe["observables"], cuts=list(lhe.get("cuts") or ()),
+                               morpher=morpher, morphing_basis=basis,
+                               weight_ids=lhe.get("weight_ids"), random_state=cfg["seed"])
             for f in lhe["files"]:
                 reader.add_sample(f, sampling_benchmark=lhe.get("sampling_benchmark"))
-            events = reader.read(morpher=morpher, morphing_basis=lhe.get("morphing_basis"))
+            events = reader.read()
         events.save(self.out / "events.h5")
         logger.info("simulated %d events with observables %s", len(events), events.observable_names)
         return ["events.h5"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -244,6 +245,62 @@ class Morpher:
         logger.info("optimised morphing basis: expected squared weights %.4g", cost(basis[fixed.shape[0]:].ravel()))
         self.set_basis(basis)
         return basis
+
+    def select_basis(self, candidates: np.ndarray, ranges: np.ndarray, max_combinations: int = 20_000,
+                     n_test: int = 1000, random_state: int | None = 0) -> np.ndarray:
+        """Choose the basis among existing points (e.g. simulated benchmarks), then set it.
+
+        Every subset of ``n_components`` candidates is scored by the expected squared morphing weights over
+        ``ranges`` (all subsets when there are at most ``max_combinations``, otherwise that many random ones);
+        the best non-degenerate subset becomes the basis.
+
+        Parameters
+        ----------
+        candidates : array-like, shape (n_candidates, n_parameters)
+            Points available as basis (``n_candidates >= n_components``).
+        ranges : array-like, shape (n_parameters, 2)
+            Parameter ranges over which the squared weights are averaged.
+        max_combinations : int
+            Largest number of subsets scored.
+        n_test : int
+            Parameter points used to estimate the expectation.
+        random_state : int or None
+            Seed of the test points (and of the subsets when they are sampled).
+
+        Returns
+        -------
+        ndarray of int, shape (n_components,)
+            Indices of the chosen candidates, in basis order.
+        """
+        cand = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
+        if cand.shape[1] != self.n_parameters:
+            raise ValueError(f"candidates must have {self.n_parameters} columns, got shape {cand.shape}")
+        k = self.n_components
+        if cand.shape[0] < k:
+            raise ValueError(f"{cand.shape[0]} candidate points cannot span the {k} morphing components")
+        rng = np.random.default_rng(random_state)
+        test_components = self.component_values(_uniform(ranges, n_test, rng, self.n_parameters))
+        cand_components = self.component_values(cand)  # (n_candidates, n_components)
+        if math.comb(cand.shape[0], k) <= max_combinations:
+            subsets = np.array(list(itertools.combinations(range(cand.shape[0]), k)), dtype=int)
+        else:
+            subsets = np.array([np.sort(rng.choice(cand.shape[0], k, replace=False))
+                                for _ in range(max_combinations)])
+        a = cand_components[subsets]  # (n_subsets, k, k): rows are basis points
+        cond = np.linalg.cond(a)
+        ok = np.isfinite(cond) & (cond < 1e12)
+        if not np.any(ok):
+            raise ValueError("no subset of the candidate points forms a non-degenerate morphing basis")
+        a = a[ok]
+        cost = np.empty(a.shape[0])
+        for i in range(0, a.shape[0], 256):  # weights(theta) = component_values(theta) @ inv(a), in chunks
+            w = test_components[None, :, :] @ np.linalg.inv(a[i:i + 256])
+            cost[i:i + 256] = np.mean(np.sum(w**2, axis=2), axis=1)
+        best = subsets[ok][int(np.argmin(cost))]
+        logger.info("selected morphing basis %s among %d candidates: expected squared weights %.4g",
+                    best.tolist(), cand.shape[0], float(cost.min()))
+        self.set_basis(cand[best])
+        return best
 
     # -- serialisation --------------------------------------------------------------------------------
     def to_dict(self) -> dict:

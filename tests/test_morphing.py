@@ -123,3 +123,30 @@ def test_parameter_space_roundtrip_and_errors():
         space.add_nuisance("n", kind="weird")
     with pytest.raises(ValueError, match="lacks field"):
         ParameterSpace.from_dict({})
+
+
+def test_select_basis_among_existing_benchmarks():
+    """The chosen subset is the exhaustive optimum and reproduces a quadratic exactly."""
+    import itertools
+
+    rng = np.random.default_rng(5)
+    morpher = Morpher(max_powers=[2, 2], max_overall_power=2)
+    candidates = np.vstack([rng.uniform(-1, 1, size=(8, 2)), [[0.1, 0.1], [0.1, 0.11]]])
+    ranges = np.array([[-1.0, 1.0], [-1.0, 1.0]])
+    best = morpher.select_basis(candidates, ranges)
+    assert len(set(best.tolist())) == morpher.n_components
+    chosen = morpher.expected_squared_weights(ranges)
+    for subset in itertools.combinations(range(len(candidates)), morpher.n_components):
+        try:
+            other = morpher.expected_squared_weights(ranges, basis=candidates[list(subset)])
+        except ValueError:
+            continue
+        assert chosen <= other * (1 + 1e-9)
+    # weights reproduce a quadratic function of theta from its values at the basis points
+    coef = rng.normal(size=morpher.n_components)
+    f_basis = morpher.component_values(candidates[best]) @ coef
+    thetas = rng.uniform(-1, 1, size=(20, 2))
+    np.testing.assert_allclose(morpher.weights(thetas) @ f_basis, morpher.component_values(thetas) @ coef,
+                               rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="cannot span"):
+        Morpher(max_powers=[2, 2], max_overall_power=2).select_basis(candidates[:3], ranges)

@@ -19,7 +19,8 @@ DEMO_CONFIG = {
     "seed": 1,
     "simulation": {"simulator": "toy", "n_events": 200_000},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3},
-    "training": {"method": "sally", "params": {"hidden_layer_sizes": [64, 64], "max_epochs": 40}},
+    "training": {"method": "sally", "params": {"hidden_layer_sizes": [64, 64], "batch_size": 512, "lr": 1e-3,
+                                               "max_epochs": 60, "patience": 15}},
     "inference": {"luminosity": 100.0, "histograms": ["x1"], "n_bins": 20, "grid": {"n_points": 25}},
 }
 

@@ -285,7 +285,11 @@ class Analysis:
             "truth": fisher.truth_information(theta_ref, lumi),
         }
         for obs in icfg["histograms"] or test.observable_names[:1]:
-            infos[f"histogram {obs}"] = fisher.histogram_information(theta_ref, lumi, obs, bins=icfg["n_bins"])
+            if isinstance(obs, str):
+                infos[f"histogram {obs}"] = fisher.histogram_information(theta_ref, lumi, obs, bins=icfg["n_bins"])
+            else:  # a pair of observables: two-dimensional histogram
+                infos[f"histogram {obs[0]} vs {obs[1]}"] = fisher.histogram_information_2d(
+                    theta_ref, lumi, obs[0], obs[1], bins1=icfg["n_bins"], bins2=icfg["n_bins"])
         method = cfg["training"]["method"]
         if method == "sally":
             infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
@@ -298,6 +302,7 @@ class Analysis:
             grid = _grid(space.ranges, icfg["grid"]["n_points"])
             limits = AsymptoticLimits(test, luminosity=lumi)
             hist_obs = icfg["histograms"][:1] or test.observable_names[:1]
+            hist_obs = [hist_obs[0]] if isinstance(hist_obs[0], str) else list(hist_obs[0])
             maps = {f"histogram {hist_obs[0]}": limits.expected_limits(theta_true=theta_ref, grid=grid,
                                                                        mode="histogram", observables=hist_obs,
                                                                        bins=icfg["n_bins"])}

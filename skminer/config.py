@@ -149,8 +149,11 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
     inf = cfg["inference"]
     if not isinstance(inf["luminosity"], (int, float)) or inf["luminosity"] <= 0:
         raise _fail(source, "inference.luminosity", f"must be a positive number (pb^-1), got {inf['luminosity']!r}")
-    if not isinstance(inf["histograms"], list):
-        raise _fail(source, "inference.histograms", "must be a list of observable names")
+    if not isinstance(inf["histograms"], list) or not all(
+            isinstance(h, str) or (isinstance(h, list) and len(h) == 2 and all(isinstance(o, str) for o in h))
+            for h in inf["histograms"]):
+        raise _fail(source, "inference.histograms",
+                    "must be a list of observable names or [name, name] pairs (two-dimensional histograms)")
     if not isinstance(inf["grid"].get("n_points"), int) or inf["grid"]["n_points"] < 3:
         raise _fail(source, "inference.grid.n_points", "must be an integer >= 3")
     for c in inf["cl"]:

@@ -17,7 +17,7 @@ TINY = {
     "simulation": {"simulator": "toy", "n_events": 4000},
     "augmentation": {"n_samples": 2000, "test_fraction": 0.5},
     "training": {"method": "sally", "params": {"hidden_layer_sizes": [16], "max_epochs": 2}},
-    "inference": {"luminosity": 50.0, "histograms": ["x1"], "n_bins": 5, "grid": {"n_points": 5}},
+    "inference": {"luminosity": 50.0, "histograms": ["x1", ["x1", "x2"]], "n_bins": 5, "grid": {"n_points": 5}},
     "plots": {"formats": ["png"]},
 }
 
@@ -38,7 +38,7 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
     info = results["fisher_information"]
-    assert {"rate", "truth", "histogram x1", "full (SALLY)"} <= set(info)
+    assert {"rate", "truth", "histogram x1", "histogram x1 vs x2", "full (SALLY)", "exact (toy)"} <= set(info)
     truth = np.asarray(info["truth"])
     assert truth.shape == (2, 2) and np.all(np.linalg.eigvalsh(truth) > 0)
     summary = json.loads((out / "summary.json").read_text())
@@ -90,6 +90,7 @@ def test_info_command(tmp_path, capsys):
     ({"inference": {"luminosity": -1}}, "inference.luminosity"),
     ({"simulation": {"simulator": "lhe"}}, "simulation.lhe.files"),
     ({"bogus": 1}, "bogus"),
+    ({"inference": {"histograms": [["x1"]]}}, "inference.histograms"),
     ({"augmentation": {"test_fraction": 1.5}}, "augmentation.test_fraction"),
 ])
 def test_bad_config_names_the_field(tmp_path, change, field):

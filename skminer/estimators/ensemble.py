@@ -1,0 +1,290 @@
+"""Ensembles of skminer estimators: bootstrap members trained in parallel, mean and spread of their outputs.
+
+Members are :func:`sklearn.base.clone`\\ s of a template estimator, each with its own ``random_state`` and (by
+default) its own bootstrap resample of the training events; per-event fit metadata (``theta``, ``r_xz``,
+``t_xz`` ...) is resampled with the same indices. Training uses :class:`joblib.Parallel` with the active
+backend (so ``with joblib.parallel_backend("dask"): ens.fit(...)`` distributes it).
+
+Predictions: :meth:`Ensemble.predict_all` stacks the per-member outputs of any public prediction method
+(``predict``, ``predict_log_ratio``, ``score_at``, ``log_likelihood`` ...) along a new first axis;
+``predict``/``predict_log_ratio``/``score_at``/``log_likelihood`` return the member mean and, with
+``return_std=True``, the member standard deviation (``ddof=1``). :meth:`Ensemble.calibrate` forwards the
+calibration data to every SALLINO member. The Fisher information of an ensemble is
+computed from :attr:`Ensemble.members_` / :meth:`Ensemble.predict_all` in :mod:`skminer.inference.fisher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+from collections.abc import Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from ._torch_utils import seed_from_random_state
+
+logger = logging.getLogger("skminer.estimators")
+
+__all__ = ["Ensemble"]
+
+_STATE_FORMAT = 1
+_BLOCKED_METHODS = frozenset({"fit", "set_params", "get_params", "calibrate", "partial_fit"})
+
+
+@contextmanager
+def _torch_threads(n: int | None):
+    """Temporarily limit torch's intra-op threads (restored afterwards; ``None`` leaves them alone)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _fit_member(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any], n_threads: int | None) -> Any:
+    with _torch_threads(n_threads):
+        if y is None:
+            return estimator.fit(X, **fit_params)
+        return estimator.fit(X, y, **fit_params)
+
+
+def _take(a: Any, idx: np.ndarray | None) -> Any:
+    if idx is None or a is None:
+        return a
+    if hasattr(a, "iloc"):
+        return a.iloc[idx]
+    return np.asarray(a)[idx]
+
+
+class Ensemble(BaseEstimator):
+    """An ensemble of independently trained copies of a skminer estimator.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Unfitted template (SALLY, SALLINO, a ratio estimator, NDE/SCANDAL, ...). Members are ``clone(estimator)``
+        with ``random_state`` set per member (when the template has that parameter).
+    n_estimators : int, default=5
+        Number of members.
+    bootstrap : bool, default=True
+        Train each member on a bootstrap resample (drawn with replacement, same size) of the events; if false
+        every member sees all events and members differ only through their seeds.
+    n_jobs : int or None, default=None
+        Parallel fits through :class:`joblib.Parallel` (``None``: 1 unless a joblib backend context says
+        otherwise; ``-1``: all cores). Each parallel worker limits torch to its share of the cores while it
+        trains.
+    random_state : None, int, RandomState or Generator, default=None
+        Seeds the member seeds and the bootstrap resamples.
+
+    Attributes
+    ----------
+    members_ : list of estimators
+        The fitted members.
+    member_seeds_ : list of int
+        The ``random_state`` given to each member.
+    n_features_in_ : int
+        Columns of ``X`` seen in :meth:`fit`.
+
+    Examples
+    --------
+    >>> ens = Ensemble(SALLY(max_epochs=20), n_estimators=5, n_jobs=2, random_state=0)  # doctest: +SKIP
+    >>> ens.fit(x, t_xz)  # doctest: +SKIP
+    >>> t_mean, t_std = ens.predict(x_test, return_std=True)  # doctest: +SKIP
+    """
+
+    def __init__(self, estimator: Any, n_estimators: int = 5, bootstrap: bool = True, n_jobs: int | None = None,
+                 random_state: Any = None) -> None:
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.bootstrap = bootstrap
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def _validate(self) -> None:
+        if self.estimator is None or not hasattr(self.estimator, "fit") or not hasattr(self.estimator, "get_params"):
+            raise ValueError(f"estimator must be an unfitted scikit-learn style estimator, got {self.estimator!r}")
+        n = self.n_estimators
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n_estimators must be a positive int, got {n!r}")
+        if not isinstance(self.bootstrap, (bool, np.bool_)):
+            raise ValueError(f"bootstrap must be a bool, got {self.bootstrap!r}")
+        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
+                                        or self.n_jobs == 0):
+            raise ValueError(f"n_jobs must be None or a non-zero int, got {self.n_jobs!r}")
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Ensemble:
+        """Train ``n_estimators`` clones of the template, each on its own bootstrap resample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : array-like, optional
+            Target / labels as expected by the template's ``fit`` (SALLY: ``t_xz``; ratio estimators: labels;
+            flows: omit).
+        **fit_params
+            Forwarded to every member's ``fit`` (``theta=``, ``r_xz=``, ``t_xz=`` ...). Array-likes with one
+            row per event are resampled with the member's bootstrap indices; anything else is passed as is.
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        X_arr = X if hasattr(X, "iloc") else np.asarray(X)
+        if X_arr.ndim != 2:
+            raise ValueError(f"X must be a 2-D array (n_events, n_features), got shape {np.shape(X)}")
+        n = X_arr.shape[0]
+        if n < 1:
+            raise ValueError("X has no events")
+        if y is not None and np.shape(y)[0] != n:
+            raise ValueError(f"y must have one entry per event ({n}), got shape {np.shape(y)}")
+        per_event = {k: v is not None and np.ndim(v) >= 1 and np.shape(v)[0] == n for k, v in fit_params.items()}
+        seed = seed_from_random_state(self.random_state)
+        states = np.random.SeedSequence(seed).generate_state(2 * self.n_estimators) % (2**31 - 1)
+        member_seeds = [int(s) for s in states[: self.n_estimators]]
+        boot_seeds = [int(s) for s in states[self.n_estimators:]]
+
+        has_rs = "random_state" in self.estimator.get_params(deep=False)
+        jobs = []
+        for i in range(self.n_estimators):
+            est = clone(self.estimator)
+            if has_rs:
+                est.set_params(random_state=member_seeds[i])
+            idx = np.random.default_rng(boot_seeds[i]).integers(0, n, size=n) if self.bootstrap else None
+            params = {k: (_take(v, idx) if per_event[k] else v) for k, v in fit_params.items()}
+            jobs.append((est, _take(X_arr, idx), _take(y, idx), params))
+
+        n_workers = min(effective_n_jobs(self.n_jobs), self.n_estimators)
+        n_threads = max(1, (os.cpu_count() or 1) // n_workers) if n_workers > 1 else None
+        logger.debug("Ensemble: fitting %d members with %d parallel workers", self.n_estimators, n_workers)
+        members = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_member)(est, Xi, yi, params, n_threads) for est, Xi, yi, params in jobs)
+        self.members_ = list(members)
+        self.member_seeds_ = member_seeds if has_rs else [None] * self.n_estimators
+        self.n_features_in_ = int(X_arr.shape[1])
+        return self
+
+    def calibrate(self, X: Any, *args: Any, **kwargs: Any) -> Ensemble:
+        """Call ``calibrate`` on every member with the same calibration data (SALLINO members).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_calibration, n_features)
+        *args, **kwargs
+            As for the members' ``calibrate`` (``theta``, ``sample_weight``).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "members_")
+        if not all(callable(getattr(m, "calibrate", None)) for m in self.members_):
+            raise ValueError(f"the members ({type(self.members_[0]).__name__}) have no calibrate method")
+        for member in self.members_:
+            member.calibrate(X, *args, **kwargs)
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def predict_all(self, method: str, X: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Per-member outputs of ``member.<method>(X, *args, **kwargs)``, stacked along a new first axis.
+
+        Parameters
+        ----------
+        method : str
+            Name of a public prediction method of the members, e.g. ``"predict"``, ``"predict_log_ratio"``,
+            ``"score_at"``, ``"log_likelihood"``.
+        X : array-like of shape (n_events, n_features)
+        *args, **kwargs
+            Further arguments of the method (``theta`` ...).
+
+        Returns
+        -------
+        ndarray of shape (n_estimators, ...)
+        """
+        check_is_fitted(self, "members_")
+        if not isinstance(method, str) or method.startswith("_") or method in _BLOCKED_METHODS:
+            raise ValueError(f"method must be the name of a public prediction method, got {method!r}")
+        fns = [getattr(m, method, None) for m in self.members_]
+        if not all(callable(f) for f in fns):
+            raise ValueError(f"the members ({type(self.members_[0]).__name__}) have no method {method!r}")
+        return np.stack([np.asarray(f(X, *args, **kwargs), dtype=np.float64) for f in fns], axis=0)
+
+    def _reduce(self, method: str, X: Any, args: tuple, kwargs: dict, return_std: bool
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        outs = self.predict_all(method, X, *args, **kwargs)
+        mean = outs.mean(axis=0)
+        if not return_std:
+            return mean
+        std = outs.std(axis=0, ddof=1) if outs.shape[0] > 1 else np.zeros_like(mean)
+        return mean, std
+
+    def predict(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Member mean of ``predict`` (and the member standard deviation with ``return_std=True``)."""
+        return self._reduce("predict", X, args, kwargs, return_std)
+
+    def predict_log_ratio(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+                          ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Member mean (and std with ``return_std=True``) of ``predict_log_ratio``; arguments as for a member."""
+        return self._reduce("predict_log_ratio", X, args, kwargs, return_std)
+
+    def score_at(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Member mean (and std with ``return_std=True``) of the estimated score ``score_at``."""
+        return self._reduce("score_at", X, args, kwargs, return_std)
+
+    def log_likelihood(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+                       ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Member mean (and std with ``return_std=True``) of ``log_likelihood`` (flow members)."""
+        return self._reduce("log_likelihood", X, args, kwargs, return_std)
+
+    # ------------------------------------------------------------------ persistence hooks
+    def _get_fitted_state(self) -> dict[str, Any]:
+        """Template class and hyperparameters, own parameters and the nested fitted states of the members."""
+        from .persistence import params_for_state, registered_class_name
+
+        check_is_fitted(self, "members_")
+        own = {k: v for k, v in self.get_params(deep=False).items() if k != "estimator"}
+        return {
+            "format": _STATE_FORMAT,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": params_for_state(own),
+            "estimator": {"class": registered_class_name(self.estimator),
+                          "params": params_for_state(self.estimator.get_params(deep=False))},
+            "attributes": {"member_seeds_": list(self.member_seeds_), "n_features_in_": int(self.n_features_in_)},
+            "members": [{"class": registered_class_name(m), "state": m._get_fitted_state()} for m in self.members_],
+        }
+
+    @classmethod
+    def _from_fitted_state(cls, state: Mapping[str, Any], device: str | None = None) -> Ensemble:
+        """Rebuild a fitted ensemble from :meth:`_get_fitted_state` (``device`` overrides every member's)."""
+        from .persistence import lookup_class, params_from_state
+
+        if not isinstance(state, Mapping) or state.get("format") != _STATE_FORMAT or "members" not in state:
+            raise ValueError("state is not an Ensemble state from _get_fitted_state")
+        template_cls = lookup_class(state["estimator"]["class"], where="Ensemble template")
+        template = template_cls(**params_from_state(template_cls, state["estimator"]["params"]))
+        if device is not None and "device" in template.get_params(deep=False):
+            template.set_params(device=device)
+        ens = cls(estimator=template, **dict(state.get("params", {})))
+        members = []
+        for i, entry in enumerate(state["members"]):
+            member_cls = lookup_class(entry.get("class"), where=f"Ensemble member {i}")
+            members.append(member_cls._from_fitted_state(entry["state"], device=device))
+        ens.members_ = members
+        attrs = state.get("attributes", {})
+        ens.member_seeds_ = list(attrs.get("member_seeds_", [None] * len(members)))
+        ens.n_features_in_ = int(attrs.get("n_features_in_", 0))
+        return ens

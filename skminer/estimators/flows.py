@@ -1,0 +1,436 @@
+"""Conditional normalizing flows for the likelihood ``p(x | theta)``: NDE and SCANDAL (zuko flows).
+
+* :class:`NDE` maximises ``sum log p_hat(x | theta)`` over events ``x`` drawn at their parameter points
+  ``theta`` (neural density estimation with a masked autoregressive flow or a neural spline flow whose context
+  is ``theta``).
+* :class:`SCANDAL` adds ``alpha`` times the mean squared error between the flow's score
+  ``grad_theta log p_hat(x | theta)`` (by autograd) and the joint score ``t_xz = t(x, z | theta)``.
+
+Both standardise ``x`` and ``theta`` inside the network (buffers, so the state dict carries them).
+
+API (conventions of the ratio estimators): ``fit(X, y=None, *, theta, t_xz=None)`` with ``theta`` of shape
+``(n_events, n_parameters)`` as metadata (routed by scikit-learn's metadata routing inside a Pipeline or
+GridSearchCV); ``log_likelihood(X, theta)``; ``predict_log_ratio(X, theta0, theta1)`` =
+``log p_hat(x | theta0) - log p_hat(x | theta1)`` (MadMiner's ratio convention); ``score_at(X, theta)``;
+``sample(n, theta, random_state)``; ``score(X, y=None, *, theta)`` = mean log-likelihood (independent of
+``alpha``, so ``GridSearchCV`` can tune ``alpha``). Parameter arguments at prediction time are one point
+``(n_parameters,)`` (broadcast to all events) or one row per event ``(n_events, n_parameters)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import zuko
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from torch import Tensor, nn
+
+from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
+from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
+from .base import NeuralEstimatorBase
+
+__all__ = ["NDE", "SCANDAL", "FlowNet", "FlowCriterion", "FLOWS"]
+
+#: Flow architectures accepted by the ``flow`` parameter.
+FLOWS: tuple[str, ...] = ("maf", "nsf")
+
+
+class FlowNet(nn.Module):
+    """Conditional flow ``log p_hat(x | theta)`` with standardised ``x`` and ``theta`` (buffers).
+
+    Parameters
+    ----------
+    n_features, n_parameters : int
+        Columns of ``x`` and of ``theta`` (the flow's context).
+    flow : {"maf", "nsf"}
+        :class:`zuko.flows.MAF` (affine masked autoregressive) or :class:`zuko.flows.NSF` (rational-quadratic
+        spline, domain ``[-5, 5]`` in standardised units, linear tails outside).
+    transforms : int
+        Number of autoregressive transforms.
+    hidden_layer_sizes : sequence of int
+        Hidden features of each transform's (masked) MLP.
+    activation : str
+        Key of :data:`skminer.estimators._net.ACTIVATIONS` (smooth activations give smooth scores).
+    bins : int
+        Spline bins (NSF only).
+    x_mean, x_scale, theta_mean, theta_scale : array-like, optional
+        Standardisation statistics; the log-density is corrected by ``-sum(log x_scale)``.
+    return_score : bool
+        If true and gradients are enabled, ``forward`` also returns ``t = grad_theta log p_hat``.
+    """
+
+    def __init__(self, n_features: int, n_parameters: int, flow: str = "maf", transforms: int = 3,
+                 hidden_layer_sizes: Sequence[int] = (64, 64), activation: str = "tanh", bins: int = 8,
+                 x_mean: Any = None, x_scale: Any = None, theta_mean: Any = None, theta_scale: Any = None,
+                 return_score: bool = False) -> None:
+        super().__init__()
+        self.x_std = Standardizer(n_features, x_mean, x_scale)
+        self.theta_std = Standardizer(n_parameters, theta_mean, theta_scale)
+        kwargs = {"transforms": int(transforms), "hidden_features": tuple(hidden_layer_sizes),
+                  "activation": ACTIVATIONS[activation]}
+        if flow == "maf":
+            self.flow = zuko.flows.MAF(int(n_features), int(n_parameters), **kwargs)
+        elif flow == "nsf":
+            self.flow = zuko.flows.NSF(int(n_features), int(n_parameters), bins=int(bins), **kwargs)
+        else:
+            raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
+        self.return_score = bool(return_score)
+
+    def log_prob(self, x: Tensor, theta: Tensor) -> Tensor:
+        """``log p_hat(x | theta)`` in the units of ``x``, shape (n,)."""
+        lp = self.flow(self.theta_std(theta)).log_prob(self.x_std(x))
+        return lp - torch.log(self.x_std.scale).sum()
+
+    def log_prob_and_score(self, x: Tensor, theta: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        """``log p_hat`` (n,) and ``grad_theta log p_hat`` (n, n_parameters); needs gradients enabled."""
+        theta = theta.detach().requires_grad_(True)
+        lp = self.log_prob(x, theta)
+        (t,) = torch.autograd.grad(lp.sum(), theta, create_graph=create_graph)
+        return lp, t
+
+    def forward(self, x: Tensor, theta: Tensor) -> dict[str, Tensor]:
+        if self.return_score and torch.is_grad_enabled():
+            lp, t = self.log_prob_and_score(x, theta, create_graph=self.training)
+            return {"log_p": lp, "t": t}
+        return {"log_p": self.log_prob(x, theta)}
+
+    @torch.no_grad()
+    def sample(self, n: int, theta: Tensor, generator: torch.Generator) -> Tensor:
+        """``n`` events from ``p_hat(x | theta)`` for one point ``theta`` (n_parameters,), in ``x`` units.
+
+        The base noise comes from the local CPU ``generator`` (the global RNG is not used).
+        """
+        context = self.theta_std(theta.reshape(1, -1)).expand(n, -1)
+        dist = self.flow(context)
+        eps = torch.randn((n, self.x_std.mean.shape[0]), generator=generator, dtype=torch.float32)
+        z = dist.base.mean + dist.base.stddev * eps.to(context.device)
+        u = dist.transform.inv(z)
+        return u * self.x_std.scale + self.x_std.mean
+
+
+class FlowCriterion(nn.Module):
+    """NLL ``-mean log p_hat(x | theta)`` plus ``alpha * mean |t_hat - t_xz|^2`` (SCANDAL; ``alpha = 0``: NDE)."""
+
+    def __init__(self, alpha: float = 0.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, y_pred: Mapping[str, Tensor], y_true: Mapping[str, Tensor]) -> Tensor:
+        loss = -y_pred["log_p"].mean()
+        if self.alpha != 0.0 and "t" in y_pred and "t_xz" in y_true:
+            loss = loss + self.alpha * ((y_pred["t"] - y_true["t_xz"]) ** 2).sum(dim=1).mean()
+        return loss
+
+
+def _missing_theta(owner: str, method: str) -> str:
+    return (f"{owner}.{method}() needs theta (the parameter point of each event), but theta is None. Inside a "
+            "Pipeline or GridSearchCV theta reaches the estimator only through scikit-learn's metadata routing: "
+            "call sklearn.set_config(enable_metadata_routing=True) and pass theta=... to the outer method.")
+
+
+class _FlowEstimatorBase(NeuralEstimatorBase):
+    """Shared implementation of NDE and SCANDAL (not for direct use)."""
+
+    _fitted_attributes = ("n_parameters_",)
+    __metadata_request__fit = {"theta": True, "t_xz": True}
+    __metadata_request__score = {"theta": True}
+    __metadata_request__predict = {"theta": True}
+
+    def __init__(self, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 activation: str = "tanh", bins: int = 8, lr: float = 1e-3, batch_size: int = 128,
+                 max_epochs: int = 50, early_stopping: bool = True, validation_fraction: float = 0.25,
+                 patience: int = 10, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        self.flow = flow
+        self.transforms = transforms
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.bins = bins
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def _alpha(self) -> float:
+        return float(getattr(self, "alpha", 0.0))
+
+    @property
+    def _uses_score(self) -> bool:
+        return self._alpha != 0.0
+
+    @property
+    def _grad_in_validation(self) -> bool:  # type: ignore[override]
+        return self._uses_score
+
+    def _validate_hyperparameters(self) -> None:
+        super()._validate_hyperparameters()
+        if self.flow not in FLOWS:
+            raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
+        for name in ("transforms", "bins"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if len(check_hidden_layer_sizes(self.hidden_layer_sizes)) == 0:
+            raise ValueError("hidden_layer_sizes must not be empty for a flow (the transforms need a hidden layer)")
+        if hasattr(self, "alpha"):
+            a = self.alpha
+            if not isinstance(a, numbers.Real) or isinstance(a, bool) or not (a >= 0 and np.isfinite(a)):
+                raise ValueError(f"alpha must be a non-negative float, got {a!r}")
+
+    def _build_module(self, **stats: Any) -> nn.Module:
+        return FlowNet(self.n_features_in_, self.n_parameters_, self.flow, self.transforms, self.hidden_layer_sizes,
+                       self.activation, self.bins, return_score=self._uses_score, **stats)
+
+    def _build_criterion(self) -> nn.Module:
+        return FlowCriterion(self._alpha)
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X: Any, theta: Any, t_xz: Any) -> _FlowEstimatorBase:
+        owner = type(self).__name__
+        self._validate_hyperparameters()
+        if theta is None:
+            raise ValueError(_missing_theta(owner, "fit"))
+        X = validate_data(self, X, dtype=np.float64)
+        n = X.shape[0]
+        theta = check_array(theta, dtype=np.float64, ensure_2d=False, input_name="theta")
+        if theta.ndim == 1:
+            theta = theta.reshape(-1, 1)
+        if theta.ndim != 2 or theta.shape[0] != n:
+            raise ValueError(f"theta must have one row per event ({n}), got shape {theta.shape}")
+        self.n_parameters_ = int(theta.shape[1])
+        targets: dict[str, np.ndarray | None] = {}
+        if self._uses_score:
+            if t_xz is None:
+                raise ValueError(f"{owner} needs the joint score t_xz (fit(..., t_xz=...)), or alpha=0")
+            t_xz = check_array(t_xz, dtype=np.float64, ensure_2d=False, input_name="t_xz")
+            if t_xz.ndim == 1 and self.n_parameters_ == 1:
+                t_xz = t_xz.reshape(-1, 1)
+            if t_xz.shape != (n, self.n_parameters_):
+                raise ValueError(f"t_xz must have shape ({n}, {self.n_parameters_}), got {t_xz.shape}")
+            targets["t_xz"] = t_xz
+        x_mean, x_scale = Standardizer.stats(X)
+        th_mean, th_scale = Standardizer.stats(theta)
+        stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}
+        return self._train({"x": X, "theta": theta}, targets, stats)
+
+    # ------------------------------------------------------------------ prediction
+    def _broadcast_theta(self, theta: Any, n: int, name: str = "theta") -> np.ndarray:
+        p = self.n_parameters_
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.ndim == 0:
+            theta = theta.reshape(1)
+        if theta.ndim == 1:
+            if theta.size == p:
+                theta = theta.reshape(1, p)
+            elif p == 1 and theta.size == n:
+                theta = theta.reshape(n, 1)
+        if theta.ndim != 2 or theta.shape[1] != p or theta.shape[0] not in (1, n):
+            raise ValueError(f"{name} must have shape ({p},) or (n_events={n}, {p}), got shape {theta.shape}")
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"{name} contains NaN or inf")
+        return np.broadcast_to(theta, (n, p))
+
+    def _inputs(self, X: Any, theta: Any, method: str, name: str = "theta") -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self, "net_")
+        if theta is None:
+            raise ValueError(_missing_theta(type(self).__name__, method))
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X, self._broadcast_theta(theta, X.shape[0], name)
+
+    def log_likelihood(self, X: Any, theta: Any) -> np.ndarray:
+        """Estimated ``log p(x | theta)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta : array-like of shape (n_parameters,) or (n_events, n_parameters)
+
+        Returns
+        -------
+        ndarray of shape (n_events,)
+        """
+        X, theta = self._inputs(X, theta, "log_likelihood")
+        return self._evaluate(lambda m, x, th: m.log_prob(x, th), [X, theta])
+
+    def predict(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Same as :meth:`log_likelihood` (so that ``Pipeline.predict(X, theta=...)`` works)."""
+        X, theta = self._inputs(X, theta, "predict")
+        return self._evaluate(lambda m, x, th: m.log_prob(x, th), [X, theta])
+
+    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any) -> np.ndarray:
+        """Estimated ``log r(x | theta0, theta1) = log p_hat(x | theta0) - log p_hat(x | theta1)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta0, theta1 : array-like of shape (n_parameters,) or (n_events, n_parameters)
+
+        Returns
+        -------
+        ndarray of shape (n_events,)
+        """
+        X, th0 = self._inputs(X, theta0, "predict_log_ratio", "theta0")
+        th1 = self._broadcast_theta(theta1, X.shape[0], "theta1")
+        return self._evaluate(lambda m, x, a, b: m.log_prob(x, a) - m.log_prob(x, b), [X, th0, th1])
+
+    def score_at(self, X: Any, theta: Any) -> np.ndarray:
+        """Estimated score ``grad_theta log p_hat(x | theta)`` (autograd).
+
+        Parameters
+        ----------
+        X, theta
+            As for :meth:`log_likelihood`.
+
+        Returns
+        -------
+        ndarray of shape (n_events, n_parameters)
+        """
+        X, theta = self._inputs(X, theta, "score_at")
+        return self._evaluate(lambda m, x, th: m.log_prob_and_score(x, th)[1], [X, theta], grad=True)
+
+    def sample(self, n_samples: int, theta: Any, random_state: Any = None) -> np.ndarray:
+        """Draw events from the estimated ``p_hat(x | theta)`` at one parameter point.
+
+        Parameters
+        ----------
+        n_samples : int
+        theta : array-like of shape (n_parameters,)
+        random_state : None, int, RandomState or Generator
+            Seeds a local generator (global RNGs are untouched).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self, "net_")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 0:
+            raise ValueError(f"n_samples must be a non-negative int, got {n_samples!r}")
+        theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+        if theta.shape != (self.n_parameters_,) or not np.all(np.isfinite(theta)):
+            raise ValueError(f"theta must be one finite point of shape ({self.n_parameters_},), got {theta.shape}")
+        gen = torch_generator(seed_from_random_state(random_state))
+        module = self.net_.module_
+        module.eval()
+        device = resolve_device(self.net_.device)
+        th = torch.as_tensor(theta, dtype=torch.float32, device=device)
+        out = [to_numpy(module.sample(min(65536, n_samples - s), th, gen)) for s in range(0, n_samples, 65536)]
+        return np.concatenate(out, axis=0) if out else np.zeros((0, self.n_features_in_))
+
+    # sample_weight is accepted because Pipeline.score always forwards it under metadata routing
+    def score(self, X: Any, y: Any = None, *, theta: Any = None, sample_weight: Any = None) -> float:
+        """Mean estimated log-likelihood ``mean log p_hat(x | theta)`` (greater is better, ``alpha``-independent).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : ignored
+        theta : array-like of shape (n_events, n_parameters) or (n_parameters,)
+        sample_weight : array-like of shape (n_events,), optional
+
+        Returns
+        -------
+        float
+        """
+        if theta is None:
+            raise ValueError(_missing_theta(type(self).__name__, "score"))
+        lp = self.log_likelihood(X, theta)
+        if sample_weight is None:
+            return float(np.mean(lp))
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if w.shape != lp.shape:
+            raise ValueError(f"sample_weight must have shape {lp.shape}, got {w.shape}")
+        return float(np.sum(w * lp) / np.sum(w))
+
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    flow : {{"maf", "nsf"}}, default="maf"
+        Masked autoregressive flow (affine) or neural spline flow (:mod:`zuko.flows`), with ``theta`` as context.
+    transforms : int, default=3
+        Number of autoregressive transforms.
+    hidden_layer_sizes : tuple of int, default=(64, 64)
+        Hidden features of each transform's masked MLP.
+    activation : str, default="tanh"
+        Hidden activation (smooth activations give smooth scores).
+    bins : int, default=8
+        Spline bins (``flow="nsf"`` only).{alpha}
+    lr : float, default=1e-3
+    batch_size : int, default=128
+    max_epochs : int, default=50
+    early_stopping : bool, default=True
+    validation_fraction : float, default=0.25
+    patience : int, default=10
+    device : str, default="cpu"
+    random_state : None, int, RandomState or Generator, default=None
+    verbose : int, default=0
+        See :class:`~skminer.estimators.base.NeuralEstimatorBase`.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The private trained net (module :class:`FlowNet`).
+    n_features_in_ : int
+    n_parameters_ : int
+    n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
+        Training history.
+"""
+
+_FIT_DOC = """Train the flow on events ``X`` drawn at their parameter points ``theta``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : ignored
+            Present for API compatibility (``GridSearchCV``).
+        theta : array-like of shape (n_events, n_parameters) or (n_events,)
+            Parameter point at which each event was simulated.
+        t_xz : array-like of shape (n_events, n_parameters), optional
+            Joint score ``t(x, z | theta)`` (SCANDAL with ``alpha > 0``; ignored by NDE).
+
+        Returns
+        -------
+        self
+        """
+
+
+class NDE(_FlowEstimatorBase):
+    __doc__ = ("Neural density estimation: a conditional normalizing flow ``p_hat(x | theta)`` trained by maximum "
+               "likelihood.\n" + _PARAMS_DOC.format(alpha=""))
+
+    def fit(self, X: Any, y: Any = None, *, theta: Any = None, t_xz: Any = None) -> NDE:
+        return self._fit(X, theta, None)
+
+    fit.__doc__ = _FIT_DOC
+
+
+class SCANDAL(_FlowEstimatorBase):
+    __doc__ = ("SCANDAL: a conditional flow trained on ``-log p_hat(x | theta) + alpha |grad_theta log p_hat(x | "
+               "theta) - t_xz|^2`` (score-augmented neural density estimation).\n" + _PARAMS_DOC.format(alpha="""
+    alpha : float, default=1.0
+        Weight of the joint-score term relative to the negative log-likelihood."""))
+
+    def __init__(self, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 activation: str = "tanh", bins: int = 8, alpha: float = 1.0, lr: float = 1e-3, batch_size: int = 128,
+                 max_epochs: int = 50, early_stopping: bool = True, validation_fraction: float = 0.25,
+                 patience: int = 10, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        super().__init__(flow=flow, transforms=transforms, hidden_layer_sizes=hidden_layer_sizes,
+                         activation=activation, bins=bins, lr=lr, batch_size=batch_size, max_epochs=max_epochs,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,
+                         device=device, random_state=random_state, verbose=verbose)
+        self.alpha = alpha
+
+    def fit(self, X: Any, y: Any = None, *, theta: Any = None, t_xz: Any = None) -> SCANDAL:
+        return self._fit(X, theta, t_xz)
+
+    fit.__doc__ = _FIT_DOC

@@ -237,7 +237,10 @@ class Morpher:
             best = candidates[int(np.argmin(costs))]
             if refine:
                 scale = np.tile(ranges[:, 1] - ranges[:, 0], n_free)
+                lo, hi = np.tile(ranges[:, 0], n_free), np.tile(ranges[:, 1], n_free)
+                bounds = np.stack([lo, hi], axis=1) / scale[:, None]
                 res = optimize.minimize(lambda u: cost(u * scale), best / scale, method="Nelder-Mead",
+                                        bounds=bounds,  # basis points stay inside the ranges
                                         options={"maxiter": 200 * best.size, "xatol": 1e-4, "fatol": 1e-6})
                 if np.isfinite(res.fun) and res.fun <= cost(best):
                     best = res.x * scale

@@ -159,3 +159,24 @@ def test_errors():
     for bad in ("fit", "_fit", "set_params"):
         with pytest.raises(ValueError, match="public prediction method"):
             ens.predict_all(bad, X)
+
+
+def test_ensemble_fisher_information_mean_and_covariance():
+    """FisherInformation uses an ensemble's predict_members: mean information and a non-zero member spread."""
+    from skminer.estimators import SALLY, Ensemble
+    from skminer.inference import FisherInformation
+    from skminer.simulation import ToySimulator
+
+    toy = ToySimulator()
+    theta = np.zeros(2)
+    x, z = toy.sample(4000, theta, random_state=3, return_latent=True)
+    ens = Ensemble(SALLY(hidden_layer_sizes=(16,), max_epochs=3, random_state=0), n_estimators=3,
+                   random_state=1).fit(x, toy.joint_score(z, theta))
+    members = ens.predict_members(x[:10])
+    assert members.shape == (3, 10, 2)
+    fisher = FisherInformation(toy.simulate(5000, random_state=4))
+    mean, cov = fisher.full_information(theta, ens, 100.0, return_covariance=True)
+    per_member = fisher.full_information_members(theta, ens, 100.0)
+    assert per_member.shape == (3, 2, 2)
+    np.testing.assert_allclose(mean, per_member.mean(axis=0), rtol=1e-10)
+    assert cov.shape == (2, 2, 2, 2) and np.all(np.isfinite(cov)) and np.abs(cov).max() > 0

@@ -66,6 +66,7 @@ def test_optimize_basis_beats_random_and_keeps_fixed():
     fixed = np.array([[0.0, 0.0]])
     basis = m.optimize_basis(ranges, fixed=fixed, n_trials=50, random_state=3)
     np.testing.assert_array_equal(basis[0], fixed[0])
+    assert np.all((basis >= ranges[:, 0]) & (basis <= ranges[:, 1]))  # the refinement respects the ranges
     optimised = m.expected_squared_weights(ranges)
     rng = np.random.default_rng(0)
     random_costs = [m.expected_squared_weights(ranges, basis=np.vstack([fixed, rng.uniform(-1, 1, (5, 2))]))

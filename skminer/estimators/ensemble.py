@@ -235,6 +235,15 @@ class Ensemble(BaseEstimator):
         """Member mean of ``predict`` (and the member standard deviation with ``return_std=True``)."""
         return self._reduce("predict", X, args, kwargs, return_std)
 
+    def predict_members(self, X: Any) -> np.ndarray:
+        """Per-member ``predict(X)``, shape ``(n_estimators, n_events, ...)``.
+
+        This is the protocol :class:`~skminer.inference.FisherInformation` uses for an ensemble of score
+        estimators (SALLY): ``full_information(..., return_covariance=True)`` then gives the mean information
+        and its covariance over the members.
+        """
+        return self.predict_all("predict", X)
+
     def predict_log_ratio(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
                           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Member mean (and std with ``return_std=True``) of ``predict_log_ratio``; arguments as for a member."""

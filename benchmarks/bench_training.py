@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-samples", type=int, default=50_000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--methods", default="sally,carl,alices")
+    parser.add_argument("--methods", default="sally,carl,rolr,alice,cascal,rascal,alices")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rng = np.random.default_rng(0)

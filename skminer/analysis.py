@@ -350,7 +350,7 @@ class Analysis:
                 pv = {k[len("pvalues_"):].replace("_", " "): v for k, v in arrays.items() if k.startswith("pvalues_")}
                 name = f"pvalues.{fmt}"
                 plotting.plot_pvalues(arrays["grid"], pv, parameter_names=test.space.parameter_names,
-                                      path=self.out / name)
+                                      cls=cfg["inference"]["cl"], path=self.out / name)
                 written.append(name)
         return written
 

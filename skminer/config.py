@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "parameters": None,
     "benchmarks": {},
-    "morphing": {"max_overall_power": 2, "n_trials": 100},
+    "morphing": {"max_overall_power": 2},
     "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3, "theta_ref": None,
                      "prior": {"kind": "uniform", "n_thetas": 200}},
@@ -159,6 +159,6 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
     for c in inf["cl"]:
         if not (isinstance(c, float) and 0 < c < 1):
             raise _fail(source, "inference.cl", f"confidence levels must be floats in (0, 1), got {c!r}")
-    if not isinstance(cfg["plots"]["formats"], list) or not set(cfg["plots"]["formats"]) <= {"png", "pdf"}:
-        raise _fail(source, "plots.formats", "must be a list drawn from ['png', 'pdf']")
+    if not isinstance(cfg["plots"]["formats"], list) or not set(cfg["plots"]["formats"]) <= {"png", "pdf", "svg"}:
+        raise _fail(source, "plots.formats", "must be a list drawn from ['png', 'pdf', 'svg']")
     return cfg

@@ -219,9 +219,9 @@ class LocalScoreSampler(_Sampler):
     negative_weights : {"clip", "raise"}
         See :func:`~skminer.augmentation.unweighting.unweight`.
 
-    Returns (from :meth:`sample`)
-    -----------------------------
-    ``TrainingSample(x, theta0=theta_ref, t_xz)``.
+    Notes
+    -----
+    :meth:`sample` returns ``TrainingSample(x, theta0=theta_ref, t_xz)``.
     """
 
     def __init__(self, theta_ref: Any = None, negative_weights: str = "clip") -> None:
@@ -271,9 +271,9 @@ class RatioSampler(_Sampler):
         Return the rows in random order (otherwise grouped by class and ``theta0``).
     negative_weights : {"clip", "raise"}
 
-    Returns (from :meth:`sample`)
-    -----------------------------
-    ``TrainingSample(x, theta0, theta1, y, r_xz, t_xz)``.
+    Notes
+    -----
+    :meth:`sample` returns ``TrainingSample(x, theta0, theta1, y, r_xz, t_xz)``.
     """
 
     def __init__(self, theta0_prior: Any = None, theta1: Any = None, n_thetas: int | None = 100,
@@ -335,9 +335,9 @@ class DoubleRatioSampler(_Sampler):
     shuffle : bool
     negative_weights : {"clip", "raise"}
 
-    Returns (from :meth:`sample`)
-    -----------------------------
-    ``TrainingSample(x, theta0, theta1, y, r_xz, t_xz, t_xz1)``.
+    Notes
+    -----
+    :meth:`sample` returns ``TrainingSample(x, theta0, theta1, y, r_xz, t_xz, t_xz1)``.
     """
 
     def __init__(self, theta0_prior: Any = None, theta1_prior: Any = None, n_thetas: int | None = 100,
@@ -393,9 +393,9 @@ class DensitySampler(_Sampler):
     shuffle : bool
     negative_weights : {"clip", "raise"}
 
-    Returns (from :meth:`sample`)
-    -----------------------------
-    ``TrainingSample(x, theta0=theta, t_xz)``.
+    Notes
+    -----
+    :meth:`sample` returns ``TrainingSample(x, theta0=theta, t_xz)``.
     """
 
     def __init__(self, theta_prior: Any = None, n_thetas: int | None = 1000, compute_score: bool = True,
@@ -431,9 +431,9 @@ class TestSampler(_Sampler):
         Point(s); ``None`` is the origin. With several points ``n_samples`` events are drawn at each.
     negative_weights : {"clip", "raise"}
 
-    Returns (from :meth:`sample`)
-    -----------------------------
-    ``TrainingSample(x, theta0)`` with the rows grouped by point.
+    Notes
+    -----
+    :meth:`sample` returns ``TrainingSample(x, theta0)`` with the rows grouped by point.
     """
 
     __test__ = False  # not a pytest test class

@@ -3,7 +3,7 @@
 For each object collection (``"e"``, ``"mu"``, ``"a"``, ``"j"``, ``"met"``, ...) a :class:`ParticleSmearing`
 gives Gaussian resolutions with a relative and an absolute term, ``sigma(v) = relative * |v| + absolute``, for the
 energy *or* the transverse momentum, for eta and for phi, plus an efficiency (a constant or a function of pt and
-eta) with which each object is kept. Energy smearing keeps the mass and direction (|p| follows from the smeared
+eta) with which each object is kept. Energy smearing keeps the mass and direction (``|p|`` follows from the smeared
 energy); pt smearing keeps eta, phi and the mass. Smeared energies/momenta that come out below the physical limit
 are drawn again. The :class:`Smearer` applies the rules to an :class:`~skminer.simulation.observables.EventObjects`
 container with its own seeded random generator, vectorised over all objects of all events, in float64; the

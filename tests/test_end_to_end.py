@@ -83,10 +83,11 @@ def test_ratio_estimators_converge_to_exact_log_ratio(name, params, sample, eval
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "params", "threshold"), [
-    ("ROLR", {}, 0.25), ("CASCAL", {"alpha": 0.01}, 0.12), ("RASCAL", {"alpha": 0.01}, 0.12),
+    ("ROLR", {}, 0.25), ("CASCAL", {"alpha": 0.01}, 0.09), ("RASCAL", {"alpha": 1.0}, 0.16),
 ])
 def test_other_ratio_estimators_converge(name, params, threshold, sample, evaluation):
-    # measured with alpha=1: ROLR 0.20 (r_xz has heavy tails), CASCAL 0.18, RASCAL 0.11
+    # measured (seed 0): ROLR 0.200 and RASCAL 0.107 (regressing on r_xz, which has heavy tails here: log r_xz
+    # spans -16..10), CASCAL 0.057 (0.18 with alpha=1, where the heavy-tailed score term dominates)
     assert _mse(_fit(name, sample, **params), evaluation) < threshold
 
 

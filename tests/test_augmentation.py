@@ -276,7 +276,7 @@ def test_local_score_sampler(toy, simulated):
     joint_info = np.cov(s.t_xz.T)
     kin = toy.expected_score_products(THETA1)
     assert np.all(np.linalg.eigvalsh(joint_info - kin) > -0.05 * np.trace(kin))
-    assert clone(sampler).get_params() == {"theta_ref": "sm", "negative_weights": "clip"}
+    assert clone(sampler).get_params() == {"theta_ref": "sm", "negative_weights": "clip", "include_nuisance": False}
 
 
 def test_double_ratio_sampler(toy, simulated):
@@ -343,3 +343,30 @@ def test_training_sample_io(tmp_path, simulated):
     assert not list(tmp_path.glob(".*.npz"))  # no temporary file left behind
     with pytest.raises(ValueError, match="rows"):
         TrainingSample(x=np.zeros((3, 2)), y=np.zeros(4))
+
+
+def test_local_score_sampler_nuisance_scores(simulated):
+    """The nuisance components of t_xz are d/dnu log p(z|theta, nu) at nu = 0 (eq. 19), by finite differences."""
+    events, _ = simulated
+    events = events[:20_000]
+    a = np.stack([0.1 + 0.2 * events.x[:, 0], np.full(len(events), -0.05)], axis=1)
+    b = np.full_like(a, 0.03)
+    ev = EventSet(events.x, events.weights, observable_names=events.observable_names,
+                  benchmark_names=events.benchmark_names, space=events.space, morpher=events.morpher,
+                  morphing_basis=events.morphing_basis, nuisance_names=["nu0", "nu1"], nuisance_a=a, nuisance_b=b)
+    theta = np.array([0.2, -0.1])
+    s = LocalScoreSampler(theta_ref=theta, include_nuisance=True).sample(ev, 3000, random_state=2)
+    assert s.t_xz.shape == (3000, 4)
+    plain = LocalScoreSampler(theta_ref=theta).sample(ev, 3000, random_state=2)
+    np.testing.assert_allclose(s.t_xz[:, :2], plain.t_xz, rtol=1e-12)
+    # finite differences of log(w(z|theta, nu) / sigma(theta, nu)) for the drawn events, matched through x
+    rows = np.array([np.flatnonzero(np.all(ev.x == xi, axis=1))[0] for xi in s.x[:200]])
+    h = 1e-5
+    for k in range(2):
+        nu = np.zeros(2)
+        nu[k] = h
+        up = np.log(ev.weights_at(theta, nu)[rows] / ev.cross_section(theta, nu))
+        down = np.log(ev.weights_at(theta, -nu)[rows] / ev.cross_section(theta, -nu))
+        np.testing.assert_allclose(s.t_xz[:200, 2 + k], (up - down) / (2 * h), rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="nuisance"):
+        LocalScoreSampler(include_nuisance=True).sample(events, 10, random_state=0)

@@ -218,15 +218,22 @@ class LocalScoreSampler(_Sampler):
         Reference point (benchmark name allowed); ``None`` is the origin (the SM in EFT conventions).
     negative_weights : {"clip", "raise"}
         See :func:`~skminer.augmentation.unweighting.unweight`.
+    include_nuisance : bool
+        Append the joint score with respect to the nuisance parameters at ``nu = 0`` (eq. 19 of the paper:
+        ``t_nu(x, z) = a(z) - sum_events w a / sigma``), so that a score estimator trained on it estimates the
+        full score over ``(theta, nu)`` for :meth:`~skminer.inference.FisherInformation.full_information` with
+        ``include_nuisance=True`` and the profiling of the nuisances. Needs events with nuisance coefficients.
 
     Notes
     -----
-    :meth:`sample` returns ``TrainingSample(x, theta0=theta_ref, t_xz)``.
+    :meth:`sample` returns ``TrainingSample(x, theta0=theta_ref, t_xz)``; ``t_xz`` has ``n_params`` columns,
+    plus ``n_nuisance`` with ``include_nuisance=True``.
     """
 
-    def __init__(self, theta_ref: Any = None, negative_weights: str = "clip") -> None:
+    def __init__(self, theta_ref: Any = None, negative_weights: str = "clip", include_nuisance: bool = False) -> None:
         self.theta_ref = theta_ref
         self.negative_weights = negative_weights
+        self.include_nuisance = include_nuisance
 
     def sample(self, events: Any, n_samples: int, random_state: Any = None) -> TrainingSample:
         """Draw ``n_samples`` events at ``theta_ref`` and compute their joint score.
@@ -243,8 +250,15 @@ class LocalScoreSampler(_Sampler):
         n = _check_n(n_samples)
         rng = _rng(random_state)
         theta = _point(events.space, self.theta_ref, "theta_ref")
+        a = getattr(events, "nuisance_a", None)
+        if self.include_nuisance and (a is None or a.shape[1] == 0):
+            raise ValueError("include_nuisance=True but the events have no nuisance parameters (nuisance_a is None)")
         rows, _ = unweight(events, theta[None, :], n, rng, self.negative_weights)
         _, t = joint_log_likelihoods(events, rows, theta[None, :], score=True)
+        if self.include_nuisance:
+            # d/dnu log[w exp(a nu + b nu^2) / sigma(nu)] at nu = 0 is a - sum(w a) / sum(w)
+            w = np.asarray(events.weights_at(theta), dtype=np.float64)
+            t = np.concatenate([t, a[rows] - (w @ a) / w.sum()], axis=1)
         sample = TrainingSample(x=_x(events, rows), theta0=np.repeat(theta[None, :], n, axis=0), t_xz=t)
         return self._finish(sample, rng)
 

@@ -291,13 +291,18 @@ class Analysis:
                 infos[f"histogram {obs[0]} vs {obs[1]}"] = fisher.histogram_information_2d(
                     theta_ref, lumi, obs[0], obs[1], bins1=icfg["n_bins"], bins2=icfg["n_bins"])
         method = cfg["training"]["method"]
+        arrays: dict[str, np.ndarray] = {}
         if method == "sally":
-            infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
+            if hasattr(model, "predict_members"):  # an ensemble: mean information and the spread of its members
+                members = fisher.full_information_members(theta_ref, model, lumi)
+                arrays["fisher_members"] = members
+                infos["full (SALLY)"] = members.mean(axis=0)
+            else:
+                infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
         if cfg["simulation"]["simulator"] == "toy":  # the built-in simulator knows the exact answer
             infos["exact (toy)"] = self._simulator().fisher_information(theta_ref, lumi, kind="full")
         results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
                                    "fisher_information": {k: np.asarray(v) for k, v in infos.items()}}
-        arrays: dict[str, np.ndarray] = {}
         if icfg["limits"]:
             grid = _grid(space.ranges, icfg["grid"]["n_points"])
             limits = AsymptoticLimits(test, luminosity=lumi)
@@ -339,6 +344,11 @@ class Analysis:
             plotting.plot_fisher_contours(infos, theta_ref=theta_ref, parameter_names=test.space.parameter_names,
                                           path=self.out / name)
             written.append(name)
+            if "fisher_members" in arrays:
+                name = f"fisher_ensemble.{fmt}"
+                plotting.plot_fisher_ensemble({"SALLY ensemble": arrays["fisher_members"]}, theta_ref=theta_ref,
+                                              parameter_names=test.space.parameter_names, path=self.out / name)
+                written.append(name)
             if test.morpher is not None:
                 name = f"morphing_basis.{fmt}"
                 plotting.plot_morphing_basis(test, path=self.out / name)

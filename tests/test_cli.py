@@ -147,3 +147,16 @@ def test_run_on_madgraph_lhe_file(tmp_path, shared_data):
         np.testing.assert_allclose(events.weights_at(name), events.weights[:, events.benchmark_index(name)],
                                    rtol=1e-4)
     assert (tmp_path / "out" / "morphing_basis.png").is_file()
+
+
+def test_run_with_ensemble(tmp_path):
+    cfg = dict(TINY, output="out", training={"method": "sally", "n_ensemble": 2,
+                                             "params": {"hidden_layer_sizes": [8], "max_epochs": 2}})
+    cfg["inference"] = dict(TINY["inference"], limits=False)
+    assert main(["run", str(_write(tmp_path, cfg))]) == 0
+    out = tmp_path / "out"
+    assert (out / "fisher_ensemble.png").is_file()
+    members = np.load(out / "results.npz")["fisher_members"]
+    assert members.shape == (2, 2, 2)
+    mean = np.asarray(json.loads((out / "results.json").read_text())["fisher_information"]["full (SALLY)"])
+    np.testing.assert_allclose(mean, members.mean(axis=0))

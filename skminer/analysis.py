@@ -110,8 +110,10 @@ class Analysis:
                                  "morphing": cfg["morphing"]}
         if stage == "simulate":
             parts["simulation"] = cfg["simulation"]
-            if cfg["simulation"]["simulator"] == "lhe":
-                parts["files"] = [_file_digest(f) for f in cfg["simulation"]["lhe"]["files"]]
+            kind = cfg["simulation"]["simulator"]
+            if kind in ("lhe", "delphes"):
+                section = cfg["simulation"][kind]
+                parts["files"] = [_file_digest(f) for f in section["files"] + (section.get("lhe_files") or [])]
         elif stage == "augment":
             parts["augmentation"] = cfg["augmentation"]
             parts["method"] = cfg["training"]["method"]
@@ -192,23 +194,29 @@ class Analysis:
         if sim_cfg["simulator"] == "toy":
             events = self._simulator().simulate(sim_cfg["n_events"], random_state=cfg["seed"])
         else:
-            from .simulation.lhe import LHEReader
-
-            space, morpher = self._space_and_morpher()
-            lhe = sim_cfg["lhe"]
-            basis = lhe.get("morphing_basis")
-            if basis is None:  # the best-conditioned basis among the simulated benchmarks
-                index = morpher.select_basis(space.benchmark_values, space.ranges, random_state=cfg["seed"])
-                basis = [space.benchmark_names[i] for i in index]
-            reader = LHEReader(space, observables=lhe["observables"], cuts=list(lhe.get("cuts") or ()),
-                               morpher=morpher, morphing_basis=basis,
-                               weight_ids=lhe.get("weight_ids"), random_state=cfg["seed"])
-            for f in lhe["files"]:
-                reader.add_sample(f, sampling_benchmark=lhe.get("sampling_benchmark"))
-            events = reader.read()
+            events = self._read_files(sim_cfg["simulator"], sim_cfg[sim_cfg["simulator"]])
         events.save(self.out / "events.h5")
         logger.info("simulated %d events with observables %s", len(events), events.observable_names)
         return ["events.h5"]
+
+    def _read_files(self, kind: str, section: dict[str, Any]) -> EventSet:
+        """Read LHE or Delphes files with the configured observables, cuts and morphing basis."""
+        from .simulation import DelphesReader, LHEReader
+
+        space, morpher = self._space_and_morpher()
+        basis = section.get("morphing_basis")
+        if basis is None:  # the best-conditioned basis among the simulated benchmarks
+            index = morpher.select_basis(space.benchmark_values, space.ranges, random_state=self.config["seed"])
+            basis = [space.benchmark_names[i] for i in index]
+        reader_cls = LHEReader if kind == "lhe" else DelphesReader
+        reader = reader_cls(space, observables=section["observables"], cuts=list(section.get("cuts") or ()),
+                            morpher=morpher, morphing_basis=basis, weight_ids=section.get("weight_ids"),
+                            random_state=self.config["seed"])
+        lhe_files = section.get("lhe_files") or [None] * len(section["files"])
+        for f, lhe in zip(section["files"], lhe_files, strict=True):
+            options = {} if kind == "lhe" else {"lhe_path": lhe, "weight_names": section.get("weight_names")}
+            reader.add_sample(f, sampling_benchmark=section.get("sampling_benchmark"), **options)
+        return reader.read()
 
     def _augment(self) -> list[str]:
         from . import augmentation as aug

@@ -12,10 +12,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_METHODS", "METHODS"]
+__all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_METHODS", "METHODS", "SIMULATORS",
+           "READER_KEYS"]
 
 RATIO_METHODS = ("carl", "rolr", "alice", "cascal", "rascal", "alices")
 METHODS = ("sally",) + RATIO_METHODS
+SIMULATORS = ("toy", "lhe", "delphes")
+_READER_COMMON = {"files", "observables", "cuts", "sampling_benchmark", "morphing_basis", "weight_ids"}
+#: Keys of ``simulation.lhe`` and ``simulation.delphes``.
+READER_KEYS = {"lhe": _READER_COMMON, "delphes": _READER_COMMON | {"lhe_files", "weight_names"}}
 
 DEFAULTS: dict[str, Any] = {
     "output": "skminer-output",
@@ -23,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "parameters": None,
     "benchmarks": {},
     "morphing": {"max_overall_power": 2},
-    "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None},
+    "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None, "delphes": None},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3, "theta_ref": None,
                      "prior": {"kind": "uniform", "n_thetas": 200}},
     "training": {"method": "sally", "params": {}, "n_ensemble": 1},
@@ -98,21 +103,33 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
         raise _fail(source, "seed", f"must be an integer, got {cfg['seed']!r}")
 
     sim = cfg["simulation"]
-    if sim["simulator"] not in ("toy", "lhe"):
-        raise _fail(source, "simulation.simulator", f"must be 'toy' or 'lhe', got {sim['simulator']!r}")
-    if sim["simulator"] == "lhe":
-        lhe = sim.get("lhe")
-        if not isinstance(lhe, Mapping) or not lhe.get("files"):
-            raise _fail(source, "simulation.lhe.files", "a list of LHE files is required for simulator 'lhe'")
-        files = [Path(f) if Path(f).is_absolute() else base_dir / f for f in lhe["files"]]
-        for f in files:
-            if not f.is_file():
-                raise _fail(source, "simulation.lhe.files", f"file not found: {f}")
-        lhe["files"] = [str(f) for f in files]
-        if not isinstance(lhe.get("observables"), Mapping) or not lhe["observables"]:
-            raise _fail(source, "simulation.lhe.observables", "a mapping name -> expression is required")
+    if sim["simulator"] not in SIMULATORS:
+        raise _fail(source, "simulation.simulator", f"must be one of {list(SIMULATORS)}, got {sim['simulator']!r}")
+    if sim["simulator"] in ("lhe", "delphes"):
+        kind = sim["simulator"]
+        section = sim.get(kind)
+        if not isinstance(section, Mapping) or not section.get("files"):
+            raise _fail(source, f"simulation.{kind}.files", f"a list of files is required for simulator '{kind}'")
+        unknown = set(section) - READER_KEYS[kind]
+        if unknown:
+            raise _fail(source, f"simulation.{kind}",
+                        f"unknown keys {sorted(unknown)}; known: {sorted(READER_KEYS[kind])}")
+        for key in ("files", "lhe_files"):
+            if section.get(key) is None:
+                continue
+            if not isinstance(section[key], list):
+                raise _fail(source, f"simulation.{kind}.{key}", "must be a list of file paths")
+            files = [Path(f) if Path(f).is_absolute() else base_dir / f for f in section[key]]
+            for f in files:
+                if not f.is_file():
+                    raise _fail(source, f"simulation.{kind}.{key}", f"file not found: {f}")
+            section[key] = [str(f) for f in files]
+        if section.get("lhe_files") is not None and len(section["lhe_files"]) != len(section["files"]):
+            raise _fail(source, f"simulation.{kind}.lhe_files", "needs one LHE file per Delphes file")
+        if not isinstance(section.get("observables"), Mapping) or not section["observables"]:
+            raise _fail(source, f"simulation.{kind}.observables", "a mapping name -> expression is required")
         if cfg["parameters"] is None:
-            raise _fail(source, "parameters", "required for simulator 'lhe'")
+            raise _fail(source, "parameters", f"required for simulator '{kind}'")
     elif not isinstance(sim["n_events"], int) or sim["n_events"] < 100:
         raise _fail(source, "simulation.n_events", f"must be an integer >= 100, got {sim['n_events']!r}")
 

@@ -115,21 +115,28 @@ def test_validate_config_fills_defaults():
     assert cfg["training"]["method"] == "sally" and cfg["inference"]["luminosity"] > 0
 
 
-def test_run_on_madgraph_lhe_file(tmp_path, shared_data):
-    """A whole analysis from a real MG5 sample with reweighting: read, morph, train SALLY, infer, plot."""
+VBFH_POINTS = {"sm": [0.0, 0.0], "w": [15.2, 0.1], "neg_w": [-15.4, 0.2], "ww": [0.3, 15.1], "neg_ww": [0.2, -15.3],
+               "w_ww": [15.0, 15.0], "val_1": [5.0, -5.0], "val_2": [-10.0, 10.0]}
+
+
+@pytest.mark.parametrize("kind", ["lhe", "delphes"])
+def test_run_on_real_madgraph_events(tmp_path, shared_data, kind):
+    """A whole analysis from a real MG5 sample with reweighting (parton level or through Pythia + Delphes)."""
     lhe = shared_data / "mg5_vbfh_ewdim6" / "unweighted_events.lhe.gz"
-    if not lhe.is_file():
-        pytest.skip(f"{lhe} missing")
-    points = {"sm": [0.0, 0.0], "w": [15.2, 0.1], "neg_w": [-15.4, 0.2], "ww": [0.3, 15.1],
-              "neg_ww": [0.2, -15.3], "w_ww": [15.0, 15.0], "val_1": [5.0, -5.0], "val_2": [-10.0, 10.0]}
+    root = shared_data / "delphes" / "vbfh_ewdim6_delphes.root"
+    for f in (lhe, root):
+        if not f.is_file():
+            pytest.skip(f"{f} missing")
+    observables = {"pt_j1": "j[0].pt", "dphi_jj": "abs(j[0].deltaphi(j[1]))", "m_aa": "(a[0] + a[1]).m"}
+    section = {"files": [str(lhe)], "sampling_benchmark": "sm", "observables": observables}
+    if kind == "delphes":
+        section.update(files=[str(root)], lhe_files=[str(lhe)], cuts=["len(j) >= 2", "len(a) >= 2"])
     cfg = {
         "output": "out", "seed": 1,
         "parameters": [{"name": "CWL2", "lha_block": "dim6", "lha_id": 2, "range": [-20.0, 20.0]},
                        {"name": "CPWL2", "lha_block": "dim6", "lha_id": 5, "range": [-20.0, 20.0]}],
-        "benchmarks": {k: dict(zip(["CWL2", "CPWL2"], v, strict=True)) for k, v in points.items()},
-        "simulation": {"simulator": "lhe", "lhe": {
-            "files": [str(lhe)], "sampling_benchmark": "sm",
-            "observables": {"pt_j1": "j[0].pt", "dphi_jj": "abs(j[0].deltaphi(j[1]))", "m_aa": "(a[0] + a[1]).m"}}},
+        "benchmarks": {k: dict(zip(["CWL2", "CPWL2"], v, strict=True)) for k, v in VBFH_POINTS.items()},
+        "simulation": {"simulator": kind, kind: section},
         "augmentation": {"n_samples": 2000, "test_fraction": 0.4},
         "training": {"method": "sally", "params": {"hidden_layer_sizes": [16], "max_epochs": 2}},
         "inference": {"luminosity": 3.0e5, "histograms": ["pt_j1"], "n_bins": 5, "grid": {"n_points": 5}},
@@ -141,12 +148,29 @@ def test_run_on_madgraph_lhe_file(tmp_path, shared_data):
 
     events = EventSet.load(tmp_path / "out" / "events.h5")
     assert events.observable_names == ["pt_j1", "dphi_jj", "m_aa"] and len(events.morphing_basis) == 6
-    # whichever basis was selected, morphing reproduces the two benchmarks outside it
+    if kind == "delphes":
+        assert 0 < len(events) < 2000  # the cuts removed events without two jets and two photons
+    # whichever basis was selected, morphing reproduces the benchmarks outside it (Delphes stores float32)
     others = [b for b in events.benchmark_names if b not in events.morphing_basis]
+    assert others
     for name in others:
         np.testing.assert_allclose(events.weights_at(name), events.weights[:, events.benchmark_index(name)],
-                                   rtol=1e-4)
+                                   rtol=1e-4 if kind == "lhe" else 1e-3)
     assert (tmp_path / "out" / "morphing_basis.png").is_file()
+
+
+def test_reader_config_errors(tmp_path):
+    cfg = {"parameters": [{"name": "a"}], "simulation": {"simulator": "delphes", "delphes": {
+        "files": ["missing.root"], "observables": {"x": "j[0].pt"}}}}
+    with pytest.raises(ConfigError, match="simulation.delphes.files.*file not found"):
+        validate_config(cfg, source="c.yaml", base_dir=tmp_path)
+    (tmp_path / "a.root").write_bytes(b"")
+    cfg["simulation"]["delphes"] = {"files": ["a.root"], "observables": {"x": "j[0].pt"}, "bogus": 1}
+    with pytest.raises(ConfigError, match="simulation.delphes.*bogus"):
+        validate_config(cfg, source="c.yaml", base_dir=tmp_path)
+    cfg["simulation"]["delphes"] = {"files": ["a.root"], "observables": {"x": "j[0].pt"}, "lhe_files": []}
+    with pytest.raises(ConfigError, match="lhe_files"):
+        validate_config(cfg, source="c.yaml", base_dir=tmp_path)
 
 
 def test_run_with_ensemble(tmp_path):

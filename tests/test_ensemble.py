@@ -180,3 +180,22 @@ def test_ensemble_fisher_information_mean_and_covariance():
     assert per_member.shape == (3, 2, 2)
     np.testing.assert_allclose(mean, per_member.mean(axis=0), rtol=1e-10)
     assert cov.shape == (2, 2, 2, 2) and np.all(np.isfinite(cov)) and np.abs(cov).max() > 0
+
+
+def test_ensemble_runs_on_a_registered_external_backend():
+    """A backend registered with joblib (as dask.distributed does for "dask") receives the member fits."""
+    from joblib import register_parallel_backend
+    from joblib._parallel_backends import ThreadingBackend
+
+    calls = []
+
+    class RecordingBackend(ThreadingBackend):  # stands in for a cluster backend
+        def submit(self, func, callback=None):
+            calls.append(func)
+            return super().submit(func, callback)
+
+    register_parallel_backend("recording", RecordingBackend)
+    d = ratio_sample(800, seed=4)
+    with parallel_backend("recording", n_jobs=2):
+        ens = Ensemble(CARL(**TINY), n_estimators=3, random_state=0).fit(d["X"], d["y"], theta=d["theta"])
+    assert len(ens.members_) == 3 and calls

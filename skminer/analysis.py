@@ -208,11 +208,17 @@ class Analysis:
         if basis is None:  # the best-conditioned basis among the simulated benchmarks
             index = morpher.select_basis(space.benchmark_values, space.ranges, random_state=self.config["seed"])
             basis = [space.benchmark_names[i] for i in index]
+        lhe_files = section.get("lhe_files") or [None] * len(section["files"])
+        systematics = None
+        if section.get("systematics") is not None:  # nuisance parameters from the scale / PDF weight groups
+            from .simulation import Systematics
+
+            source = section["files"][0] if kind == "lhe" else lhe_files[0]
+            systematics = Systematics.from_lhe(source, **section["systematics"])
         reader_cls = LHEReader if kind == "lhe" else DelphesReader
         reader = reader_cls(space, observables=section["observables"], cuts=list(section.get("cuts") or ()),
                             morpher=morpher, morphing_basis=basis, weight_ids=section.get("weight_ids"),
-                            random_state=self.config["seed"])
-        lhe_files = section.get("lhe_files") or [None] * len(section["files"])
+                            systematics=systematics, random_state=self.config["seed"])
         for f, lhe in zip(section["files"], lhe_files, strict=True):
             options = {} if kind == "lhe" else {"lhe_path": lhe, "weight_names": section.get("weight_names")}
             reader.add_sample(f, sampling_benchmark=section.get("sampling_benchmark"), **options)
@@ -229,8 +235,8 @@ class Analysis:
         test.save(self.out / "events_test.h5")
         theta_ref = self._theta_ref(events.space, acfg["theta_ref"])
         method = cfg["training"]["method"]
-        if method == "sally":
-            sampler = aug.LocalScoreSampler(theta_ref=theta_ref)
+        if method == "sally":  # with nuisance parameters SALLY also learns their score (for profiling)
+            sampler = aug.LocalScoreSampler(theta_ref=theta_ref, include_nuisance=_n_nuisance(events) > 0)
         else:
             sampler = aug.RatioSampler(theta0_prior=self._prior(events.space), theta1=theta_ref,
                                        n_thetas=acfg["prior"].get("n_thetas", 200))
@@ -300,6 +306,9 @@ class Analysis:
                     theta_ref, lumi, obs[0], obs[1], bins1=icfg["n_bins"], bins2=icfg["n_bins"])
         method = cfg["training"]["method"]
         arrays: dict[str, np.ndarray] = {}
+        n_params, n_nu = space.n_parameters, _n_nuisance(test)
+        if n_nu and method == "sally":
+            model = _ThetaScores(model, n_params)  # the parameter part of the score, for information and limits
         if method == "sally":
             if hasattr(model, "predict_members"):  # an ensemble: mean information and the spread of its members
                 members = fisher.full_information_members(theta_ref, model, lumi)
@@ -307,6 +316,17 @@ class Analysis:
                 infos["full (SALLY)"] = members.mean(axis=0)
             else:
                 infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
+        if n_nu:  # systematics: the same informations with the nuisance parameters profiled (N(0, 1) constraints)
+            with_nu = {"truth": fisher.truth_information(theta_ref, lumi, include_nuisance=True)}
+            first = (icfg["histograms"] or test.observable_names[:1])[0]
+            if isinstance(first, str):
+                with_nu[f"histogram {first}"] = fisher.histogram_information(
+                    theta_ref, lumi, first, bins=icfg["n_bins"], include_nuisance=True)
+            if isinstance(model, _ThetaScores):
+                with_nu["full (SALLY)"] = fisher.full_information(theta_ref, model.estimator, lumi,
+                                                                  include_nuisance=True)
+            for name, info in with_nu.items():
+                infos[f"{name}, nuisance profiled"] = fisher.profile_nuisance(info)
         if cfg["simulation"]["simulator"] == "toy":  # the built-in simulator knows the exact answer
             infos["exact (toy)"] = self._simulator().fisher_information(theta_ref, lumi, kind="full")
         results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
@@ -371,6 +391,24 @@ class Analysis:
                                       cls=cfg["inference"]["cl"], path=self.out / name)
                 written.append(name)
         return written
+
+
+def _n_nuisance(events: EventSet) -> int:
+    return 0 if events.nuisance_a is None else int(events.nuisance_a.shape[1])
+
+
+class _ThetaScores:
+    """A score estimator trained on (theta, nu) scores, seen as an estimator of the theta part only."""
+
+    def __init__(self, estimator: Any, n_parameters: int) -> None:
+        self.estimator = estimator
+        self.n_parameters = n_parameters
+        if hasattr(estimator, "predict_members"):
+            self.predict_members = lambda X: estimator.predict_members(X)[..., :n_parameters]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict(X))[:, : self.n_parameters]
+
 
 
 def _grid(ranges: np.ndarray, n_points: int) -> np.ndarray:

@@ -18,7 +18,9 @@ __all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_M
 RATIO_METHODS = ("carl", "rolr", "alice", "cascal", "rascal", "alices")
 METHODS = ("sally",) + RATIO_METHODS
 SIMULATORS = ("toy", "lhe", "delphes")
-_READER_COMMON = {"files", "observables", "cuts", "sampling_benchmark", "morphing_basis", "weight_ids"}
+_READER_COMMON = {"files", "observables", "cuts", "sampling_benchmark", "morphing_basis", "weight_ids", "systematics"}
+#: Keys of ``simulation.<lhe|delphes>.systematics`` (arguments of ``Systematics.from_lhe``).
+SYSTEMATICS_KEYS = {"scale", "pdf", "max_pdf_members", "seven_point"}
 #: Keys of ``simulation.lhe`` and ``simulation.delphes``.
 READER_KEYS = {"lhe": _READER_COMMON, "delphes": _READER_COMMON | {"lhe_files", "weight_names"}}
 
@@ -126,6 +128,13 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
             section[key] = [str(f) for f in files]
         if section.get("lhe_files") is not None and len(section["lhe_files"]) != len(section["files"]):
             raise _fail(source, f"simulation.{kind}.lhe_files", "needs one LHE file per Delphes file")
+        syst = section.get("systematics")
+        if syst is not None:
+            if not isinstance(syst, Mapping) or set(syst) - SYSTEMATICS_KEYS:
+                raise _fail(source, f"simulation.{kind}.systematics",
+                            f"must be a mapping with keys from {sorted(SYSTEMATICS_KEYS)}, got {syst!r}")
+            if kind == "delphes" and not section.get("lhe_files"):
+                raise _fail(source, f"simulation.{kind}.systematics", "needs lhe_files (the variation weight names)")
         if not isinstance(section.get("observables"), Mapping) or not section["observables"]:
             raise _fail(source, f"simulation.{kind}.observables", "a mapping name -> expression is required")
         if cfg["parameters"] is None:

@@ -184,3 +184,40 @@ def test_run_with_ensemble(tmp_path):
     assert members.shape == (2, 2, 2)
     mean = np.asarray(json.loads((out / "results.json").read_text())["fisher_information"]["full (SALLY)"])
     np.testing.assert_allclose(mean, members.mean(axis=0))
+
+
+def test_run_with_systematics_from_lhe_weight_groups(tmp_path, shared_data):
+    """Scale/PDF weights become nuisance parameters; SALLY learns their score; informations are profiled.
+
+    The QCD dijet file has no EFT reweighting, so a stand-in parameter k morphs linearly between the nominal
+    weight (k = 0) and the muR = 2 weight (id "35", k = 1): a mechanical check of the whole chain.
+    """
+    lhe = shared_data / "skhep_testdata_lhe" / "pylhe-testfile-madgraph5-3.5.8-pp_to_jj.lhe.gz"
+    if not lhe.is_file():
+        pytest.skip(f"{lhe} missing")
+    cfg = {
+        "output": "out", "seed": 2,
+        "parameters": [{"name": "k", "max_power": 1, "range": [-1.0, 1.0]}],
+        "benchmarks": {"sm": {"k": 0.0}, "mur2": {"k": 1.0}},
+        "simulation": {"simulator": "lhe", "lhe": {
+            "files": [str(lhe)], "sampling_benchmark": "sm", "weight_ids": {"mur2": "35"},
+            "observables": {"pt_j1": "j[0].pt", "eta_j1": "j[0].eta"},
+            "systematics": {"scale": "envelope", "pdf": "hessian", "max_pdf_members": 2}}},
+        "augmentation": {"n_samples": 1000, "test_fraction": 0.4},
+        "training": {"method": "sally", "params": {"hidden_layer_sizes": [8], "max_epochs": 2}},
+        "inference": {"luminosity": 1.0e-3, "histograms": ["pt_j1"], "n_bins": 4, "grid": {"n_points": 5}},
+    }
+    assert main(["run", str(_write(tmp_path, cfg))]) == 0
+    from skminer.events import EventSet
+
+    events = EventSet.load(tmp_path / "out" / "events.h5")
+    assert events.nuisance_names[0] == "scale" and len(events.nuisance_names) == 3
+    sample = np.load(tmp_path / "out" / "train_sample.npz")
+    assert sample["t_xz"].shape[1] == 1 + 3  # parameter score and the three nuisance scores
+    info = {k: np.asarray(v) for k, v in
+            json.loads((tmp_path / "out" / "results.json").read_text())["fisher_information"].items()}
+    for name in ("truth", "histogram pt_j1", "full (SALLY)"):
+        profiled = info[f"{name}, nuisance profiled"]
+        assert profiled.shape == (1, 1) and 0 <= profiled[0, 0] <= info[name][0, 0] * (1 + 1e-9), name
+    # the scale uncertainty is what k mimics here: profiling it removes most of the truth information
+    assert info["truth, nuisance profiled"][0, 0] < 0.5 * info["truth"][0, 0]

@@ -316,6 +316,8 @@ class Analysis:
                 infos["full (SALLY)"] = members.mean(axis=0)
             else:
                 infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
+        elif method in RATIO_METHODS:  # the estimated score d log r / d theta0 at theta_ref gives eq. 16 too
+            infos[f"full ({method.upper()})"] = fisher.full_information(theta_ref, _ScoreAt(model, theta_ref), lumi)
         if n_nu:  # systematics: the same informations with the nuisance parameters profiled (N(0, 1) constraints)
             with_nu = {"truth": fisher.truth_information(theta_ref, lumi, include_nuisance=True)}
             first = (icfg["histograms"] or test.observable_names[:1])[0]
@@ -336,24 +338,47 @@ class Analysis:
             limits = AsymptoticLimits(test, luminosity=lumi)
             hist_obs = icfg["histograms"][:1] or test.observable_names[:1]
             hist_obs = [hist_obs[0]] if isinstance(hist_obs[0], str) else list(hist_obs[0])
-            maps = {f"histogram {hist_obs[0]}": limits.expected_limits(theta_true=theta_ref, grid=grid,
-                                                                       mode="histogram", observables=hist_obs,
-                                                                       bins=icfg["n_bins"])}
+            modes = {f"histogram {hist_obs[0]}": {"mode": "histogram", "observables": hist_obs,
+                                                   "bins": icfg["n_bins"]}}
             if method == "sally":
-                maps["SALLY"] = limits.expected_limits(theta_true=theta_ref, grid=grid, mode="sally",
-                                                       estimator=model, bins=icfg["n_bins"])
+                modes["SALLY"] = {"mode": "sally", "estimator": model, "bins": icfg["n_bins"]}
             else:
-                maps[method.upper()] = limits.expected_limits(theta_true=theta_ref, grid=grid, mode="ratio",
-                                                              estimator=model)
+                modes[method.upper()] = {"mode": "ratio", "estimator": model}
             arrays["grid"] = grid
             results["limits"] = {}
-            for name, res in maps.items():
-                arrays[f"pvalues {name}"] = res.p_values
+            for name, kwargs in modes.items():
+                res = limits.expected_limits(theta_true=theta_ref, grid=grid, **kwargs)
+                arrays[_pvalue_key(name)] = res.p_values
                 results["limits"][name] = {"best_fit": res.best_fit}
+            x_observed = self._observed_events(test, space)
+            if x_observed is not None:
+                results["observed_limits"] = {"n_events": len(x_observed)}
+                for name, kwargs in modes.items():
+                    res = limits.observed_limits(x_observed, grid, binning_theta=theta_ref, **kwargs)
+                    arrays[_pvalue_key(name, observed=True)] = res.p_values
+                    results["observed_limits"][name] = {"best_fit": res.best_fit}
         write_json_atomic(self.out / "results.json", results)
-        _save_npz_atomic(self.out / "results.npz", **{k.replace(" ", "_"): v for k, v in arrays.items()})
+        _save_npz_atomic(self.out / "results.npz", **arrays)
         self.results = results
         return ["results.json", "results.npz"]
+
+    def _observed_events(self, test: EventSet, space: ParameterSpace) -> np.ndarray | None:
+        """Observed events: from an event file, or (built-in simulator) pseudo-data drawn at a given point."""
+        obs = self.config["inference"]["observed"]
+        if obs is None:
+            return None
+        if "file" in obs:
+            data = EventSet.load(obs["file"])
+            missing = [o for o in test.observable_names if o not in data.observable_names]
+            if missing:
+                raise ValueError(f"{obs['file']}: observed events lack the observables {missing}")
+            return data.x[:, [data.observable_names.index(o) for o in test.observable_names]]
+        toy = self._simulator()
+        theta = space.as_theta(obs["theta"])[0]
+        rng = np.random.default_rng(self.config["seed"] + 7)
+        n = int(rng.poisson(float(self.config["inference"]["luminosity"]) * toy.cross_section(theta)))
+        logger.info("pseudo-data: %d events drawn at theta=%s", n, theta.tolist())
+        return toy.sample(n, theta, random_state=rng)
 
     def _plot(self) -> list[str]:
         from . import plotting
@@ -384,13 +409,20 @@ class Analysis:
             name = f"observables.{fmt}"
             plotting.plot_distributions(test, thetas=_plot_thetas(test.space, theta_ref), path=self.out / name)
             written.append(name)
-            if "grid" in arrays:
-                pv = {k[len("pvalues_"):].replace("_", " "): v for k, v in arrays.items() if k.startswith("pvalues_")}
-                name = f"pvalues.{fmt}"
+            for kind, observed in (("limits", False), ("observed_limits", True)):
+                if kind not in results:
+                    continue
+                pv = {label: arrays[_pvalue_key(label, observed)] for label in results[kind] if label != "n_events"}
+                name = f"pvalues{'_observed' if observed else ''}.{fmt}"
                 plotting.plot_pvalues(arrays["grid"], pv, parameter_names=test.space.parameter_names,
                                       cls=cfg["inference"]["cl"], path=self.out / name)
                 written.append(name)
         return written
+
+
+def _pvalue_key(label: str, observed: bool = False) -> str:
+    """Name of a p-value map in results.npz."""
+    return ("pvalues_observed_" if observed else "pvalues_") + label.replace(" ", "_")
 
 
 def _n_nuisance(events: EventSet) -> int:
@@ -409,6 +441,17 @@ class _ThetaScores:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator.predict(X))[:, : self.n_parameters]
 
+
+
+class _ScoreAt:
+    """A parameterised ratio estimator seen as a score estimator at a fixed point (``predict = score_at``)."""
+
+    def __init__(self, estimator: Any, theta: np.ndarray) -> None:
+        self.estimator = estimator
+        self.theta = np.asarray(theta, dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.score_at(X, np.repeat(self.theta[None, :], len(X), axis=0)))
 
 
 def _grid(ranges: np.ndarray, n_points: int) -> np.ndarray:

@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
                      "prior": {"kind": "uniform", "n_thetas": 200}},
     "training": {"method": "sally", "params": {}, "n_ensemble": 1},
     "inference": {"luminosity": 1000.0, "theta_ref": None, "histograms": [], "n_bins": 20,
-                  "grid": {"n_points": 21}, "limits": True, "cl": [0.68, 0.95]},
+                  "grid": {"n_points": 21}, "limits": True, "cl": [0.68, 0.95], "observed": None},
     "plots": {"enabled": True, "formats": ["png"]},
 }
 
@@ -182,6 +182,21 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
                     "must be a list of observable names or [name, name] pairs (two-dimensional histograms)")
     if not isinstance(inf["grid"].get("n_points"), int) or inf["grid"]["n_points"] < 3:
         raise _fail(source, "inference.grid.n_points", "must be an integer >= 3")
+    observed = inf["observed"]
+    if observed is not None:
+        if not isinstance(observed, Mapping) or len(observed) != 1 or not set(observed) <= {"file", "theta"}:
+            raise _fail(source, "inference.observed",
+                        "must be {file: events.h5} or, with the built-in simulator, {theta: point} (pseudo-data)")
+        if "file" in observed:
+            f = Path(str(observed["file"]))
+            f = f if f.is_absolute() else base_dir / f
+            if not f.is_file():
+                raise _fail(source, "inference.observed.file", f"file not found: {f}")
+            observed["file"] = str(f)
+        elif sim["simulator"] != "toy":
+            raise _fail(source, "inference.observed.theta", "pseudo-data need the built-in simulator ('toy')")
+        if not inf["limits"]:
+            raise _fail(source, "inference.observed", "observed limits need inference.limits: true")
     for c in inf["cl"]:
         if not (isinstance(c, float) and 0 < c < 1):
             raise _fail(source, "inference.cl", f"confidence levels must be floats in (0, 1), got {c!r}")

@@ -17,7 +17,8 @@ TINY = {
     "simulation": {"simulator": "toy", "n_events": 4000},
     "augmentation": {"n_samples": 2000, "test_fraction": 0.5},
     "training": {"method": "sally", "params": {"hidden_layer_sizes": [16], "max_epochs": 2}},
-    "inference": {"luminosity": 50.0, "histograms": ["x1", ["x1", "x2"]], "n_bins": 5, "grid": {"n_points": 5}},
+    "inference": {"luminosity": 50.0, "histograms": ["x1", ["x1", "x2"]], "n_bins": 5, "grid": {"n_points": 5},
+                  "observed": {"theta": [0.5, -0.5]}},
     "plots": {"formats": ["png"]},
 }
 
@@ -33,7 +34,7 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
     path = _write(tmp_path, cfg)
     assert main(["run", str(path)]) == 0
     out = tmp_path / "out"
-    for name in ("events.h5", "model.skm", "results.json", "fisher_contours.png", "pvalues.png",
+    for name in ("events.h5", "model.skm", "results.json", "fisher_contours.png", "pvalues.png", "pvalues_observed.png",
                  "observables.png", "stages.json"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
@@ -43,6 +44,10 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
     assert truth.shape == (2, 2) and np.all(np.linalg.eigvalsh(truth) > 0)
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["stages"].values()) == {"ran"}
+    observed = results["observed_limits"]
+    assert observed["n_events"] > 0 and set(observed) == {"n_events", "histogram x1", "SALLY"}
+    p_obs = np.load(out / "results.npz")["pvalues_observed_SALLY"]
+    assert p_obs.shape == (25,) and p_obs.max() == pytest.approx(1.0)
 
     # a second run reuses everything; changing the inference config reruns only infer and plot
     mtime = (out / "model.skm").stat().st_mtime_ns
@@ -65,7 +70,9 @@ def test_run_with_ratio_method(tmp_path):
     cfg["augmentation"] = dict(TINY["augmentation"], prior={"kind": "uniform", "n_thetas": 20})
     assert main(["run", str(_write(tmp_path, cfg))]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert "ALICES" in results["limits"]
+    assert "ALICES" in results["limits"] and "ALICES" in results["observed_limits"]
+    info = np.asarray(results["fisher_information"]["full (ALICES)"])  # from score_at at theta_ref
+    assert info.shape == (2, 2) and np.all(np.isfinite(info))
     assert len(results["limits"]["ALICES"]["best_fit"]) == 2
 
 
@@ -74,6 +81,9 @@ def test_demo_write_config_roundtrips(tmp_path):
     assert main(["demo", "--write-config", str(path)]) == 0
     cfg = load_config(path)
     assert cfg["training"]["method"] == "sally"
+    assert main(["demo", "--method", "alices", "--write-config", str(path)]) == 0
+    cfg = load_config(path)
+    assert cfg["training"]["method"] == "alices" and cfg["training"]["params"]["alpha"] == 0.01
 
 
 def test_info_command(tmp_path, capsys):
@@ -92,6 +102,8 @@ def test_info_command(tmp_path, capsys):
     ({"bogus": 1}, "bogus"),
     ({"inference": {"histograms": [["x1"]]}}, "inference.histograms"),
     ({"augmentation": {"test_fraction": 1.5}}, "augmentation.test_fraction"),
+    ({"inference": {"observed": {"file": "nope.h5"}}}, "inference.observed.file"),
+    ({"inference": {"observed": {"theta": [0, 0], "file": "x"}}}, "inference.observed"),
 ])
 def test_bad_config_names_the_field(tmp_path, change, field):
     path = _write(tmp_path, change, "bad.yaml")
@@ -176,7 +188,7 @@ def test_reader_config_errors(tmp_path):
 def test_run_with_ensemble(tmp_path):
     cfg = dict(TINY, output="out", training={"method": "sally", "n_ensemble": 2,
                                              "params": {"hidden_layer_sizes": [8], "max_epochs": 2}})
-    cfg["inference"] = dict(TINY["inference"], limits=False)
+    cfg["inference"] = dict(TINY["inference"], limits=False, observed=None)
     assert main(["run", str(_write(tmp_path, cfg))]) == 0
     out = tmp_path / "out"
     assert (out / "fisher_ensemble.png").is_file()
@@ -221,3 +233,21 @@ def test_run_with_systematics_from_lhe_weight_groups(tmp_path, shared_data):
         assert profiled.shape == (1, 1) and 0 <= profiled[0, 0] <= info[name][0, 0] * (1 + 1e-9), name
     # the scale uncertainty is what k mimics here: profiling it removes most of the truth information
     assert info["truth, nuisance profiled"][0, 0] < 0.5 * info["truth"][0, 0]
+
+
+def test_observed_limits_from_an_event_file(tmp_path):
+    from skminer.events import EventSet
+    from skminer.simulation import ToySimulator
+
+    toy = ToySimulator()
+    x = toy.sample(300, [0.6, 0.0], random_state=1)
+    data = EventSet(x[:, ::-1], np.ones((300, 1)), observable_names=["x2", "x1"], benchmark_names=["sm"],
+                    space=toy.space)  # columns in another order: matched by name
+    data.save(tmp_path / "data.h5")
+    cfg = dict(TINY, output="out", inference=dict(TINY["inference"], observed={"file": "data.h5"}, luminosity=300.0,
+                                                  grid={"n_points": 9}))
+    assert main(["run", str(_write(tmp_path, cfg))]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["observed_limits"]["n_events"] == 300
+    # 300 events drawn at theta1 = 0.6: the histogram fit lands on the positive side of theta1
+    assert results["observed_limits"]["histogram x1"]["best_fit"][0] > 0

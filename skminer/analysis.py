@@ -350,6 +350,12 @@ class Analysis:
                 res = limits.expected_limits(theta_true=theta_ref, grid=grid, **kwargs)
                 arrays[_pvalue_key(name)] = res.p_values
                 results["limits"][name] = {"best_fit": res.best_fit}
+            toy = self._simulator() if cfg["simulation"]["simulator"] == "toy" else None
+            if toy is not None:  # the exact likelihood of the built-in simulator, for comparison
+                weights = lumi * np.asarray(test.weights_at(theta_ref))
+                res = _exact_toy_limits(toy, grid, lumi, test.x, weights)
+                arrays[_pvalue_key("exact (toy)")] = res.p_values
+                results["limits"]["exact (toy)"] = {"best_fit": res.best_fit}
             x_observed = self._observed_events(test, space)
             if x_observed is not None:
                 results["observed_limits"] = {"n_events": len(x_observed)}
@@ -357,6 +363,10 @@ class Analysis:
                     res = limits.observed_limits(x_observed, grid, binning_theta=theta_ref, **kwargs)
                     arrays[_pvalue_key(name, observed=True)] = res.p_values
                     results["observed_limits"][name] = {"best_fit": res.best_fit}
+                if toy is not None:
+                    res = _exact_toy_limits(toy, grid, lumi, x_observed, np.ones(len(x_observed)))
+                    arrays[_pvalue_key("exact (toy)", observed=True)] = res.p_values
+                    results["observed_limits"]["exact (toy)"] = {"best_fit": res.best_fit}
         write_json_atomic(self.out / "results.json", results)
         _save_npz_atomic(self.out / "results.npz", **arrays)
         self.results = results
@@ -418,6 +428,22 @@ class Analysis:
                                       cls=cfg["inference"]["cl"], path=self.out / name)
                 written.append(name)
         return written
+
+
+def _exact_toy_limits(toy: Any, grid: np.ndarray, luminosity: float, x: np.ndarray, counts: np.ndarray) -> Any:
+    """Limits from the toy's exact extended likelihood for events ``x`` with multiplicities ``counts``.
+
+    ``log L(theta) = sum_i c_i log p(x_i|theta) + N log(L sigma(theta)) - L sigma(theta)``, ``N = sum_i c_i``:
+    Asimov data when ``x`` are weighted events and ``c = L w(theta_true)``, observed data with ``c = 1``.
+    """
+    from .inference import LimitResult
+
+    kinematic = np.empty(len(grid))
+    for i in range(0, len(grid), 64):  # (n_events, 64) blocks of the exact log likelihood
+        kinematic[i:i + 64] = counts @ toy.log_likelihood(x, grid[i:i + 64])
+    expected = luminosity * np.asarray(toy.cross_section(grid))
+    return LimitResult.from_log_likelihood(grid, kinematic + counts.sum() * np.log(expected) - expected,
+                                           mode="exact")
 
 
 def _pvalue_key(label: str, observed: bool = False) -> str:

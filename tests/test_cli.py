@@ -45,7 +45,9 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["stages"].values()) == {"ran"}
     observed = results["observed_limits"]
-    assert observed["n_events"] > 0 and set(observed) == {"n_events", "histogram x1", "SALLY"}
+    assert observed["n_events"] > 0 and set(observed) == {"n_events", "histogram x1", "SALLY", "exact (toy)"}
+    assert set(results["limits"]) == {"histogram x1", "SALLY", "exact (toy)"}
+    assert results["limits"]["exact (toy)"]["best_fit"] == [0.0, 0.0]  # Asimov data at theta_ref
     p_obs = np.load(out / "results.npz")["pvalues_observed_SALLY"]
     assert p_obs.shape == (25,) and p_obs.max() == pytest.approx(1.0)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ._atomic import atomic_write
 from .config import RATIO_METHODS
 from .events import EventSet
 from .morphing import Morpher
@@ -32,27 +31,14 @@ STAGES = ("simulate", "augment", "train", "infer", "plot")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to ``path`` atomically (see :func:`skminer._atomic.atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
 
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=".npz") as tmp:
         np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(obj: Any) -> Any:
@@ -241,8 +227,7 @@ class Analysis:
             sampler = aug.RatioSampler(theta0_prior=self._prior(events.space), theta1=theta_ref,
                                        n_thetas=acfg["prior"].get("n_thetas", 200))
         sample = sampler.sample(train, n_samples=acfg["n_samples"], random_state=cfg["seed"] + 1)
-        _save_npz_atomic(self.out / "train_sample.npz", x=sample.x, theta0=sample.theta0, theta1=sample.theta1,
-                         y=sample.y, r_xz=sample.r_xz, t_xz=sample.t_xz)
+        sample.save(self.out / "train_sample.npz")
         return ["events_train.h5", "events_test.h5", "train_sample.npz"]
 
     def _prior(self, space: ParameterSpace):
@@ -271,14 +256,15 @@ class Analysis:
         return model
 
     def _train(self) -> list[str]:
+        from .augmentation import TrainingSample
         from .estimators.persistence import save_estimator
 
-        data = dict(np.load(self.out / "train_sample.npz"))
+        sample = TrainingSample.load(self.out / "train_sample.npz")
         model = self._make_estimator()
         if self.config["training"]["method"] == "sally":
-            model.fit(data["x"], data["t_xz"])
+            model.fit(sample.x, sample.t_xz)
         else:
-            model.fit(data["x"], data["y"], theta=data["theta0"], r_xz=data.get("r_xz"), t_xz=data.get("t_xz"))
+            model.fit(sample.x, sample.y, theta=sample.theta0, r_xz=sample.r_xz, t_xz=sample.t_xz)
         save_estimator(model, self.out / "model.skm")
         return ["model.skm"]
 

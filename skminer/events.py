@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ._atomic import atomic_write
 from .morphing import Morpher
 from .parameters import ParameterSpace
 
@@ -1166,24 +1166,10 @@ def _write_array(f: h5py.File, name: str, data: np.ndarray, compression: str | N
 
 def _atomic_h5_write(path: str | os.PathLike, write: Callable[[h5py.File], None]) -> Path:
     """Run ``write`` on a new HDF5 file at a temporary name beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"directory {path.parent} does not exist (for {path})")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # honours the umask
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         with h5py.File(tmp, "w") as f:
             write(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _read_skminer(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

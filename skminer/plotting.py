@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 
+from ._atomic import atomic_write
 from .inference.fisher import InformationDistribution, distance_for_cl
 from .inference.nuisance import profile_information, project_information
 
@@ -50,14 +50,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
         raise FileNotFoundError(f"path {str(path)!r}: directory {str(path.parent)!r} does not exist")
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=f".{fmt}") as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     logger.info("wrote %s", path)
     return path
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._atomic import atomic_write
 from .priors import UniformPrior, _FinitePrior, as_prior
 from .unweighting import NEGATIVE_WEIGHT_POLICIES, joint_log_likelihoods, unweight
 
@@ -92,15 +91,8 @@ class TrainingSample:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the non-``None`` fields to an ``.npz`` file atomically (temporary file + ``os.replace``)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        os.close(fd)
-        try:
+        with atomic_write(path, suffix=".npz") as tmp:
             np.savez(tmp, **self.as_dict())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainingSample:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._atomic import atomic_write
 
 logger = logging.getLogger("skminer.estimators")
 
@@ -161,19 +162,8 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot save estimator to {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
     logger.debug("saved %s to %s", name, path)
     return path
 

@@ -17,11 +17,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write
 from ..parameters import ParameterSpace
 
 __all__ = ["MadGraph", "MadGraphError", "edit_run_card", "write_param_card", "write_reweight_card"]
@@ -39,14 +39,8 @@ def _atomic_write_text(path: Path, text: str) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {path.parent} does not exist (for {path})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

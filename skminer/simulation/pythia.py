@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .observables import EventObjects, make_vectors, require_hep
 
 __all__ = ["HepMCRecord", "read_hepmc_objects", "shower_lhe", "write_hepmc"]
@@ -71,13 +71,11 @@ def write_hepmc(path: str | os.PathLike, records: Iterable[HepMCRecord], weight_
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {path.parent} does not exist (for {path})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes) or ".hepmc", dir=path.parent)
-    os.close(fd)
     run_info = pyhepmc.GenRunInfo()
     if weight_names is not None:
         run_info.weight_names = list(weight_names)
     n = 0
-    try:
+    with atomic_write(path, suffix="".join(path.suffixes) or ".hepmc") as tmp:
         with pyhepmc.open(tmp, "w", format="HepMC3") as f:
             for i, rec in enumerate(records):
                 ev = pyhepmc.GenEvent(pyhepmc.Units.GEV, pyhepmc.Units.MM)
@@ -91,10 +89,6 @@ def write_hepmc(path: str | os.PathLike, records: Iterable[HepMCRecord], weight_
                     ev.weights = [float(w) for w in rec["weights"]]
                 f.write(ev)
                 n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     logger.info("wrote %d events to %s", n, path)
     return path
 

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_write
-from .config import RATIO_METHODS
+from .config import FLOW_METHODS, RATIO_METHODS
 from .events import EventSet
 from .morphing import Morpher
 from .parameters import ParameterSpace
@@ -223,6 +223,10 @@ class Analysis:
         method = cfg["training"]["method"]
         if method == "sally":  # with nuisance parameters SALLY also learns their score (for profiling)
             sampler = aug.LocalScoreSampler(theta_ref=theta_ref, include_nuisance=_n_nuisance(events) > 0)
+        elif method in FLOW_METHODS:  # x drawn at theta from the prior (with the joint score for SCANDAL)
+            sampler = aug.DensitySampler(theta_prior=self._prior(events.space),
+                                         n_thetas=acfg["prior"].get("n_thetas", 200),
+                                         compute_score=method == "scandal")
         else:
             sampler = aug.RatioSampler(theta0_prior=self._prior(events.space), theta1=theta_ref,
                                        n_thetas=acfg["prior"].get("n_thetas", 200))
@@ -249,7 +253,8 @@ class Analysis:
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         params.setdefault("random_state", self.config["seed"])
         params.setdefault("verbose", 1 if self.progress else 0)
-        cls = {"sally": est.SALLY, **{m: getattr(est, m.upper()) for m in RATIO_METHODS}}[tcfg["method"]]
+        cls = {"sally": est.SALLY, **{m: getattr(est, m.upper()) for m in RATIO_METHODS + FLOW_METHODS}}[
+            tcfg["method"]]
         model = cls(**params)  # the estimators standardise inputs internally
         if tcfg["n_ensemble"] > 1:
             model = est.Ensemble(model, n_estimators=tcfg["n_ensemble"], random_state=self.config["seed"])
@@ -261,8 +266,11 @@ class Analysis:
 
         sample = TrainingSample.load(self.out / "train_sample.npz")
         model = self._make_estimator()
-        if self.config["training"]["method"] == "sally":
+        method = self.config["training"]["method"]
+        if method == "sally":
             model.fit(sample.x, sample.t_xz)
+        elif method in FLOW_METHODS:
+            model.fit(sample.x, theta=sample.theta0, t_xz=sample.t_xz)
         else:
             model.fit(sample.x, sample.y, theta=sample.theta0, r_xz=sample.r_xz, t_xz=sample.t_xz)
         save_estimator(model, self.out / "model.skm")
@@ -302,7 +310,7 @@ class Analysis:
                 infos["full (SALLY)"] = members.mean(axis=0)
             else:
                 infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
-        elif method in RATIO_METHODS:  # the estimated score d log r / d theta0 at theta_ref gives eq. 16 too
+        else:  # the estimated score d log r / d theta0 (or d log p / d theta) at theta_ref gives eq. 16 too
             infos[f"full ({method.upper()})"] = fisher.full_information(theta_ref, _ScoreAt(model, theta_ref), lumi)
         if n_nu:  # systematics: the same informations with the nuisance parameters profiled (N(0, 1) constraints)
             with_nu = {"truth": fisher.truth_information(theta_ref, lumi, include_nuisance=True)}
@@ -329,7 +337,8 @@ class Analysis:
             if method == "sally":
                 modes["SALLY"] = {"mode": "sally", "estimator": model, "bins": icfg["n_bins"]}
             else:
-                modes[method.upper()] = {"mode": "ratio", "estimator": model}
+                ratio = _RatioTo(model, theta_ref) if method in FLOW_METHODS else model
+                modes[method.upper()] = {"mode": "ratio", "estimator": ratio}
             arrays["grid"] = grid
             results["limits"] = {}
             for name, kwargs in modes.items():
@@ -464,6 +473,17 @@ class _ScoreAt:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator.score_at(X, np.repeat(self.theta[None, :], len(X), axis=0)))
+
+
+class _RatioTo:
+    """A density estimator seen as a ratio estimator with a fixed denominator: ``log p(x|theta) - log p(x|ref)``."""
+
+    def __init__(self, estimator: Any, theta_ref: np.ndarray) -> None:
+        self.estimator = estimator
+        self.theta_ref = np.asarray(theta_ref, dtype=np.float64)
+
+    def predict_log_ratio(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        return self.estimator.predict_log_ratio(X, theta, np.repeat(self.theta_ref[None, :], len(X), axis=0))
 
 
 def _grid(ranges: np.ndarray, n_points: int) -> np.ndarray:

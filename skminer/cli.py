@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.method != "sally":
                 raw["training"]["method"] = args.method
                 raw["augmentation"]["prior"] = {"kind": "uniform", "n_thetas": 500}
-                if args.method in ("cascal", "rascal", "alices"):
+                if args.method in ("cascal", "rascal", "alices", "scandal"):
                     raw["training"]["params"]["alpha"] = DEMO_SCORE_ALPHA
             if args.quick:
                 raw["simulation"]["n_events"] = 20_000

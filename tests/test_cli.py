@@ -66,16 +66,22 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
     assert "Fisher information" in printed
 
 
-def test_run_with_ratio_method(tmp_path):
-    cfg = dict(TINY, output="out", training={"method": "alices", "params": {"hidden_layer_sizes": [16],
-                                                                           "max_epochs": 2, "alpha": 0.5}})
+@pytest.mark.parametrize(("method", "params"), [("alices", {"alpha": 0.5}), ("scandal", {"alpha": 0.01}),
+                                                ("nde", {"transforms": 2})])
+def test_run_with_ratio_and_density_methods(tmp_path, method, params):
+    cfg = dict(TINY, output="out", training={"method": method, "params": {"hidden_layer_sizes": [16],
+                                                                          "max_epochs": 2, **params}})
     cfg["augmentation"] = dict(TINY["augmentation"], prior={"kind": "uniform", "n_thetas": 20})
+    cfg["inference"] = dict(TINY["inference"], grid={"n_points": 3})
     assert main(["run", str(_write(tmp_path, cfg))]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert "ALICES" in results["limits"] and "ALICES" in results["observed_limits"]
-    info = np.asarray(results["fisher_information"]["full (ALICES)"])  # from score_at at theta_ref
+    name = method.upper()
+    assert name in results["limits"] and name in results["observed_limits"]
+    info = np.asarray(results["fisher_information"][f"full ({name})"])  # from score_at at theta_ref
     assert info.shape == (2, 2) and np.all(np.isfinite(info))
-    assert len(results["limits"]["ALICES"]["best_fit"]) == 2
+    assert len(results["limits"][name]["best_fit"]) == 2
+    if method == "nde":
+        assert np.load(tmp_path / "out" / "train_sample.npz", allow_pickle=False).files.count("t_xz") == 0
 
 
 def test_demo_write_config_roundtrips(tmp_path):

@@ -7,10 +7,8 @@ eta) with which each object is kept. Energy smearing keeps the mass and directio
 energy); pt smearing keeps eta, phi and the mass. Smeared energies/momenta that come out below the physical limit
 are drawn again. The :class:`Smearer` applies the rules to an :class:`~skminer.simulation.observables.EventObjects`
 container with its own seeded random generator, vectorised over all objects of all events, in float64; the
-collections are re-sorted by decreasing pt afterwards.
+collections are re-sorted by decreasing pt afterwards. For example:
 
-Examples
---------
 >>> smearer = Smearer({"j": ParticleSmearing(energy_resolution=(0.1, 5.0), eta_resolution=(0.0, 0.05),
 ...                                          efficiency=0.95),
 ...                    "a": ParticleSmearing(energy_resolution=(0.02, 0.2))}, random_state=1)

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_write
-from .config import FLOW_METHODS, RATIO_METHODS
+from .config import FLOW_METHODS, RATIO_METHODS, SCORE_METHODS
 from .events import EventSet
 from .morphing import Morpher
 from .parameters import ParameterSpace
@@ -221,8 +221,9 @@ class Analysis:
         test.save(self.out / "events_test.h5")
         theta_ref = self._theta_ref(events.space, acfg["theta_ref"])
         method = cfg["training"]["method"]
-        if method == "sally":  # with nuisance parameters SALLY also learns their score (for profiling)
-            sampler = aug.LocalScoreSampler(theta_ref=theta_ref, include_nuisance=_n_nuisance(events) > 0)
+        if method in SCORE_METHODS:  # with nuisance parameters SALLY also learns their score (for profiling)
+            sampler = aug.LocalScoreSampler(theta_ref=theta_ref,
+                                            include_nuisance=method == "sally" and _n_nuisance(events) > 0)
         elif method in FLOW_METHODS:  # x drawn at theta from the prior (with the joint score for SCANDAL)
             sampler = aug.DensitySampler(theta_prior=self._prior(events.space),
                                          n_thetas=acfg["prior"].get("n_thetas", 200),
@@ -253,8 +254,7 @@ class Analysis:
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         params.setdefault("random_state", self.config["seed"])
         params.setdefault("verbose", 1 if self.progress else 0)
-        cls = {"sally": est.SALLY, **{m: getattr(est, m.upper()) for m in RATIO_METHODS + FLOW_METHODS}}[
-            tcfg["method"]]
+        cls = {m: getattr(est, m.upper()) for m in SCORE_METHODS + RATIO_METHODS + FLOW_METHODS}[tcfg["method"]]
         model = cls(**params)  # the estimators standardise inputs internally
         if tcfg["n_ensemble"] > 1:
             model = est.Ensemble(model, n_estimators=tcfg["n_ensemble"], random_state=self.config["seed"])
@@ -267,7 +267,7 @@ class Analysis:
         sample = TrainingSample.load(self.out / "train_sample.npz")
         model = self._make_estimator()
         method = self.config["training"]["method"]
-        if method == "sally":
+        if method in SCORE_METHODS:
             model.fit(sample.x, sample.t_xz)
         elif method in FLOW_METHODS:
             model.fit(sample.x, theta=sample.theta0, t_xz=sample.t_xz)
@@ -303,13 +303,13 @@ class Analysis:
         n_params, n_nu = space.n_parameters, _n_nuisance(test)
         if n_nu and method == "sally":
             model = _ThetaScores(model, n_params)  # the parameter part of the score, for information and limits
-        if method == "sally":
+        if method in SCORE_METHODS:
             if hasattr(model, "predict_members"):  # an ensemble: mean information and the spread of its members
                 members = fisher.full_information_members(theta_ref, model, lumi)
                 arrays["fisher_members"] = members
-                infos["full (SALLY)"] = members.mean(axis=0)
+                infos[f"full ({method.upper()})"] = members.mean(axis=0)
             else:
-                infos["full (SALLY)"] = fisher.full_information(theta_ref, model, lumi)
+                infos[f"full ({method.upper()})"] = fisher.full_information(theta_ref, model, lumi)
         else:  # the estimated score d log r / d theta0 (or d log p / d theta) at theta_ref gives eq. 16 too
             infos[f"full ({method.upper()})"] = fisher.full_information(theta_ref, _ScoreAt(model, theta_ref), lumi)
         if n_nu:  # systematics: the same informations with the nuisance parameters profiled (N(0, 1) constraints)
@@ -336,6 +336,10 @@ class Analysis:
                                                    "bins": icfg["n_bins"]}}
             if method == "sally":
                 modes["SALLY"] = {"mode": "sally", "estimator": model, "bins": icfg["n_bins"]}
+            elif method == "sallino":  # densities of t_hat . (theta - theta_ref) from the test events on the grid
+                points = np.unique(np.vstack([grid, theta_ref[None, :]]), axis=0)
+                model.calibrate(test.x, points, sample_weight=np.clip(test.weights_at(points), 0.0, None))
+                modes["SALLINO"] = {"mode": "ratio", "estimator": _RatioTo(model, theta_ref, per_point=True)}
             else:
                 ratio = _RatioTo(model, theta_ref) if method in FLOW_METHODS else model
                 modes[method.upper()] = {"mode": "ratio", "estimator": ratio}
@@ -476,14 +480,33 @@ class _ScoreAt:
 
 
 class _RatioTo:
-    """A density estimator seen as a ratio estimator with a fixed denominator: ``log p(x|theta) - log p(x|ref)``."""
+    """An estimator of ``log r(x|theta0, theta1)`` seen as a ratio estimator with the fixed denominator theta_ref.
 
-    def __init__(self, estimator: Any, theta_ref: np.ndarray) -> None:
+    Flows take ``theta1`` row by row; SALLINO (``per_point``) takes one numerator point at a time.
+    """
+
+    def __init__(self, estimator: Any, theta_ref: np.ndarray, per_point: bool = False) -> None:
         self.estimator = estimator
         self.theta_ref = np.asarray(theta_ref, dtype=np.float64)
+        self.per_point = per_point
 
     def predict_log_ratio(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        return self.estimator.predict_log_ratio(X, theta, np.repeat(self.theta_ref[None, :], len(X), axis=0))
+        if not self.per_point:
+            return self.estimator.predict_log_ratio(X, theta, np.repeat(self.theta_ref[None, :], len(X), axis=0))
+        points, index = np.unique(np.asarray(theta, dtype=np.float64), axis=0, return_inverse=True)
+        index = index.reshape(-1)
+        rows = [np.flatnonzero(index == j) for j in range(len(points))]
+        out = np.empty(len(X))
+        first = X[rows[0]]
+        if all(len(r) == len(first) and np.array_equal(X[r], first) for r in rows[1:]):
+            # the same events at every point (as in limit setting): score the events once, all points together
+            out_all = self.estimator.predict_log_ratio(first, points, self.theta_ref).reshape(len(first), -1)
+            for j, r in enumerate(rows):
+                out[r] = out_all[:, j]
+            return out
+        for point, r in zip(points, rows, strict=True):
+            out[r] = self.estimator.predict_log_ratio(X[r], point, self.theta_ref)
+        return out
 
 
 def _grid(ranges: np.ndarray, n_points: int) -> np.ndarray:

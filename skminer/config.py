@@ -12,13 +12,13 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_METHODS", "FLOW_METHODS", "METHODS",
-           "SIMULATORS",
-           "READER_KEYS"]
+__all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_METHODS", "FLOW_METHODS",
+           "SCORE_METHODS", "METHODS", "SIMULATORS", "READER_KEYS"]
 
 RATIO_METHODS = ("carl", "rolr", "alice", "cascal", "rascal", "alices")
 FLOW_METHODS = ("nde", "scandal")
-METHODS = ("sally",) + RATIO_METHODS + FLOW_METHODS
+SCORE_METHODS = ("sally", "sallino")
+METHODS = SCORE_METHODS + RATIO_METHODS + FLOW_METHODS
 SIMULATORS = ("toy", "lhe", "delphes")
 _READER_COMMON = {"files", "observables", "cuts", "sampling_benchmark", "morphing_basis", "weight_ids", "systematics"}
 #: Keys of ``simulation.<lhe|delphes>.systematics`` (arguments of ``Systematics.from_lhe``).

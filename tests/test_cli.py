@@ -67,7 +67,7 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("method", "params"), [("alices", {"alpha": 0.5}), ("scandal", {"alpha": 0.01}),
-                                                ("nde", {"transforms": 2})])
+                                                ("nde", {"transforms": 2}), ("sallino", {"n_bins": 5})])
 def test_run_with_ratio_and_density_methods(tmp_path, method, params):
     cfg = dict(TINY, output="out", training={"method": method, "params": {"hidden_layer_sizes": [16],
                                                                           "max_epochs": 2, **params}})
@@ -80,6 +80,8 @@ def test_run_with_ratio_and_density_methods(tmp_path, method, params):
     info = np.asarray(results["fisher_information"][f"full ({name})"])  # from score_at at theta_ref
     assert info.shape == (2, 2) and np.all(np.isfinite(info))
     assert len(results["limits"][name]["best_fit"]) == 2
+    if method == "sallino":  # calibrated on the test events at every grid point: Asimov best fit at theta_ref
+        assert results["limits"][name]["best_fit"] == [0.0, 0.0]
     if method == "nde":
         assert np.load(tmp_path / "out" / "train_sample.npz", allow_pickle=False).files.count("t_xz") == 0
 

@@ -24,17 +24,18 @@ def per_theta_loop(events, thetas: np.ndarray, theta1: np.ndarray, n_samples: in
     basis_w = events.weights[:, [events.benchmark_names.index(b) for b in events.morphing_basis]]
     per_theta = n_samples // 2 // len(thetas)
     w1 = basis_w @ morpher.weights(theta1[None, :])[0]
+    sigma1 = float(w1.sum())
     total = 0
     for theta in thetas:
         w0 = basis_w @ morpher.weights(theta[None, :])[0]
+        sigma0 = float(w0.sum())
+        grad_w = morpher.weight_gradients(theta[None, :])[0]  # (n_params, n_basis)
+        grad_sigma = basis_w.sum(0) @ grad_w.T
         for w in (w0, w1):
             p = np.clip(w, 0, None)
             rows = rng.choice(len(p), size=per_theta, p=p / p.sum())
-            sigma0 = float(w0.sum())
-            sigma1 = float(w1.sum())
             r_xz = (w0[rows] / sigma0) / (w1[rows] / sigma1)
-            grad = np.einsum("nb,pb->np", basis_w[rows], morpher.weight_gradients(theta[None, :])[0])
-            grad_sigma = basis_w.sum(0) @ morpher.weight_gradients(theta[None, :])[0].T
+            grad = np.einsum("nb,pb->np", basis_w[rows], grad_w)
             t_xz = grad / w0[rows, None] - grad_sigma / sigma0
             assert t_xz.shape == (len(rows), theta.size) and np.all(np.isfinite(r_xz))
             total += len(rows)

@@ -223,7 +223,7 @@ class Analysis:
         method = cfg["training"]["method"]
         if method in SCORE_METHODS:  # with nuisance parameters SALLY also learns their score (for profiling)
             sampler = aug.LocalScoreSampler(theta_ref=theta_ref,
-                                            include_nuisance=method == "sally" and _n_nuisance(events) > 0)
+                                            include_nuisance=method == "sally" and events.n_nuisance > 0)
         elif method in FLOW_METHODS:  # x drawn at theta from the prior (with the joint score for SCANDAL)
             sampler = aug.DensitySampler(theta_prior=self._prior(events.space),
                                          n_thetas=acfg["prior"].get("n_thetas", 200),
@@ -278,7 +278,7 @@ class Analysis:
 
     def _infer(self) -> list[str]:
         from .estimators.persistence import load_estimator
-        from .inference import AsymptoticLimits, FisherInformation
+        from .inference import AsymptoticLimits, FisherInformation, theta_grid
 
         cfg = self.config
         icfg = cfg["inference"]
@@ -288,6 +288,7 @@ class Analysis:
         theta_ref = self._theta_ref(space, icfg["theta_ref"])
         lumi = float(icfg["luminosity"])
         fisher = FisherInformation(test)
+        toy = self._simulator() if cfg["simulation"]["simulator"] == "toy" else None  # knows the exact answers
         infos: dict[str, np.ndarray] = {
             "rate": fisher.rate_information(theta_ref, lumi),
             "truth": fisher.truth_information(theta_ref, lumi),
@@ -300,7 +301,7 @@ class Analysis:
                     theta_ref, lumi, obs[0], obs[1], bins1=icfg["n_bins"], bins2=icfg["n_bins"])
         method = cfg["training"]["method"]
         arrays: dict[str, np.ndarray] = {}
-        n_params, n_nu = space.n_parameters, _n_nuisance(test)
+        n_params, n_nu = space.n_parameters, test.n_nuisance
         if n_nu and method == "sally":
             model = _ThetaScores(model, n_params)  # the parameter part of the score, for information and limits
         if method in SCORE_METHODS:
@@ -323,12 +324,12 @@ class Analysis:
                                                                   include_nuisance=True)
             for name, info in with_nu.items():
                 infos[f"{name}, nuisance profiled"] = fisher.profile_nuisance(info)
-        if cfg["simulation"]["simulator"] == "toy":  # the built-in simulator knows the exact answer
-            infos["exact (toy)"] = self._simulator().fisher_information(theta_ref, lumi, kind="full")
+        if toy is not None:
+            infos["exact (toy)"] = toy.fisher_information(theta_ref, lumi, kind="full")
         results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
                                    "fisher_information": {k: np.asarray(v) for k, v in infos.items()}}
         if icfg["limits"]:
-            grid = _grid(space.ranges, icfg["grid"]["n_points"])
+            grid = theta_grid(space.ranges, icfg["grid"]["n_points"])
             limits = AsymptoticLimits(test, luminosity=lumi)
             hist_obs = icfg["histograms"][:1] or test.observable_names[:1]
             hist_obs = [hist_obs[0]] if isinstance(hist_obs[0], str) else list(hist_obs[0])
@@ -349,13 +350,12 @@ class Analysis:
                 res = limits.expected_limits(theta_true=theta_ref, grid=grid, **kwargs)
                 arrays[_pvalue_key(name)] = res.p_values
                 results["limits"][name] = {"best_fit": res.best_fit}
-            toy = self._simulator() if cfg["simulation"]["simulator"] == "toy" else None
             if toy is not None:  # the exact likelihood of the built-in simulator, for comparison
                 weights = lumi * np.asarray(test.weights_at(theta_ref))
                 res = _exact_toy_limits(toy, grid, lumi, test.x, weights)
                 arrays[_pvalue_key("exact (toy)")] = res.p_values
                 results["limits"]["exact (toy)"] = {"best_fit": res.best_fit}
-            x_observed = self._observed_events(test, space)
+            x_observed = self._observed_events(test, space, toy)
             if x_observed is not None:
                 results["observed_limits"] = {"n_events": len(x_observed)}
                 for name, kwargs in modes.items():
@@ -371,7 +371,7 @@ class Analysis:
         self.results = results
         return ["results.json", "results.npz"]
 
-    def _observed_events(self, test: EventSet, space: ParameterSpace) -> np.ndarray | None:
+    def _observed_events(self, test: EventSet, space: ParameterSpace, toy: Any) -> np.ndarray | None:
         """Observed events: from an event file, or (built-in simulator) pseudo-data drawn at a given point."""
         obs = self.config["inference"]["observed"]
         if obs is None:
@@ -382,7 +382,6 @@ class Analysis:
             if missing:
                 raise ValueError(f"{obs['file']}: observed events lack the observables {missing}")
             return data.x[:, [data.observable_names.index(o) for o in test.observable_names]]
-        toy = self._simulator()
         theta = space.as_theta(obs["theta"])[0]
         rng = np.random.default_rng(self.config["seed"] + 7)
         n = int(rng.poisson(float(self.config["inference"]["luminosity"]) * toy.cross_section(theta)))
@@ -450,10 +449,6 @@ def _pvalue_key(label: str, observed: bool = False) -> str:
     return ("pvalues_observed_" if observed else "pvalues_") + label.replace(" ", "_")
 
 
-def _n_nuisance(events: EventSet) -> int:
-    return 0 if events.nuisance_a is None else int(events.nuisance_a.shape[1])
-
-
 class _ThetaScores:
     """A score estimator trained on (theta, nu) scores, seen as an estimator of the theta part only."""
 
@@ -507,12 +502,6 @@ class _RatioTo:
         for point, r in zip(points, rows, strict=True):
             out[r] = self.estimator.predict_log_ratio(X[r], point, self.theta_ref)
         return out
-
-
-def _grid(ranges: np.ndarray, n_points: int) -> np.ndarray:
-    axes = [np.linspace(lo, hi, n_points) for lo, hi in np.asarray(ranges)]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1)
 
 
 def _plot_thetas(space: ParameterSpace, theta_ref: np.ndarray) -> np.ndarray:

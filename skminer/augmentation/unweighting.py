@@ -112,10 +112,12 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
                 j = pts[int(np.argmax(n_negative[pts] > 0))]
                 raise ValueError(f"{n_negative[j]} events have negative weights at theta={thetas[j].tolist()} "
                                  "(negative_weights='raise'); use negative_weights='clip' to ignore them")
-        if np.any(lowest < 0) or not (raw.flags.owndata and raw.flags.writeable):
-            w = np.maximum(raw, 0.0)  # a new array: the events' own weights are never modified
+        # weights_at normally returns a fresh array (often a Fortran-ordered transpose, so owndata is False):
+        # clip and accumulate it in place unless it could alias the events' own weights
+        if raw.flags.writeable and not np.may_share_memory(raw, np.asarray(events.weights)):
+            w = np.maximum(raw, 0.0, out=raw) if np.any(lowest < 0) else raw
         else:
-            w = raw  # a fresh array from weights_at that nobody else holds
+            w = np.maximum(raw, 0.0)  # a new array: the events' own weights are never modified
         del raw
         sum_sq = np.einsum("ij,ij->j", w, w)
         np.cumsum(w, axis=0, out=w)  # columns are contiguous when weights_at returns Fortran order

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .config import METHODS, ConfigError, load_config, validate_config
 
 __all__ = ["main", "DEMO_CONFIG"]
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(load_config(args.config), args.force)
         if args.command == "demo":
-            raw = json.loads(json.dumps(DEMO_CONFIG))
+            raw = copy.deepcopy(DEMO_CONFIG)
             raw["output"] = str(Path(args.output).resolve())
             if args.method != "sally":
                 raw["training"]["method"] = args.method
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.write_config:
                 import yaml
 
-                Path(args.write_config).write_text(yaml.safe_dump(raw, sort_keys=False))
+                with atomic_write(args.write_config) as tmp:
+                    tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
                 print(f"wrote {args.write_config}")
                 return 0
             return _run(validate_config(raw, source="demo"), args.force)

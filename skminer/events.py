@@ -1,4 +1,4 @@
-"""Weighted event samples: observations, per-benchmark weights, morphing, nuisance factors and HDF5 I/O.
+"""Weighted event samples: observations, per-benchmark weights, morphing and nuisance factors.
 
 An :class:`EventSet` holds ``n_events`` simulated events with observables ``x`` and, for every event, its
 contribution to the cross section (in pb) at each benchmark: ``weights[:, b].sum()`` is the cross section at
@@ -13,8 +13,9 @@ and systematic uncertainties enter through eq. (19) of the MadMiner paper::
 
 Files: :meth:`EventSet.save` / :meth:`EventSet.load` use skminer's own versioned HDF5 layout (attribute
 ``skminer_format``); :meth:`EventSet.from_madminer` / :meth:`EventSet.to_madminer` read and write MadMiner's
-layout so that analyses can migrate in both directions. Every write is atomic: a temporary file in the target
-directory is renamed over the target only after it was written completely.
+layout so that analyses can migrate in both directions. The formats live in :mod:`skminer.io`: every write is
+atomic (a temporary file in the target directory is renamed over the target only after it was written
+completely), and every read checks the file's declared shapes against the data it stores before allocating.
 """
 
 from __future__ import annotations
@@ -22,27 +23,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from ._atomic import atomic_write
+from .io import FORMAT_VERSION, read_events, read_madminer, write_events, write_madminer
 from .morphing import Morpher
 from .parameters import ParameterSpace
 
 __all__ = ["EventSet", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
-
-#: Version of the skminer HDF5 event-file layout written by :meth:`EventSet.save`.
-FORMAT_VERSION = 1
-
-_CHUNK_BYTES = 1 << 20  # about 1 MiB per HDF5 chunk
-_MADMINER_EMPTY = "None"  # MadMiner >= 0.9 writes str(None) for missing strings
-_MADMINER_LOG_CLIP = 10.0  # MadMiner clips the nuisance coefficients a, b to [-10, 10]
 
 
 class EventSet:
@@ -705,19 +698,7 @@ class EventSet:
             nuisance_a=None if self.nuisance_a is None else self.nuisance_a.copy(),
             nuisance_b=None if self.nuisance_b is None else self.nuisance_b.copy())
 
-    # -- skminer HDF5 files ----------------------------------------------------------------------------
-    def _setup(self) -> dict[str, Any]:
-        return {
-            "space": self.space.to_dict(),
-            "morpher": None if self.morpher is None else self.morpher.to_dict(),
-            "morphing_basis": self.morphing_basis,
-            "observable_names": self.observable_names,
-            "observable_definitions": self.observable_definitions,
-            "benchmark_names": self.benchmark_names,
-            "nuisance_names": self.nuisance_names,
-            "metadata": self.metadata,
-        }
-
+    # -- files (formats in skminer.io) ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike, *, compression: str | None = "gzip") -> Path:
         """Write the events to one HDF5 file, atomically.
 
@@ -735,24 +716,7 @@ class EventSet:
         Path
             The written file.
         """
-        if compression not in ("gzip", "lzf", None):
-            raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
-        setup = json.dumps(self._setup(), allow_nan=False)
-
-        def write(f: h5py.File) -> None:
-            f.attrs["skminer_format"] = FORMAT_VERSION
-            f.attrs["kind"] = "EventSet"
-            f.create_dataset("setup", data=setup, dtype=h5py.string_dtype())
-            _write_array(f, "x", self.x, compression)
-            _write_array(f, "weights", self.weights, compression)
-            _write_array(f, "sampling_benchmark", self.sampling_benchmark, compression)
-            if self.nuisance_a is not None:
-                _write_array(f, "nuisance_a", self.nuisance_a, compression)
-                _write_array(f, "nuisance_b", self.nuisance_b, compression)
-
-        out = _atomic_h5_write(path, write)
-        logger.info("saved %d events to %s", self.n_events, out)
-        return out
+        return write_events(self, path, compression)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EventSet:
@@ -763,46 +727,12 @@ class EventSet:
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a (complete, supported) skminer event file; the message names the file and the
-            missing or invalid field.
+            If the file is not a (complete, supported) skminer event file, or declares more data than it stores
+            (shapes are checked before anything is allocated); the message names the file and the missing or
+            invalid field.
         """
-        path = Path(path)
-        try:
-            setup, arrays = _read_skminer(path)
-        except FileNotFoundError:
-            raise
-        except OSError as err:  # corrupt or truncated data that h5py can open but not read
-            raise ValueError(f"{path}: cannot read the event file, it may be corrupt or truncated ({err})") from None
-        except (ValueError, TypeError, KeyError) as err:
-            if str(err).startswith(str(path)):
-                raise
-            raise ValueError(f"{path}: invalid event file: {err}") from None
-        return cls._from_setup(path, setup, arrays)
+        return read_events(path, cls)
 
-    @classmethod
-    def _from_setup(cls, path: Path, setup: dict[str, Any], arrays: dict[str, Any]) -> EventSet:
-        def field(name: str) -> Any:
-            if name not in setup:
-                raise ValueError(f"{path}: field 'setup' lacks entry {name!r}")
-            return setup[name]
-
-        try:
-            space = ParameterSpace.from_dict(field("space"))
-            morpher = None if field("morpher") is None else Morpher.from_dict(field("morpher"))
-            return cls(arrays["x"], arrays["weights"], observable_names=field("observable_names"),
-                       benchmark_names=field("benchmark_names"), space=space, morpher=morpher,
-                       morphing_basis=field("morphing_basis"), sampling_benchmark=arrays["sampling_benchmark"],
-                       nuisance_names=field("nuisance_names"), nuisance_a=arrays["nuisance_a"],
-                       nuisance_b=arrays["nuisance_b"], observable_definitions=field("observable_definitions"),
-                       metadata=field("metadata"))
-        except (TypeError, KeyError, AttributeError) as err:
-            raise ValueError(f"{path}: invalid event file: {err}") from None
-        except ValueError as err:
-            if str(err).startswith(str(path)):
-                raise
-            raise ValueError(f"{path}: invalid event file: {err}") from None
-
-    # -- MadMiner files --------------------------------------------------------------------------------
     @classmethod
     def from_madminer(cls, path: str | os.PathLike, *, include_nuisance: bool = True) -> EventSet:
         """Read a MadMiner HDF5 file (settings and ``samples``), e.g. the output of MadMiner's LHE/Delphes readers.
@@ -827,161 +757,10 @@ class EventSet:
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a readable HDF5 file, lacks a required field or holds inconsistent or invalid
-            content; the message starts with the path.
+            If the file is not a readable HDF5 file, lacks a required field, declares more data than it stores
+            or holds inconsistent or invalid content; the message starts with the path.
         """
-        path = Path(path)
-        try:
-            return cls._read_madminer(path, include_nuisance)
-        except FileNotFoundError:
-            raise
-        except OSError as err:  # corrupt or truncated data that h5py can open but not read
-            raise ValueError(f"{path}: cannot read the MadMiner file, it may be corrupt or truncated ({err})"
-                             ) from None
-        except (ValueError, TypeError, KeyError, IndexError) as err:
-            if str(err).startswith(str(path)):
-                raise
-            raise ValueError(f"{path}: invalid MadMiner file: {err}") from None
-
-    @classmethod
-    def _read_madminer(cls, path: Path, include_nuisance: bool) -> EventSet:
-        with _open_h5(path) as f:
-            names = _strings(_read(f, path, "parameters/names"))
-            n_params = len(names)
-            blocks = _strings(_read(f, path, "parameters/lha_blocks"))
-            ids = np.asarray(_read(f, path, "parameters/lha_ids")).reshape(-1)
-            max_power = np.asarray(_read(f, path, "parameters/max_power")).reshape(n_params, -1).max(axis=1)
-            range_key = "parameters/val_ranges" if "parameters/val_ranges" in f else "parameters/ranges"
-            ranges = np.asarray(_read(f, path, range_key), dtype=np.float64).reshape(n_params, 2)
-            transforms = (_strings(f["parameters/transforms"][()]) if "parameters/transforms" in f
-                          else [""] * n_params)
-            bnames = _strings(_read(f, path, "benchmarks/names"))
-            bvalues = np.asarray(_read(f, path, "benchmarks/values"), dtype=np.float64).reshape(len(bnames), -1)
-            is_nuisance = (np.asarray(f["benchmarks/is_nuisance"][()]).astype(bool) if "benchmarks/is_nuisance" in f
-                           else np.zeros(len(bnames), bool))
-            is_reference = (np.asarray(f["benchmarks/is_reference"][()]).astype(bool)
-                            if "benchmarks/is_reference" in f else np.zeros(len(bnames), bool))
-            components = np.asarray(f["morphing/components"][()]) if "morphing/components" in f else None
-            matrix = (np.asarray(f["morphing/morphing_matrix"][()], dtype=np.float64)
-                      if "morphing/morphing_matrix" in f else None)
-            obs_names = _strings(_read(f, path, "observables/names"))
-            obs_defs = (_strings(f["observables/definitions"][()]) if "observables/definitions" in f
-                        else [_MADMINER_EMPTY] * len(obs_names))
-            x = np.asarray(_read(f, path, "samples/observations"), dtype=np.float64)
-            w_all = np.asarray(_read(f, path, "samples/weights"), dtype=np.float64)
-            sampling = (np.asarray(f["samples/sampling_benchmarks"][()], dtype=np.int64)
-                        if "samples/sampling_benchmarks" in f else None)
-            n_signal = (np.asarray(f["sample_summary/signal_events"][()], dtype=np.float64).reshape(-1)
-                        if "sample_summary/signal_events" in f else None)
-            nuisance: list[tuple[str, str, str | None, str | None]] = []
-            if "nuisance_parameters/names" in f:
-                nu_names = _strings(f["nuisance_parameters/names"][()])
-                pos = _strings(_read(f, path, "nuisance_parameters/benchmark_positive"))
-                neg = _strings(_read(f, path, "nuisance_parameters/benchmark_negative"))
-                syst = (_strings(f["nuisance_parameters/systematics"][()]) if "nuisance_parameters/systematics" in f
-                        else [""] * len(nu_names))
-                nuisance = [(n, s, _none(p), _none(m)) for n, s, p, m in zip(nu_names, syst, pos, neg, strict=True)]
-            systematics: dict[str, tuple[str, str]] = {}
-            if "systematics/names" in f and "systematics/types" in f:
-                svalues = (_strings(f["systematics/values"][()]) if "systematics/values" in f
-                           and f["systematics/values"].dtype.kind in "SOU" else None)
-                for i, (sn, st) in enumerate(zip(_strings(f["systematics/names"][()]),
-                                                 _strings(f["systematics/types"][()]), strict=True)):
-                    systematics[sn] = (st, "" if svalues is None else svalues[i])
-
-        if bvalues.shape[1] != n_params:
-            raise ValueError(f"{path}: benchmarks/values has {bvalues.shape[1]} columns for {n_params} parameters")
-        if w_all.ndim != 2 or w_all.shape[1] != len(bnames):
-            raise ValueError(f"{path}: samples/weights has shape {w_all.shape}, expected (n_events, {len(bnames)}) "
-                             "for benchmarks/names")
-        if x.ndim != 2 or x.shape[0] != w_all.shape[0]:
-            raise ValueError(f"{path}: samples/observations has shape {x.shape}, samples/weights {w_all.shape}")
-
-        space = ParameterSpace()
-        for i, name in enumerate(names):
-            block = _none(blocks[i])
-            # to_madminer writes a parameter without LHA information as block "" and id 0
-            lha_id = None if block is None and int(ids[i]) == 0 else int(ids[i])
-            space.add_parameter(name, lha_block=block, lha_id=lha_id, max_power=int(max_power[i]),
-                                range=(float(ranges[i, 0]), float(ranges[i, 1])))
-        phys = np.flatnonzero(~is_nuisance)
-        phys_names = [bnames[i] for i in phys]
-        for i in phys:
-            space.add_benchmark(bnames[i], bvalues[i])
-
-        # weights of mixed samples: MadMiner's sampling factors n_b / sum n_b (background -1: factor 1)
-        weights_all = w_all
-        if sampling is not None and sampling.shape != (x.shape[0],):
-            raise ValueError(f"{path}: samples/sampling_benchmarks has shape {sampling.shape}, expected "
-                             f"({x.shape[0]},)")
-        if sampling is not None and n_signal is not None and n_signal.size and np.any(sampling >= 0):
-            if sampling.max() >= n_signal.size or n_signal.sum() <= 0:
-                raise ValueError(f"{path}: sample_summary/signal_events {n_signal.tolist()} does not cover "
-                                 f"samples/sampling_benchmarks up to {int(sampling.max())}")
-            factors = np.append(n_signal / n_signal.sum(), 1.0)
-            k = factors[np.where(sampling >= 0, sampling, -1)]
-            if not np.all(k == 1.0):
-                logger.info("%s: applying MadMiner sampling factors %s", path, factors[:-1].tolist())
-                weights_all = w_all * k[:, None]
-        sampling_phys = None
-        if sampling is not None:
-            remap = np.full(len(bnames) + 1, -1, dtype=np.int64)
-            remap[phys] = np.arange(phys.size)
-            sampling_phys = np.where(sampling >= 0, remap[np.clip(sampling, 0, len(bnames))], -1)
-
-        morpher = basis_names = None
-        if components is not None and matrix is not None:
-            if matrix.shape != (components.shape[0], phys.size):
-                raise ValueError(f"{path}: morphing/morphing_matrix has shape {matrix.shape}, expected "
-                                 f"({components.shape[0]}, {phys.size}) (components x physics benchmarks)")
-            in_basis = np.any(matrix != 0.0, axis=0)
-            basis_names = [n for n, keep in zip(phys_names, in_basis, strict=True) if keep]
-            morpher = Morpher(components=components)
-            try:
-                morpher.set_basis(space.benchmark_values[in_basis])
-            except ValueError as err:
-                raise ValueError(f"{path}: cannot rebuild the morphing from morphing/components and the "
-                                 f"benchmarks {basis_names}: {err}") from None
-            stored = matrix[:, in_basis]
-            dev = float(np.max(np.abs(morpher.matrix - stored)) / max(np.max(np.abs(stored)), 1e-300))
-            if dev > 1e-6:
-                logger.warning("%s: stored morphing matrix differs from the one recomputed from morphing/components "
-                               "and benchmarks/values (max relative deviation %.3g); using the recomputed one",
-                               path, dev)
-
-        nu_names: list[str] = []
-        a = b = None
-        if nuisance and include_nuisance:
-            ref = [bnames[i] for i in np.flatnonzero(is_reference)]
-            if not ref:
-                raise ValueError(f"{path}: nuisance parameters need a reference benchmark, but benchmarks/is_reference "
-                                 "is missing or has no flag set")
-            col = {n: i for i, n in enumerate(bnames)}
-            for name, _, p, m in nuisance:
-                for bn in (p, m):
-                    if bn is not None and bn not in col:
-                        raise ValueError(f"{path}: nuisance parameter {name!r} refers to benchmark {bn!r}, which is "
-                                         "not in benchmarks/names")
-            a, b = _madminer_nuisance_coefficients(weights_all, col[ref[0]],
-                                                   [(col[p] if p else None, col[m] if m else None)
-                                                    for _, _, p, m in nuisance])
-            for name, sname, p, m in nuisance:
-                kind, value = systematics.get(sname, ("scale", ""))
-                kind = kind if kind in ("scale", "pdf", "norm") else "scale"
-                size = _float_or_none(value) if kind == "norm" else None
-                space.add_nuisance(name, kind=kind, up=p, down=m, size=size)
-            nu_names = [n for n, _, _, _ in nuisance]
-
-        metadata = {"source": "madminer", "madminer_file": str(path),
-                    "madminer_parameter_transforms": [_none(t) for t in transforms],
-                    "madminer_reference_benchmark": next((bnames[i] for i in np.flatnonzero(is_reference)), None),
-                    "madminer_nuisance_systematics": {n: s for n, s, _, _ in nuisance}}
-        events = cls(x, weights_all[:, phys], observable_names=obs_names, benchmark_names=phys_names, space=space,
-                     morpher=morpher, morphing_basis=basis_names, sampling_benchmark=sampling_phys,
-                     nuisance_names=nu_names, nuisance_a=a, nuisance_b=b,
-                     observable_definitions=[_none(d) for d in obs_defs], metadata=metadata)
-        logger.info("read %s from MadMiner file %s", events, path)
-        return events
+        return read_madminer(path, cls, include_nuisance=include_nuisance)
 
     def to_madminer(self, path: str | os.PathLike, *, reference_benchmark: str | None = None) -> Path:
         """Write the events in MadMiner's HDF5 layout (readable by MadMiner 0.9's ``DataAnalyzer``), atomically.
@@ -1001,112 +780,7 @@ class EventSet:
             Reference benchmark of the nuisance variations (default: the file's original reference, else the first
             morphing basis benchmark, else the first benchmark).
         """
-        n_phys = self.n_benchmarks
-        params = self.space.parameters
-        transforms = list(self.metadata.get("madminer_parameter_transforms") or [_MADMINER_EMPTY] * len(params))
-        if len(transforms) != len(params):
-            transforms = [_MADMINER_EMPTY] * len(params)
-        transforms = [t if t else _MADMINER_EMPTY for t in transforms]
-
-        # nuisance benchmarks
-        ref = reference_benchmark or self.metadata.get("madminer_reference_benchmark")
-        if ref not in self.benchmark_names:
-            if reference_benchmark is not None:
-                raise ValueError(f"reference_benchmark {reference_benchmark!r} is not one of {self.benchmark_names}")
-            ref = (self.morphing_basis or self.benchmark_names)[0]
-        ref_col = self.benchmark_names.index(ref)
-        space_nu = {n.name: n for n in self.space.nuisance_parameters}
-        systematics = self.metadata.get("madminer_nuisance_systematics") or {}
-        extra_names: list[str] = []
-        extra_cols: list[np.ndarray] = []
-        nu_rows: list[tuple[str, str, str, str]] = []
-        syst_rows: dict[str, tuple[str, str]] = {}
-        w_ref = self.weights[:, ref_col]
-        taken = set(self.benchmark_names)
-        for k, name in enumerate(self.nuisance_names):
-            definition = space_nu.get(name)
-            a_k, b_k = self.nuisance_a[:, k], self.nuisance_b[:, k]
-            two_sided = bool(np.any(b_k != 0.0)) or (definition is not None and definition.down is not None)
-            up = (definition.up if definition is not None and definition.up else None) or f"{name}_up"
-            down = ((definition.down if definition is not None and definition.down else None) or f"{name}_down"
-                    ) if two_sided else None
-            for bn in (up, down):
-                if bn is not None and bn in taken:
-                    raise ValueError(f"nuisance benchmark name {bn!r} of {name!r} collides with another benchmark")
-                if bn is not None:
-                    taken.add(bn)
-            extra_names.append(up)
-            extra_cols.append(w_ref * np.exp(a_k + b_k))
-            if down is not None:
-                extra_names.append(down)
-                extra_cols.append(w_ref * np.exp(-a_k + b_k))
-            kind = definition.kind if definition is not None else "scale"
-            sname = systematics.get(name) or kind
-            nu_rows.append((name, sname, up, down or _MADMINER_EMPTY))
-            # MadMiner's systematics/* group: the type of each systematic (read back as the nuisance kind) and,
-            # for a normalisation uncertainty, its relative size
-            if sname not in syst_rows:
-                size = definition.size if definition is not None else None
-                syst_rows[sname] = (kind, _MADMINER_EMPTY if size is None else repr(float(size)))
-
-        # sampling factors: MadMiner multiplies the weights of events generated at b by n_b / sum n_b
-        ids = self.sampling_benchmark
-        n_signal = np.bincount(ids[ids >= 0], minlength=n_phys).astype(np.int64)
-        n_background = int(np.sum(ids < 0))
-        weights = self.weights
-        if extra_cols:
-            weights = np.concatenate([weights, np.stack(extra_cols, axis=1)], axis=1)
-        if n_signal.sum() > 0:
-            factors = np.append(n_signal / n_signal.sum(), 1.0)
-            k = factors[np.where(ids >= 0, ids, -1)]
-            if not np.all(k == 1.0):
-                weights = weights / k[:, None]
-
-        all_names = self.benchmark_names + extra_names
-        values = np.concatenate([self.benchmark_values, np.zeros((len(extra_names), self.n_parameters))])
-
-        def enc(strings: Sequence[str | None]) -> list[bytes]:
-            return [(_MADMINER_EMPTY if s is None else s).encode("ascii", "replace") for s in strings]
-
-        def write(f: h5py.File) -> None:
-            f.create_dataset("parameters/names", data=enc([p.name for p in params]), dtype="S256")
-            f.create_dataset("parameters/lha_blocks", data=enc([p.lha_block or "" for p in params]), dtype="S256")
-            f.create_dataset("parameters/lha_ids", data=np.array([p.lha_id or 0 for p in params], dtype=np.int64))
-            f.create_dataset("parameters/max_power", data=np.array([p.max_power for p in params], dtype=np.int64))
-            f.create_dataset("parameters/val_ranges", data=self.space.ranges)
-            f.create_dataset("parameters/ranges", data=self.space.ranges)
-            f.create_dataset("parameters/transforms", data=enc(transforms), dtype="S256")
-            f.create_dataset("benchmarks/names", data=enc(all_names), dtype="S256")
-            f.create_dataset("benchmarks/values", data=values)
-            f.create_dataset("benchmarks/is_nuisance",
-                             data=np.array([0] * n_phys + [1] * len(extra_names), dtype=np.int64))
-            f.create_dataset("benchmarks/is_reference",
-                             data=np.array([int(n == ref) for n in all_names], dtype=np.int64))
-            if self.morpher is not None:
-                matrix = np.zeros((self.morpher.n_components, n_phys))
-                matrix[:, self._basis_index] = self.morpher.matrix
-                f.create_dataset("morphing/components", data=self.morpher.components.astype(np.int64))
-                f.create_dataset("morphing/morphing_matrix", data=matrix)
-            f.create_dataset("observables/names", data=enc(self.observable_names), dtype="S256")
-            f.create_dataset("observables/definitions", data=enc(self.observable_definitions), dtype="S256")
-            f.create_dataset("samples/observations", data=self.x)
-            f.create_dataset("samples/weights", data=weights)
-            f.create_dataset("samples/sampling_benchmarks", data=np.asarray(ids, dtype=np.int64))
-            f.create_dataset("sample_summary/signal_events", data=n_signal)
-            f.create_dataset("sample_summary/background_events", data=n_background)
-            if nu_rows:
-                cols = list(zip(*nu_rows, strict=True))
-                for key, col in zip(("names", "systematics", "benchmark_positive", "benchmark_negative"), cols,
-                                    strict=True):
-                    f.create_dataset(f"nuisance_parameters/{key}", data=enc(col), dtype="S256")
-                f.create_dataset("systematics/names", data=enc(list(syst_rows)), dtype="S256")
-                f.create_dataset("systematics/types", data=enc([t for t, _ in syst_rows.values()]), dtype="S256")
-                f.create_dataset("systematics/values", data=enc([v for _, v in syst_rows.values()]), dtype="S256")
-                f.create_dataset("systematics/scales", data=enc([_MADMINER_EMPTY] * len(syst_rows)), dtype="S256")
-
-        out = _atomic_h5_write(path, write)
-        logger.info("wrote %d events in MadMiner layout to %s", self.n_events, out)
-        return out
+        return write_madminer(self, path, reference_benchmark=reference_benchmark)
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -1147,119 +821,3 @@ def _check_finite(arr: np.ndarray, label: str, columns: Sequence[str], what: str
         n_nan = int(np.isnan(arr).sum())
         raise ValueError(f"{label} contains {int(bad.sum())} non-finite values ({n_nan} NaN), first at event "
                          f"{int(rows[0])}, {what} {columns[int(cols[0])]!r}")
-
-
-def _write_array(f: h5py.File, name: str, data: np.ndarray, compression: str | None) -> None:
-    data = np.ascontiguousarray(data)
-    if data.size == 0:
-        f.create_dataset(name, data=data)
-        return
-    row_bytes = data.itemsize * int(np.prod(data.shape[1:], dtype=np.int64))
-    rows = int(max(1, min(data.shape[0], _CHUNK_BYTES // max(row_bytes, 1))))
-    kwargs: dict[str, Any] = {"chunks": (rows, *data.shape[1:])}
-    if compression == "gzip":
-        kwargs.update(compression="gzip", compression_opts=1, shuffle=True)
-    elif compression == "lzf":
-        kwargs.update(compression="lzf", shuffle=True)
-    f.create_dataset(name, data=data, **kwargs)
-
-
-def _atomic_h5_write(path: str | os.PathLike, write: Callable[[h5py.File], None]) -> Path:
-    """Run ``write`` on a new HDF5 file at a temporary name beside ``path``, then rename it over ``path``."""
-    with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            write(f)
-    return Path(path)
-
-
-def _read_skminer(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Setup (parsed JSON) and arrays of a file written by :meth:`EventSet.save`."""
-    with _open_h5(path) as f:
-        if "skminer_format" not in f.attrs:
-            hint = (" It looks like a MadMiner file: use EventSet.from_madminer()."
-                    if "samples" in f and "benchmarks" in f else "")
-            raise ValueError(f"{path}: not a skminer event file (missing attribute 'skminer_format').{hint}")
-        version = int(f.attrs["skminer_format"])
-        if version > FORMAT_VERSION:
-            raise ValueError(f"{path}: skminer_format {version} is newer than this skminer supports "
-                             f"({FORMAT_VERSION}); upgrade skminer")
-        setup_raw = _read(f, path, "setup")
-        try:
-            setup = json.loads(setup_raw.decode() if isinstance(setup_raw, bytes) else str(setup_raw))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: field 'setup' is not valid JSON ({err})") from None
-        if not isinstance(setup, dict):
-            raise ValueError(f"{path}: field 'setup' must be a JSON object, got {type(setup).__name__}")
-        arrays = {name: _read(f, path, name) for name in ("x", "weights", "sampling_benchmark")}
-        for name in ("nuisance_a", "nuisance_b"):
-            arrays[name] = _read(f, path, name) if setup.get("nuisance_names") else None
-    return setup, arrays
-
-
-def _open_h5(path: Path) -> h5py.File:
-    if not path.exists():
-        raise FileNotFoundError(f"event file {path} does not exist")
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from None
-
-
-def _read(f: h5py.File, path: Path, name: str) -> Any:
-    if name not in f:
-        raise ValueError(f"{path}: missing field {name!r}")
-    obj = f[name]
-    if not isinstance(obj, h5py.Dataset):
-        raise ValueError(f"{path}: field {name!r} is a group, expected a dataset")
-    return obj[()]
-
-
-def _strings(values: Any) -> list[str]:
-    return [v.decode("ascii", "replace") if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1)]
-
-
-def _none(s: str | None) -> str | None:
-    return None if s is None or s in ("", _MADMINER_EMPTY) else s
-
-
-def _float_or_none(s: str) -> float | None:
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return None
-
-
-def _madminer_nuisance_coefficients(weights: np.ndarray, i_ref: int, columns: Sequence[tuple[int | None, int | None]]
-                                    ) -> tuple[np.ndarray, np.ndarray]:
-    """``a``, ``b`` of eq. (19) from nuisance benchmark weights, as MadMiner's ``NuisanceMorpher`` computes them.
-
-    One-sided (only ``+1``): ``a = log(w_+ / w_ref)``, ``b = 0``; two-sided: ``a = log(w_+ / w_-) / 2``,
-    ``b = log(w_+ w_- / w_ref^2) / 2``. Non-finite values (vanishing weights) become 0 and the coefficients are
-    clipped to [-10, 10], as in MadMiner.
-    """
-    n = weights.shape[0]
-    a = np.zeros((n, len(columns)))
-    b = np.zeros((n, len(columns)))
-    w_ref = weights[:, i_ref]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for k, (pos, neg) in enumerate(columns):
-            if pos is None and neg is None:
-                continue
-            if neg is None:
-                a[:, k] = np.log(weights[:, pos] / w_ref)
-            elif pos is None:
-                a[:, k] = -np.log(weights[:, neg] / w_ref)
-            else:
-                a[:, k] = 0.5 * np.log(weights[:, pos] / weights[:, neg])
-                b[:, k] = 0.5 * np.log(weights[:, pos] * weights[:, neg] / w_ref**2)
-    bad = ~np.isfinite(a) | ~np.isfinite(b)
-    if np.any(bad):
-        logger.warning("nuisance coefficients undefined (non-positive weight ratios) for %d event/parameter pairs; "
-                       "set to 0 as in MadMiner", int(bad.sum()))
-        a[~np.isfinite(a)] = 0.0
-        b[~np.isfinite(b)] = 0.0
-    clipped = (np.abs(a) > _MADMINER_LOG_CLIP) | (np.abs(b) > _MADMINER_LOG_CLIP)
-    if np.any(clipped):
-        logger.warning("clipping %d nuisance coefficients to [-%g, %g] as MadMiner does", int(clipped.sum()),
-                       _MADMINER_LOG_CLIP, _MADMINER_LOG_CLIP)
-    return np.clip(a, -_MADMINER_LOG_CLIP, _MADMINER_LOG_CLIP), np.clip(b, -_MADMINER_LOG_CLIP, _MADMINER_LOG_CLIP)

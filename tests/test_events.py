@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-import skminer.events as events_module
+import skminer.io.events_h5 as events_h5
 from skminer.events import FORMAT_VERSION, EventSet
 from skminer.morphing import Morpher
 from skminer.parameters import ParameterSpace
@@ -417,7 +417,7 @@ def test_failing_save_keeps_existing_file_and_leaves_no_temp_file(events: EventS
     events.save(path)
     before = path.read_bytes()
     calls = []
-    real_write = events_module._write_array
+    real_write = events_h5.write_array
 
     def failing_write(f: h5py.File, name: str, data: np.ndarray, compression: str | None) -> None:
         calls.append(name)
@@ -425,7 +425,7 @@ def test_failing_save_keeps_existing_file_and_leaves_no_temp_file(events: EventS
             raise OSError("disk full (simulated)")
         real_write(f, name, data, compression)
 
-    monkeypatch.setattr(events_module, "_write_array", failing_write)
+    monkeypatch.setattr(events_h5, "write_array", failing_write)
     with pytest.raises(OSError, match="disk full"):
         nu_events.save(path)
     assert calls == ["x", "weights"]
@@ -437,7 +437,7 @@ def test_failing_save_keeps_existing_file_and_leaves_no_temp_file(events: EventS
         nu_events.save(tmp_path / "new.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.h5"]
     # a KeyboardInterrupt while writing also cleans up
-    monkeypatch.setattr(events_module, "_write_array", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(events_h5, "write_array", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         nu_events.save(path)
     assert path.read_bytes() == before
@@ -544,7 +544,8 @@ def test_load_errors_name_the_path(events: EventSet, tmp_path: Path, shared_data
         EventSet.load(edited("setup_list.h5", set_setup("[1, 2]")))
     bad_shape = edited("bad_shape.h5", lambda f: (f.__delitem__("weights"), f.create_dataset("weights",
                                                                                              data=np.ones((3, 8)))))
-    with pytest.raises(ValueError, match=r"bad_shape\.h5: invalid event file: x has 300 events but weights has 3"):
+    with pytest.raises(ValueError, match=r"bad_shape\.h5: the datasets disagree on the number of events: "
+                                         r"\{'x': 300, 'weights': 3, 'sampling_benchmark': 300\}"):
         EventSet.load(bad_shape)
 
 

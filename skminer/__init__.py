@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "ToySimulator": "simulation",
     "LHEReader": "simulation",
     "DelphesReader": "simulation",
+    "HepMCReader": "simulation",
     "Systematics": "simulation",
     "MadGraph": "simulation",
     "TrainingSample": "augmentation",

@@ -1,5 +1,5 @@
-"""Event sources: the built-in simulator with exact likelihood, LHE and Delphes readers, observables, cuts,
-smearing, systematics, and wrappers around MadGraph5_aMC and Pythia 8.
+"""Event sources: the built-in simulator with exact likelihood, LHE, HepMC and Delphes readers, jet clustering,
+observables, cuts, smearing, systematics, and wrappers around MadGraph5_aMC and Pythia 8.
 
 The readers import their optional dependencies (``pip install skminer[hep]`` / ``skminer[pythia]``) only when
 they are used.
@@ -7,6 +7,8 @@ they are used.
 
 from .cuts import AnyOf, Cut, CutFlow, apply_cuts
 from .delphes import DelphesReader, read_delphes_objects
+from .hepmc import HepMCReader, hepmc_objects, read_hepmc_particles
+from .jets import ObjectDefinitions
 from .lhe import NOMINAL, LHEReader, read_lhe_info
 from .madgraph import MadGraph, MadGraphError, edit_run_card, write_param_card, write_reweight_card
 from .observables import EventObjects, Expression, ExpressionError, Observable, evaluate_observables, make_vectors
@@ -22,6 +24,10 @@ __all__ = [
     "NOMINAL",
     "DelphesReader",
     "read_delphes_objects",
+    "HepMCReader",
+    "hepmc_objects",
+    "read_hepmc_particles",
+    "ObjectDefinitions",
     "Observable",
     "Expression",
     "ExpressionError",

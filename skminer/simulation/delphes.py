@@ -33,7 +33,6 @@ from .lhe import (
     _ALIASES,
     NOMINAL,
     _EventFileReader,
-    _normalise,
     _open_lhe,
     _Sample,
     _SampleResult,
@@ -258,17 +257,6 @@ class DelphesReader(_EventFileReader):
             by_name = {nm: all_w[:, i] for i, nm in enumerate(names) if nm != NOMINAL}
         elif names is not None and all_w is None:
             raise ValueError(f"{path}: weight names given but the file has no Weight.Weight branch")
-        for label, arr in [("Event.Weight", nominal), *by_name.items()]:
-            bad = np.flatnonzero(~np.isfinite(arr))
-            if bad.size:
-                raise ValueError(f"{path}: event {int(bad[0]) + 1} has a non-finite weight (weight {label!r}; "
-                                 f"{bad.size} events affected)")
-        columns = self._benchmark_columns(sample, list(by_name), path)
-        if self.systematics is not None:
-            missing = [i for i in self.systematics.weight_ids if i not in by_name]
-            if missing:
-                raise ValueError(f"{path}: systematics need weights {missing[:10]} that are not among the named "
-                                 f"weights (give lhe_path or weight_names)")
         norm_setting = self.normalization if sample.normalization is None else sample.normalization
         if info is not None:
             norm = info.resolve_normalization("auto" if sample.normalization is None else sample.normalization)
@@ -282,20 +270,11 @@ class DelphesReader(_EventFileReader):
                 raise ValueError(f"normalization must be 'average', 'sum', 'xsec' or a cross section in pb, got "
                                  f"{norm_setting!r}")
             norm, xs = norm_setting, math.nan
-        matrix = np.stack([nominal if c == NOMINAL else by_name[c] for c in columns], axis=1)
-        total = float(nominal.sum())
-        matrix = _normalise(matrix, total, n, norm, xs, path) * sample.k_factor
-        nominal_n = _normalise(nominal, total, n, norm, xs, path) * sample.k_factor
-        if self.smearer is not None:
-            objects = self.smearer.apply(objects)
-        x, weights, a, b, flow = self._process_objects(objects, matrix, nominal_n, nominal, by_name, sample, path)
-        sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
-                           else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
-        meta = {"path": str(path), "lhe_path": None if lhe_path is None else str(lhe_path), "normalization": norm,
-                "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
-                "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
+        result = self._weighted_sample(objects, nominal, by_name, sample, path, norm, xs, "Event.Weight",
+                                       {"lhe_path": None if lhe_path is None else str(lhe_path)},
+                                       "give lhe_path or weight_names")
         logger.debug("%s: %d events processed in %.2f s", path, n, time.perf_counter() - t0)
-        return _SampleResult(x, weights, sampling, a, b, n, flow, sample.process, meta)
+        return result
 
 
 

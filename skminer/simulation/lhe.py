@@ -527,6 +527,40 @@ class _EventFileReader:
                                                  label=str(path))
         return x, weights, a, b, flow
 
+    def _weighted_sample(self, objects: EventObjects, nominal: np.ndarray, by_name: Mapping[str, np.ndarray],
+                         sample: _Sample, path: Path, norm: str | float, xs: float, nominal_label: str,
+                         meta: Mapping[str, Any], names_hint: str) -> _SampleResult:
+        """Benchmark weights, normalisation, smearing, cuts and observables of one sample of named raw weights.
+
+        ``nominal`` and ``by_name`` are the weights as stored in the file; ``norm``/``xs`` the resolved
+        normalisation; ``names_hint`` says how to supply missing weight names in error messages.
+        """
+        for label, arr in [(nominal_label, nominal), *by_name.items()]:
+            bad = np.flatnonzero(~np.isfinite(arr))
+            if bad.size:
+                raise ValueError(f"{path}: event {int(bad[0]) + 1} has a non-finite weight (weight {label!r}; "
+                                 f"{bad.size} events affected)")
+        columns = self._benchmark_columns(sample, list(by_name), path)
+        if self.systematics is not None:
+            missing = [i for i in self.systematics.weight_ids if i not in by_name]
+            if missing:
+                raise ValueError(f"{path}: systematics need weights {missing[:10]} that are not among the named "
+                                 f"weights ({names_hint})")
+        n = objects.n_events
+        total = float(nominal.sum())
+        matrix = np.stack([nominal if c == NOMINAL else by_name[c] for c in columns], axis=1)
+        matrix = _normalise(matrix, total, n, norm, xs, path) * sample.k_factor
+        nominal_n = _normalise(nominal, total, n, norm, xs, path) * sample.k_factor
+        if self.smearer is not None:
+            objects = self.smearer.apply(objects)
+        x, weights, a, b, flow = self._process_objects(objects, matrix, nominal_n, nominal, by_name, sample, path)
+        sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
+                           else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
+        info = {"path": str(path), **meta, "normalization": norm,
+                "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
+                "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
+        return _SampleResult(x, weights, sampling, a, b, n, flow, sample.process, info)
+
     def read(self) -> EventSet:
         """Read all samples and return the combined :class:`~skminer.events.EventSet`.
 

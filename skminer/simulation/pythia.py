@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_write
-from .observables import EventObjects, make_vectors, require_hep
+from .hepmc import INVISIBLE_PIDS, missing_momentum, particle_vectors, read_hepmc_particles, require_pyhepmc
+from .observables import EventObjects, require_hep
 
 __all__ = ["HepMCRecord", "read_hepmc_objects", "shower_lhe", "write_hepmc"]
 
 logger = logging.getLogger(__name__)
-
-_NEUTRINOS = (12, 14, 16)
 
 
 def _require_pythia() -> Any:
@@ -36,14 +35,6 @@ def _require_pythia() -> Any:
         raise ImportError(f"showering needs Pythia 8's Python bindings, the pythia8mc package ({err}); install them "
                           f"with `pip install skminer[pythia]`") from err
     return pythia8mc
-
-
-def _require_pyhepmc() -> Any:
-    try:
-        import pyhepmc
-    except ImportError as err:  # pragma: no cover - environment dependent
-        raise ImportError(f"HepMC I/O needs pyhepmc ({err}); install it with `pip install skminer[pythia]`") from err
-    return pyhepmc
 
 
 HepMCRecord = dict  #: keys px py pz e m pid status (arrays), optional parents (n, 2) zero-based, weights (list)
@@ -67,7 +58,7 @@ def write_hepmc(path: str | os.PathLike, records: Iterable[HepMCRecord], weight_
     -------
     Path
     """
-    pyhepmc = _require_pyhepmc()
+    pyhepmc = require_pyhepmc()
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {path.parent} does not exist (for {path})")
@@ -95,12 +86,16 @@ def write_hepmc(path: str | os.PathLike, records: Iterable[HepMCRecord], weight_
 
 def read_hepmc_objects(path: str | os.PathLike, max_events: int | None = None
                        ) -> tuple[EventObjects, np.ndarray, list[str]]:
-    """Read a HepMC file into physics objects and weights.
+    """Read a HepMC file into (unisolated) final-state particles and weights.
+
+    For analysis objects (isolated leptons and photons, jets, b-tags) use
+    :class:`~skminer.simulation.hepmc.HepMCReader` or :func:`~skminer.simulation.hepmc.hepmc_objects`.
 
     Returns
     -------
     objects : EventObjects
-        ``e mu l a p`` collections (final state, status 1; ``p`` without neutrinos), ``met`` singleton.
+        ``e mu l a p`` collections (every final-state particle of that kind, status 1; ``p`` without the
+        invisible particles), ``met`` singleton.
     weights : ndarray, shape (n_events, n_weights), float64
     weight_names : list of str
         From the run info (empty if the file names none).
@@ -110,56 +105,18 @@ def read_hepmc_objects(path: str | os.PathLike, max_events: int | None = None
     ValueError
         If the file cannot be read (naming the file and the event).
     """
-    pyhepmc = _require_pyhepmc()
     ak, _ = require_hep()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"HepMC file {path} does not exist")
-    counts, rows, weights = [], [], []
-    names: list[str] = []
-    i = 0
-    try:
-        with pyhepmc.open(path) as f:
-            for i, ev in enumerate(f):
-                if max_events is not None and i >= max_events:
-                    break
-                p = ev.numpy.particles
-                fs = np.asarray(p.status) == 1
-                counts.append(int(fs.sum()))
-                cols = (p.pid, p.px, p.py, p.pz, p.e, p.generated_mass)
-                rows.append(np.stack([np.asarray(c)[fs] for c in cols], axis=1))
-                weights.append(list(ev.weights))
-                if not names and ev.run_info is not None and ev.run_info.weight_names:
-                    names = list(ev.run_info.weight_names)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read HepMC event {i + 1}: {type(err).__name__}: {err}") from None
-    if not counts:
-        raise ValueError(f"{path}: no HepMC events found")
-    if len({len(w) for w in weights}) > 1:
-        raise ValueError(f"{path}: events have different numbers of weights")
-    table = np.concatenate(rows).astype(np.float64)
-    pid, px, py, pz = table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3]
-    pt = np.hypot(px, py)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta = np.arcsinh(np.divide(pz, pt, out=np.sign(pz) * np.inf, where=pt > 0))
-    cnt = np.asarray(counts)
-    apid = np.abs(pid)
-    charge = np.where(np.isin(apid, (11, 13)), -np.sign(pid), 0).astype(np.float64)
-    allp = make_vectors(*(ak.unflatten(a, cnt) for a in (pt, eta, np.arctan2(py, px), np.maximum(table[:, 5], 0))),
-                        pdgid=ak.unflatten(pid.astype(np.float64), cnt), charge=ak.unflatten(charge, cnt))
-    allp = allp[ak.argsort(allp.pt, axis=1, ascending=False)]
+    particles = read_hepmc_particles(path, max_events)
+    final = particles.status == 1
+    allp = particle_vectors(particles, final & ~np.isin(np.abs(particles.pid), INVISIBLE_PIDS))
     ap = abs(allp.pdgid)
-    is_nu = (ap == 12) | (ap == 14) | (ap == 16)
     e, mu = allp[ap == 11], allp[ap == 13]
     lep = ak.concatenate([e, mu], axis=1)
-    nu = allp[is_nu]
-    mpx, mpy = ak.to_numpy(ak.sum(nu.px, axis=1)), ak.to_numpy(ak.sum(nu.py, axis=1))
-    n = len(counts)
-    met = make_vectors(np.hypot(mpx, mpy), np.zeros(n), np.arctan2(mpy, mpx), np.zeros(n))
-    objects = EventObjects(n, {"e": e, "mu": mu, "l": lep[ak.argsort(lep.pt, axis=1, ascending=False)],
-                               "a": allp[ap == 22], "p": allp[~is_nu]}, {"met": met}).with_multiplicities(
+    objects = EventObjects(particles.n_events, {"e": e, "mu": mu, "l": lep[ak.argsort(lep.pt, axis=1, ascending=False)],
+                                                "a": allp[ap == 22], "p": allp},
+                           {"met": missing_momentum(particles)}).with_multiplicities(
         {"nleptons": "l", "nphotons": "a"})
-    return objects, np.asarray(weights, dtype=np.float64).reshape(n, -1), names
+    return objects, particles.weights, particles.weight_names
 
 
 def shower_lhe(lhe_path: str | os.PathLike, output: str | os.PathLike, *, n_events: int | None = None,

@@ -97,7 +97,7 @@ class Analysis:
         if stage == "simulate":
             parts["simulation"] = cfg["simulation"]
             kind = cfg["simulation"]["simulator"]
-            if kind in ("lhe", "delphes"):
+            if kind in ("lhe", "delphes", "hepmc"):
                 section = cfg["simulation"][kind]
                 parts["files"] = [_file_digest(f) for f in section["files"] + (section.get("lhe_files") or [])]
         elif stage == "augment":
@@ -169,9 +169,22 @@ class Analysis:
         return space, morpher
 
     def _theta_ref(self, space: ParameterSpace, value: Any) -> np.ndarray:
-        if value is None:
-            return np.zeros(space.n_parameters)
-        return space.as_theta(value)[0]
+        """The configured reference point; by default the origin, except for parameters whose range excludes 0
+        (a mass, a Yukawa coupling): those take the sampling benchmark's value (else the range's midpoint)."""
+        if value is not None:
+            return space.as_theta(value)[0]
+        theta = np.zeros(space.n_parameters)
+        ranges = space.ranges
+        outside = (ranges[:, 0] > 0) | (ranges[:, 1] < 0)
+        if outside.any():
+            sim = self.config["simulation"]
+            bench = (sim.get(sim["simulator"]) or {}).get("sampling_benchmark")
+            fallback = space.benchmark(bench) if bench in space.benchmark_names else ranges.mean(axis=1)
+            theta[outside] = fallback[outside]
+            logger.info("theta_ref: parameters %s have ranges without 0; using %s (%s)",
+                        [space.parameter_names[i] for i in np.flatnonzero(outside)], theta[outside].tolist(),
+                        f"sampling benchmark {bench!r}" if bench in space.benchmark_names else "range midpoints")
+        return theta
 
     # -- stages ---------------------------------------------------------------------------------------
     def _simulate(self) -> list[str]:
@@ -186,8 +199,8 @@ class Analysis:
         return ["events.h5"]
 
     def _read_files(self, kind: str, section: dict[str, Any]) -> EventSet:
-        """Read LHE or Delphes files with the configured observables, cuts and morphing basis."""
-        from .simulation import DelphesReader, LHEReader
+        """Read LHE, Delphes or HepMC files with the configured observables, cuts and morphing basis."""
+        from .simulation import DelphesReader, HepMCReader, LHEReader
 
         space, morpher = self._space_and_morpher()
         basis = section.get("morphing_basis")
@@ -201,12 +214,15 @@ class Analysis:
 
             source = section["files"][0] if kind == "lhe" else lhe_files[0]
             systematics = Systematics.from_lhe(source, **section["systematics"])
-        reader_cls = LHEReader if kind == "lhe" else DelphesReader
+        reader_cls = {"lhe": LHEReader, "delphes": DelphesReader, "hepmc": HepMCReader}[kind]
+        extra = {"objects": section.get("objects")} if kind == "hepmc" else {}
         reader = reader_cls(space, observables=section["observables"], cuts=list(section.get("cuts") or ()),
                             morpher=morpher, morphing_basis=basis, weight_ids=section.get("weight_ids"),
-                            systematics=systematics, random_state=self.config["seed"])
+                            systematics=systematics, random_state=self.config["seed"], **extra)
         for f, lhe in zip(section["files"], lhe_files, strict=True):
-            options = {} if kind == "lhe" else {"lhe_path": lhe, "weight_names": section.get("weight_names")}
+            options = {"weight_names": section.get("weight_names")} if kind != "lhe" else {}
+            if kind == "delphes":
+                options["lhe_path"] = lhe
             reader.add_sample(f, sampling_benchmark=section.get("sampling_benchmark"), **options)
         return reader.read()
 

@@ -19,12 +19,14 @@ RATIO_METHODS = ("carl", "rolr", "alice", "cascal", "rascal", "alices")
 FLOW_METHODS = ("nde", "scandal")
 SCORE_METHODS = ("sally", "sallino")
 METHODS = SCORE_METHODS + RATIO_METHODS + FLOW_METHODS
-SIMULATORS = ("toy", "lhe", "delphes")
+SIMULATORS = ("toy", "lhe", "delphes", "hepmc")
 _READER_COMMON = {"files", "observables", "cuts", "sampling_benchmark", "morphing_basis", "weight_ids", "systematics"}
 #: Keys of ``simulation.<lhe|delphes>.systematics`` (arguments of ``Systematics.from_lhe``).
 SYSTEMATICS_KEYS = {"scale", "pdf", "max_pdf_members", "seven_point"}
-#: Keys of ``simulation.lhe`` and ``simulation.delphes``.
-READER_KEYS = {"lhe": _READER_COMMON, "delphes": _READER_COMMON | {"lhe_files", "weight_names"}}
+#: Keys of ``simulation.lhe``, ``simulation.delphes`` and ``simulation.hepmc`` (``objects``: jet clustering,
+#: isolation and b-tagging settings, see ``skminer.simulation.ObjectDefinitions``).
+READER_KEYS = {"lhe": _READER_COMMON, "delphes": _READER_COMMON | {"lhe_files", "weight_names"},
+               "hepmc": _READER_COMMON | {"lhe_files", "weight_names", "objects"}}
 
 DEFAULTS: dict[str, Any] = {
     "output": "skminer-output",
@@ -32,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "parameters": None,
     "benchmarks": {},
     "morphing": {"max_overall_power": 2},
-    "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None, "delphes": None},
+    "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None, "delphes": None, "hepmc": None},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3, "theta_ref": None,
                      "prior": {"kind": "uniform", "n_thetas": 200}},
     "training": {"method": "sally", "params": {}, "n_ensemble": 1},
@@ -109,7 +111,7 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
     sim = cfg["simulation"]
     if sim["simulator"] not in SIMULATORS:
         raise _fail(source, "simulation.simulator", f"must be one of {list(SIMULATORS)}, got {sim['simulator']!r}")
-    if sim["simulator"] in ("lhe", "delphes"):
+    if sim["simulator"] in ("lhe", "delphes", "hepmc"):
         kind = sim["simulator"]
         section = sim.get(kind)
         if not isinstance(section, Mapping) or not section.get("files"):
@@ -129,14 +131,21 @@ def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: 
                     raise _fail(source, f"simulation.{kind}.{key}", f"file not found: {f}")
             section[key] = [str(f) for f in files]
         if section.get("lhe_files") is not None and len(section["lhe_files"]) != len(section["files"]):
-            raise _fail(source, f"simulation.{kind}.lhe_files", "needs one LHE file per Delphes file")
+            raise _fail(source, f"simulation.{kind}.lhe_files", f"needs one LHE file per {kind} file")
         syst = section.get("systematics")
         if syst is not None:
             if not isinstance(syst, Mapping) or set(syst) - SYSTEMATICS_KEYS:
                 raise _fail(source, f"simulation.{kind}.systematics",
                             f"must be a mapping with keys from {sorted(SYSTEMATICS_KEYS)}, got {syst!r}")
-            if kind == "delphes" and not section.get("lhe_files"):
+            if kind in ("delphes", "hepmc") and not section.get("lhe_files"):
                 raise _fail(source, f"simulation.{kind}.systematics", "needs lhe_files (the variation weight names)")
+        if kind == "hepmc":
+            from .simulation.jets import ObjectDefinitions
+
+            try:
+                ObjectDefinitions.from_mapping(section.get("objects"), "objects")
+            except (TypeError, ValueError) as err:
+                raise _fail(source, f"simulation.{kind}.objects", str(err)) from None
         if not isinstance(section.get("observables"), Mapping) or not section["observables"]:
             raise _fail(source, f"simulation.{kind}.observables", "a mapping name -> expression is required")
         if cfg["parameters"] is None:

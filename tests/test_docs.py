@@ -38,7 +38,8 @@ def test_examples_run(page, tmp_path, monkeypatch):
 _EXTERNAL = ("MadGraph(", "shower_lhe", "events_with_nuisances")
 REAL_FILES = {"unweighted_events.lhe.gz": "mg5_vbfh_ewdim6/unweighted_events.lhe.gz",
               "delphes.root": "delphes/vbfh_ewdim6_delphes.root",
-              "pp_to_jj.lhe.gz": "skhep_testdata_lhe/pylhe-testfile-madgraph5-3.5.8-pp_to_jj.lhe.gz"}
+              "pp_to_jj.lhe.gz": "skhep_testdata_lhe/pylhe-testfile-madgraph5-3.5.8-pp_to_jj.lhe.gz",
+              "tth.hepmc.gz": "hepmc/tth_pythia8_20ev.hepmc.gz"}
 
 
 def test_real_events_examples_run(shared_data, tmp_path, monkeypatch):
@@ -54,3 +55,4 @@ def test_real_events_examples_run(shared_data, tmp_path, monkeypatch):
     for i, block in enumerate(blocks):
         exec(compile(block, f"real-events.md[block {i}]", "exec"), namespace)  # noqa: S102 - our own docs
     assert len(namespace["events"]) > 0
+    assert namespace["tth_events"].n_events > 0

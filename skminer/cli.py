@@ -1,4 +1,4 @@
-"""Command line: ``skminer run analysis.yaml``, ``skminer demo``, ``skminer info events.h5``."""
+"""Command line: ``skminer run analysis.yaml``, ``skminer demo``, ``skminer info``, ``skminer export-pyhf``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--write-config", metavar="FILE", help="write the demo's YAML config and exit")
     p_info = sub.add_parser("info", help="describe an event file")
     p_info.add_argument("events", help="HDF5 event file")
+    p_pyhf = sub.add_parser("export-pyhf", help="write a histogram analysis as a pyhf JSON workspace")
+    p_pyhf.add_argument("events", help="HDF5 event file with morphing, e.g. <output>/events_test.h5")
+    p_pyhf.add_argument("-o", "--output", required=True, help="workspace JSON file to write")
+    p_pyhf.add_argument("--luminosity", type=float, required=True, help="integrated luminosity in pb^-1")
+    p_pyhf.add_argument("--observable", action="append", help="observable to histogram (repeat for more dimensions)")
+    p_pyhf.add_argument("--model", help="SALLY model (.skm): histogram its estimated score instead")
+    p_pyhf.add_argument("--bins", type=int, default=20, help="bins per dimension (default 20)")
+    p_pyhf.add_argument("--theta", type=float, nargs="+", help="parameter point of the Asimov observations")
+    p_pyhf.add_argument("--observed", help="HDF5 file of observed events (their counts are the observations)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -113,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {args.write_config}")
                 return 0
             return _run(validate_config(raw, source="demo"), args.force)
+        if args.command == "export-pyhf":
+            from .io.pyhf import export_pyhf_files
+
+            export = export_pyhf_files(args.events, args.output, args.luminosity, observables=args.observable,
+                                       model_path=args.model, bins=args.bins, theta=args.theta,
+                                       observed_path=args.observed)
+            print(f"wrote {args.output}: {len(export.workspace['channels'][0]['samples'])} samples, "
+                  f"{export.info['nuisance_parameters'] or 'no'} nuisance parameters")
+            return 0
         return _info(args.events)
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"skminer: error: {err}", file=sys.stderr)

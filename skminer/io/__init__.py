@@ -1,4 +1,5 @@
-"""File formats of event sets: skminer's own HDF5 layout and MadMiner's HDF5 layout.
+"""File formats of event sets: skminer's own HDF5 layout, MadMiner's HDF5 layout, pyhf workspaces
+(:mod:`skminer.io.pyhf`, imported on use).
 
 :class:`~skminer.events.EventSet` keeps the physics; its ``save`` / ``load`` / ``from_madminer`` /
 ``to_madminer`` methods delegate here. Every writer is atomic (a temporary file renamed over the target), and every

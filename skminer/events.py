@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import from_awkward
 from .io import FORMAT_VERSION, read_events, read_madminer, write_events, write_madminer
 from .morphing import Morpher
 from .parameters import ParameterSpace
@@ -802,6 +803,7 @@ def _rng(random_state: Any) -> np.random.Generator:
 
 
 def _float_matrix(a: Any, name: str) -> np.ndarray:
+    a = from_awkward(a, name)
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as err:

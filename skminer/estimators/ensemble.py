@@ -28,6 +28,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
+from .._arrays import from_awkward
 from ._torch_utils import seed_from_random_state
 
 logger = logging.getLogger("skminer.estimators")
@@ -142,7 +143,7 @@ class Ensemble(BaseEstimator):
         self
         """
         self._validate()
-        X_arr = X if hasattr(X, "iloc") else np.asarray(X)
+        X_arr = X if hasattr(X, "iloc") else np.asarray(from_awkward(X))
         if X_arr.ndim != 2:
             raise ValueError(f"X must be a 2-D array (n_events, n_features), got shape {np.shape(X)}")
         n = X_arr.shape[0]

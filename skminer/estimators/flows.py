@@ -29,6 +29,7 @@ import zuko
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
+from .._arrays import from_awkward
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
 from .base import NeuralEstimatorBase
@@ -200,7 +201,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         self._validate_hyperparameters()
         if theta is None:
             raise ValueError(_missing_theta(owner, "fit"))
-        X = validate_data(self, X, dtype=np.float64)
+        X = validate_data(self, from_awkward(X), dtype=np.float64)
         n = X.shape[0]
         theta = check_array(theta, dtype=np.float64, ensure_2d=False, input_name="theta")
         if theta.ndim == 1:
@@ -244,7 +245,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         check_is_fitted(self, "net_")
         if theta is None:
             raise ValueError(_missing_theta(type(self).__name__, method))
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         return X, self._broadcast_theta(theta, X.shape[0], name)
 
     def log_likelihood(self, X: Any, theta: Any) -> np.ndarray:

@@ -31,6 +31,7 @@ from sklearn.utils import column_or_1d
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
+from .._arrays import from_awkward
 from ._net import RatioNet, Standardizer
 from .base import ClassifierOutputMixin, NeuralEstimatorBase
 from .losses import (
@@ -176,7 +177,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         self._validate_hyperparameters()
         if theta is None:
             raise ValueError(_missing_theta_message(owner, "fit", self._double))
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        X, y = validate_data(self, from_awkward(X), y, dtype=np.float64, y_numeric=True)
         n = X.shape[0]
         if not np.all(np.isin(y, (0.0, 1.0))):
             raise ValueError(f"{owner}.fit: y must contain the labels 0 (x drawn at theta0) and 1 (x drawn at "
@@ -206,7 +207,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         check_is_fitted(self, "net_")
         if theta is None:
             raise ValueError(_missing_theta_message(type(self).__name__, method, self._double))
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         return X, self._broadcast_theta(theta, X.shape[0])
 
     def predict_log_ratio(self, X: Any, theta: Any) -> np.ndarray:

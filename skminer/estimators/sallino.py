@@ -38,6 +38,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .._arrays import from_awkward
 from .score import SALLY
 
 __all__ = ["SALLINO"]
@@ -159,7 +160,7 @@ class SALLINO(SALLY):
         self
         """
         check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         n = X.shape[0]
         p = self.n_outputs_
         theta = check_array(theta, dtype=np.float64, ensure_2d=False, input_name="theta")
@@ -259,7 +260,7 @@ class SALLINO(SALLY):
             raise ValueError(f"theta0 must have shape ({p},) or (n_theta, {p}), got {np.shape(theta0)}")
         if th1.shape != (p,):
             raise ValueError(f"theta1 must be one point of shape ({p},), got {np.shape(theta1)}")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         t_x = self._scores(X)
         i1 = self._grid_index(th1, "theta1")
         out = np.stack([self._log_ratio_pair(t_x, self._grid_index(row, "theta0"), i1) for row in th0], axis=1)

@@ -9,6 +9,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from .._arrays import from_awkward
 from ._net import ScoreNet, Standardizer
 from .base import NeuralEstimatorBase
 from .losses import ScoreCriterion
@@ -105,7 +106,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         self
         """
         self._validate_hyperparameters()
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        X, y = validate_data(self, from_awkward(X), y, multi_output=True, y_numeric=True, dtype=np.float64)
         self._y_1d_ = y.ndim == 1
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
         self.n_outputs_ = int(y2.shape[1])
@@ -132,7 +133,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         ndarray of shape (n_events,) if fitted with 1-D ``y``, else (n_events, n_outputs)
         """
         check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         t = self._evaluate(lambda module, x: module(x), [X])
         return t[:, 0] if self._y_1d_ else t
 

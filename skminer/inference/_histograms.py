@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
+from .._arrays import axis_edges
+
 logger = logging.getLogger(__name__)
 
 BinsArg = int | Sequence[float] | np.ndarray
@@ -39,15 +41,17 @@ def inner_edges(values: np.ndarray, bins: BinsArg, weights: np.ndarray | None, n
     ----------
     values : ndarray, shape (n,)
         The variable for all events (used for automatic edges).
-    bins : int or array-like
+    bins : int, array-like or hist axis
         ``int``: that many bins with equal (weighted) content, edges at weighted quantiles; duplicate edges of
-        discrete variables are merged. Array: the edges themselves (strictly increasing); values below the
-        first and above the last edge fill extra under-/overflow bins.
+        discrete variables are merged. Array (or a ``hist`` / ``boost-histogram`` axis: its ``edges``): the edges
+        themselves (strictly increasing); values below the first and above the last edge fill extra
+        under-/overflow bins.
     weights : ndarray or None
         Event weights for the quantiles (negative weights count as zero).
     name : str
         Name of the variable for error messages.
     """
+    bins = axis_edges(bins, f"bins for {name}")
     if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
         n_bins = int(bins)
         if n_bins < 1:

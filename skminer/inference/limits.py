@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .._arrays import axis_edges
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
 from .fisher import _as_point, _check_luminosity
 
@@ -347,6 +348,7 @@ class AsymptoticLimits:
 
     @staticmethod
     def _per_dim_bins(bins: Any, n_dim: int) -> list[BinsArg]:
+        bins = axis_edges(bins)  # a hist axis: its edges
         if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
             return [int(bins)] * n_dim
         if isinstance(bins, np.ndarray) and bins.ndim == 1 and n_dim == 1 and np.issubdtype(bins.dtype, np.floating):

@@ -295,6 +295,7 @@ class Analysis:
     def _infer(self) -> list[str]:
         from .estimators.persistence import load_estimator
         from .inference import AsymptoticLimits, FisherInformation, theta_grid
+        from .inference.intervals import describe_limits
 
         cfg = self.config
         icfg = cfg["inference"]
@@ -365,23 +366,23 @@ class Analysis:
             for name, kwargs in modes.items():
                 res = limits.expected_limits(theta_true=theta_ref, grid=grid, **kwargs)
                 arrays[_pvalue_key(name)] = res.p_values
-                results["limits"][name] = {"best_fit": res.best_fit}
+                results["limits"][name] = describe_limits(res, icfg["cl"], space.parameter_names)
             if toy is not None:  # the exact likelihood of the built-in simulator, for comparison
                 weights = lumi * np.asarray(test.weights_at(theta_ref))
                 res = _exact_toy_limits(toy, grid, lumi, test.x, weights)
                 arrays[_pvalue_key("exact (toy)")] = res.p_values
-                results["limits"]["exact (toy)"] = {"best_fit": res.best_fit}
+                results["limits"]["exact (toy)"] = describe_limits(res, icfg["cl"], space.parameter_names)
             x_observed = self._observed_events(test, space, toy)
             if x_observed is not None:
                 results["observed_limits"] = {"n_events": len(x_observed)}
                 for name, kwargs in modes.items():
                     res = limits.observed_limits(x_observed, grid, binning_theta=theta_ref, **kwargs)
                     arrays[_pvalue_key(name, observed=True)] = res.p_values
-                    results["observed_limits"][name] = {"best_fit": res.best_fit}
+                    results["observed_limits"][name] = describe_limits(res, icfg["cl"], space.parameter_names)
                 if toy is not None:
                     res = _exact_toy_limits(toy, grid, lumi, x_observed, np.ones(len(x_observed)))
                     arrays[_pvalue_key("exact (toy)", observed=True)] = res.p_values
-                    results["observed_limits"]["exact (toy)"] = {"best_fit": res.best_fit}
+                    results["observed_limits"]["exact (toy)"] = describe_limits(res, icfg["cl"], space.parameter_names)
         write_json_atomic(self.out / "results.json", results)
         _save_npz_atomic(self.out / "results.npz", **arrays)
         self.results = results
@@ -439,7 +440,8 @@ class Analysis:
                 pv = {label: arrays[_pvalue_key(label, observed)] for label in results[kind] if label != "n_events"}
                 name = f"pvalues{'_observed' if observed else ''}.{fmt}"
                 plotting.plot_pvalues(arrays["grid"], pv, parameter_names=test.space.parameter_names,
-                                      cls=cfg["inference"]["cl"], path=self.out / name)
+                                      cls=cfg["inference"]["cl"], luminosity=results["luminosity"],
+                                      observed=observed, path=self.out / name)
                 written.append(name)
         return written
 

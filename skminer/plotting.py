@@ -16,11 +16,14 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
+from scipy import stats
 
 from ._atomic import atomic_write
 from .inference.fisher import InformationDistribution, distance_for_cl
+from .inference.intervals import fine_scan, regular_axes
 from .inference.nuisance import profile_information, project_information
 
 __all__ = [
@@ -217,10 +220,20 @@ def plot_fisher_contours(informations: Mapping[str, np.ndarray] | np.ndarray | S
     ax.set_ylabel(names[idx[1]])
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
-    label = ", ".join(f"{c:.0%} CL" for c in ([cl] if np.isscalar(cl) else cl)) if cl is not None else \
-        ", ".join(f"d = {d:g}" for d in dists)
-    ax.legend(title=label, fontsize="small")
+    _distance_legend(ax, dists, cl, n_dof=2)
     return _finish(fig, path)
+
+
+def _distance_legend(ax: Any, dists: Sequence[float], cl: float | Sequence[float] | None, n_dof: int) -> None:
+    """Legend with the informations and one grey entry per line style saying which distance / CL it marks."""
+    styles = ["solid", "dashed", "dotted", "dashdot"]
+    cls = None if cl is None else ([cl] if np.isscalar(cl) else list(cl))
+    handles, labels = ax.get_legend_handles_labels()
+    for j, k in enumerate(np.argsort(dists)):
+        text = f"d = {dists[k]:.3g}" + (f" ({float(cls[k]):.0%} CL, {n_dof} dof)" if cls is not None else "")
+        handles.append(Line2D([], [], color="gray", linestyle=styles[j % len(styles)]))
+        labels.append(text)
+    ax.legend(handles, labels, fontsize="small", title=r"$d^2 = \Delta\theta^T I \,\Delta\theta$ (Fisher distance)")
 
 
 def _plot_fisher_1d(infos: dict[str, np.ndarray], theta_ref: Any, parameter_names: Sequence[str] | None,
@@ -251,13 +264,13 @@ def _plot_fisher_1d(infos: dict[str, np.ndarray], theta_ref: Any, parameter_name
     for (name, v), color in zip(values.items(), colors, strict=False):
         ax.plot(t, v * (t - ref) ** 2, color=color, label=name)
     styles = ["solid", "dashed", "dotted", "dashdot"]
-    for j, d in enumerate(dists):
+    for j, d in enumerate(sorted(dists)):  # line styles by increasing distance, as in the 2-D contours
         ax.axhline(d**2, color="gray", linewidth=0.8, linestyle=styles[j % 4])
     ax.set_xlim(*xlim)
     ax.set_ylim(0, 1.5 * max(dists) ** 2)
     ax.set_xlabel(_names(parameter_names, 1)[0])
     ax.set_ylabel(r"$d^2 = -2 \Delta \log L$ (Fisher approximation)")
-    ax.legend(fontsize="small")
+    _distance_legend(ax, dists, cl, n_dof=1)
     return _finish(fig, path)
 
 
@@ -375,24 +388,17 @@ def plot_fisher_ensemble(members: Mapping[str, np.ndarray] | np.ndarray,
 
 
 # -- limits ----------------------------------------------------------------------------------------------
-def _regular_axes(grid: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Axes of a regular grid and the position of each grid point on them."""
-    axes, pos = [], []
-    for j in range(grid.shape[1]):
-        vals, inv = np.unique(grid[:, j], return_inverse=True)
-        axes.append(vals)
-        pos.append(inv.reshape(-1))
-    if int(np.prod([a.size for a in axes])) != grid.shape[0]:
-        raise ValueError(f"grid of {grid.shape[0]} points is not a regular product grid (axes with "
-                         f"{[a.size for a in axes]} values); use theta_grid()")
-    return axes, np.stack(pos, axis=1)
-
-
 def plot_pvalues(grid: np.ndarray, p_values: Mapping[str, np.ndarray] | np.ndarray,
                  parameter_names: Sequence[str] | None = None, *, cls: Sequence[float] = (0.68, 0.95),
-                 best_fit: bool = True, show_map: bool | None = None, ax: Any = None,
+                 best_fit: bool = True, show_map: bool | None = None, luminosity: float | None = None,
+                 observed: bool | None = None, refine: int = 8, ax: Any = None,
                  path: str | os.PathLike | None = None) -> Figure:
     """p-values on a grid: confidence contours (2 parameters) or curves (1 parameter).
+
+    Contours are drawn on a grid ``refine`` times finer than the evaluation grid, through the test statistic
+    ``q = chi2.isf(p, n_params)`` interpolated with cubic splines (:func:`skminer.inference.intervals.fine_scan`),
+    so a coarse scan does not give jagged contours. One-parameter curves stop at a tenth of the smallest
+    ``1 - cl`` instead of following p-values down to 1e-100.
 
     Parameters
     ----------
@@ -407,6 +413,12 @@ def plot_pvalues(grid: np.ndarray, p_values: Mapping[str, np.ndarray] | np.ndarr
         Mark the grid point with the largest p-value of each method.
     show_map : bool, optional
         Colour map of the p-values; default only for a single method.
+    luminosity : float, optional
+        Integrated luminosity (pb^-1), shown in the legend title.
+    observed : bool, optional
+        ``True``: limits from observed data, ``False``: expected (Asimov) limits; shown in the legend title.
+    refine : int
+        Refinement factor of the contour grid (1: the evaluation grid).
     ax, path
         As in :func:`plot_fisher_contours`.
 
@@ -429,7 +441,7 @@ def plot_pvalues(grid: np.ndarray, p_values: Mapping[str, np.ndarray] | np.ndarr
     cls = [float(c) for c in cls]
     if not cls or any(not 0 < c < 1 for c in cls):
         raise ValueError(f"cls must be confidence levels in (0, 1), got {cls!r}")
-    axes_vals, pos = _regular_axes(grid)
+    axes_vals, pos = regular_axes(grid)
     names = _names(parameter_names, grid.shape[1])
     if ax is None:
         fig, (ax,) = _new_figure(panel_size=(5.6, 4.4))
@@ -442,16 +454,18 @@ def plot_pvalues(grid: np.ndarray, p_values: Mapping[str, np.ndarray] | np.ndarr
             ax.plot(grid[order, 0], p[order], color=f"C{i}", label=name)
             if best_fit:
                 ax.axvline(grid[np.nanargmax(p), 0], color=f"C{i}", linewidth=0.8, alpha=0.6)
-        for j, c in enumerate(cls):
+        for j, c in enumerate(sorted(cls)):
             ax.axhline(1 - c, color="gray", linestyle=styles[j % 4], linewidth=0.8, label=f"{c:.0%} CL")
         ax.set_yscale("log")
+        ax.set_ylim(0.1 * min(1 - c for c in cls), 1.5)
         ax.set_xlabel(names[0])
         ax.set_ylabel("p-value")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", title=_limits_title(luminosity, observed))
         return _finish(fig, path)
     shape = (axes_vals[0].size, axes_vals[1].size)
     show_map = len(maps) == 1 if show_map is None else show_map
     levels = sorted(1 - c for c in cls)
+    q_levels = sorted(float(stats.chi2.isf(lv, 2)) for lv in levels)
     for i, (name, p) in enumerate(maps.items()):
         z = np.full(shape, np.nan)
         z[pos[:, 0], pos[:, 1]] = p
@@ -463,8 +477,10 @@ def plot_pvalues(grid: np.ndarray, p_values: Mapping[str, np.ndarray] | np.ndarr
             fig.colorbar(mesh, ax=ax, label=r"$\log_{10}$ p-value")
         color = "w" if show_map and len(maps) == 1 else f"C{i}"
         if np.nanmax(z) > levels[0] and np.nanmin(z) < levels[-1]:
-            ax.contour(axes_vals[0], axes_vals[1], z.T, levels=levels, colors=[color],
-                       linestyles=[styles[(len(levels) - 1 - j) % 4] for j in range(len(levels))])
+            (fx, fy), fq = fine_scan(axes_vals, stats.chi2.isf(np.clip(z, 0.0, 1.0), 2), max(1, int(refine)))
+            # q increases outward: the largest CL (smallest p) has the largest q; styles follow the CL order
+            ax.contour(fx, fy, fq.T, levels=q_levels, colors=[color],
+                       linestyles=[styles[j % 4] for j in range(len(q_levels))])
         else:
             logger.warning("p-values %r: no confidence contour crosses the grid", name)
         ax.plot([], [], color=f"C{i}" if color == "w" else color, label=name)
@@ -474,8 +490,21 @@ def plot_pvalues(grid: np.ndarray, p_values: Mapping[str, np.ndarray] | np.ndarr
                     markersize=10)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    ax.legend(fontsize="small", title=", ".join(f"{c:.0%}" for c in cls) + " CL")
+    handles, labels = ax.get_legend_handles_labels()
+    for j, c in enumerate(sorted(cls)):
+        handles.append(Line2D([], [], color="gray", linestyle=styles[j % 4]))
+        labels.append(f"{c:.0%} CL")
+    ax.legend(handles, labels, fontsize="small", title=_limits_title(luminosity, observed))
     return _finish(fig, path)
+
+
+def _limits_title(luminosity: float | None, observed: bool | None) -> str | None:
+    parts = []
+    if observed is not None:
+        parts.append("observed" if observed else "expected (Asimov)")
+    if luminosity is not None:
+        parts.append(rf"$L = {luminosity:g}$ pb$^{{-1}}$")
+    return ", ".join(parts) or None
 
 
 # -- events ----------------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_cli_run_hepmc(tth, tmp_path):
         "augmentation": {"n_samples": 200, "test_fraction": 0.5},
         "training": {"method": "sally", "params": {"hidden_layer_sizes": [8], "max_epochs": 2}},
         "inference": {"luminosity": 100.0, "histograms": ["ht"], "n_bins": 2, "grid": {"n_points": 5}},
-        "plots": {"enabled": False},
+        "plots": {"enabled": True, "formats": ["png"]},
     }
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -194,6 +194,14 @@ def test_cli_run_hepmc(tth, tmp_path):
 
     events = EventSet.load(tmp_path / "out" / "events.h5")
     np.testing.assert_allclose(events.weights.sum(axis=0), [0.30037263, 0.399549, 0.53399579, 0.399549], rtol=1e-7)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["theta_ref"] == [173.0]  # the sampling benchmark: the range of ymt excludes 0
+    for name, lim in results["limits"].items():  # intervals per CL and the profile, for every method
+        assert set(lim["intervals"]) == {"0.68", "0.95"}, name
+        for iv in lim["intervals"]["0.68"]:
+            assert 100.0 <= iv["lower"] <= iv["upper"] <= 250.0
+        assert lim["profiles"]["ymt"]["values"][0] == 100.0
+    assert (tmp_path / "out" / "pvalues.png").is_file()
     cfg["simulation"]["hepmc"]["objects"] = {"jet_R": 0.4}
     path.write_text(yaml.safe_dump(cfg))
     assert main(["run", str(path)]) == 2

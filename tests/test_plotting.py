@@ -53,6 +53,10 @@ def test_fisher_contours(tmp_path, infos):
                                         path=path)
     assert isinstance(fig, Figure)
     _check_png(path)
+    legend = fig.axes[0].get_legend()  # the line styles and d are explained
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[-2:] == ["d = 1.51 (68% CL, 2 dof)", "d = 2.45 (95% CL, 2 dof)"]
+    assert "Fisher distance" in legend.get_title().get_text()
     # a 3x3 information is profiled to the shown pair; a single matrix is accepted; pdf output
     big = np.array([[4.0, 1.0, 0.5], [1.0, 2.0, 0.3], [0.5, 0.3, 1.0]])
     pdf = tmp_path / "one.pdf"
@@ -99,16 +103,25 @@ def test_pvalues(tmp_path, toy, events):
     res = {"x1": limits.expected_limits(THETA, grid, mode="histogram", observables=["x1"], bins=10),
            "x1 x2": limits.expected_limits(THETA, grid, mode="histogram", observables=["x1", "x2"], bins=5)}
     path = tmp_path / "pvalues.png"
-    fig = plotting.plot_pvalues(grid, {k: v.p_values for k, v in res.items()}, parameter_names=["a", "b"], path=path)
+    fig = plotting.plot_pvalues(grid, {k: v.p_values for k, v in res.items()}, parameter_names=["a", "b"],
+                                luminosity=30.0, observed=False, path=path)
     assert isinstance(fig, Figure)
     _check_png(path)
+    legend = fig.axes[0].get_legend()
+    assert "expected" in legend.get_title().get_text() and "30" in legend.get_title().get_text()
+    assert [t.get_text() for t in legend.get_texts()] == ["x1", "x1 x2", "68% CL", "95% CL"]
+    # contours on the refined grid: many more vertices than the 11x11 evaluation grid could give
+    segs = [p for c in fig.axes[0].collections for p in getattr(c, "get_paths", lambda: [])()]
+    assert max(len(p.vertices) for p in segs) > 40
     single = tmp_path / "pvalue_map.png"
     plotting.plot_pvalues(grid, res["x1"].p_values, path=single)
     _check_png(single)
     grid1 = np.linspace(-1, 1, 21)[:, None]
     one_d = tmp_path / "pvalues_1d.png"
-    plotting.plot_pvalues(grid1, np.exp(-grid1[:, 0] ** 2 * 5), path=one_d)
+    fig1 = plotting.plot_pvalues(grid1, np.exp(-grid1[:, 0] ** 2 * 50), observed=True, path=one_d)
     _check_png(one_d)
+    assert fig1.axes[0].get_ylim()[0] == pytest.approx(0.005)  # not down to the smallest p-value (~1e-22)
+    assert fig1.axes[0].get_legend().get_title().get_text() == "observed"
     with pytest.raises(ValueError, match="not a regular product grid"):
         plotting.plot_pvalues(grid[:-1], res["x1"].p_values[:-1])
     with pytest.raises(ValueError, match="entries for a grid"):

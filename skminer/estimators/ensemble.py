@@ -41,12 +41,17 @@ _BLOCKED_METHODS = frozenset({"fit", "set_params", "get_params", "calibrate", "p
 
 @contextmanager
 def _torch_threads(n: int | None):
-    """Temporarily limit torch's intra-op threads (restored afterwards; ``None`` leaves them alone)."""
+    """Temporarily limit torch's intra-op threads (restored afterwards; ``None`` leaves them alone).
+
+    Never raises the count: a worker process that was started with fewer threads (a dask worker, whose nanny sets
+    ``OMP_NUM_THREADS=1``; a loky worker with joblib's limits) keeps its limit, so workers do not oversubscribe the
+    cores of their machine when the share was computed on the client from another machine's core count.
+    """
     if n is None:
         yield
         return
     old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
+    torch.set_num_threads(max(1, min(int(n), old)))
     try:
         yield
     finally:

@@ -190,8 +190,11 @@ class Analysis:
     def _simulate(self) -> list[str]:
         cfg = self.config
         sim_cfg = cfg["simulation"]
-        if sim_cfg["simulator"] == "toy":
-            events = self._simulator().simulate(sim_cfg["n_events"], random_state=cfg["seed"])
+        if sim_cfg["simulator"] == "toy":  # the configured benchmarks besides the toy's default basis
+            from .simulation.toy import DEFAULT_BASIS
+
+            benchmarks = {**DEFAULT_BASIS, **cfg["benchmarks"]} if cfg["benchmarks"] else None
+            events = self._simulator().simulate(sim_cfg["n_events"], benchmarks=benchmarks, random_state=cfg["seed"])
         else:
             events = self._read_files(sim_cfg["simulator"], sim_cfg[sim_cfg["simulator"]])
         events.save(self.out / "events.h5")

@@ -1,61 +1,41 @@
 """Analysis configuration: loading and validating the YAML file that drives ``skminer run``.
 
-Every error names the offending field with its dotted path (``training.method``) and the file.
+The whole file is checked before the first stage runs: its structure against one schema
+(:mod:`skminer._config_schema`, unknown keys rejected at every depth, strict numbers, names as text), then
+everything later stages would resolve -- parameter, benchmark and observable names, observable and cut
+expressions, input files, the estimator's parameters. Every error names the file and the field with its dotted
+path (``inference.luminosty``); all errors of a file are reported together.
 """
 
 from __future__ import annotations
 
-import copy
+import difflib
+import inspect
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+from ._config_schema import SIMULATORS, AnalysisConfig
+from ._yaml import YamlInt, load_yaml
 
 __all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_METHODS", "FLOW_METHODS",
-           "SCORE_METHODS", "METHODS", "SIMULATORS", "READER_KEYS"]
+           "SCORE_METHODS", "METHODS", "SIMULATORS"]
 
 RATIO_METHODS = ("carl", "rolr", "alice", "cascal", "rascal", "alices")
 FLOW_METHODS = ("nde", "scandal")
 SCORE_METHODS = ("sally", "sallino")
 METHODS = SCORE_METHODS + RATIO_METHODS + FLOW_METHODS
-SIMULATORS = ("toy", "lhe", "delphes", "hepmc")
-_READER_COMMON = {"files", "observables", "cuts", "sampling_benchmark", "morphing_basis", "weight_ids", "systematics"}
-#: Keys of ``simulation.<lhe|delphes>.systematics`` (arguments of ``Systematics.from_lhe``).
-SYSTEMATICS_KEYS = {"scale", "pdf", "max_pdf_members", "seven_point"}
-#: Keys of ``simulation.lhe``, ``simulation.delphes`` and ``simulation.hepmc`` (``objects``: jet clustering,
-#: isolation and b-tagging settings, see ``skminer.simulation.ObjectDefinitions``).
-READER_KEYS = {"lhe": _READER_COMMON, "delphes": _READER_COMMON | {"lhe_files", "weight_names"},
-               "hepmc": _READER_COMMON | {"lhe_files", "weight_names", "objects"}}
 
-DEFAULTS: dict[str, Any] = {
-    "output": "skminer-output",
-    "seed": 0,
-    "parameters": None,
-    "benchmarks": {},
-    "morphing": {"max_overall_power": 2},
-    "simulation": {"simulator": "toy", "n_events": 200_000, "toy": {}, "lhe": None, "delphes": None, "hepmc": None},
-    "augmentation": {"n_samples": 100_000, "test_fraction": 0.3, "theta_ref": None,
-                     "prior": {"kind": "uniform", "n_thetas": 200}},
-    "training": {"method": "sally", "params": {}, "n_ensemble": 1},
-    "inference": {"luminosity": 1000.0, "theta_ref": None, "histograms": [], "n_bins": 20,
-                  "grid": {"n_points": 21}, "limits": True, "cl": [0.68, 0.95], "observed": None},
-    "plots": {"enabled": True, "formats": ["png"]},
-}
+#: The configuration an empty file gives (every default filled in).
+DEFAULTS: dict[str, Any] = AnalysisConfig().model_dump()
 
 
 class ConfigError(ValueError):
     """A problem with an analysis configuration; the message names the field and the file."""
-
-
-def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(defaults))
-    for key, value in given.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -74,143 +54,343 @@ def load_config(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        When the file is missing, is not valid YAML, or a field is wrong.
+        When the file is missing, is not valid YAML, expands to an alias bomb, or any field is wrong (all wrong
+        fields are listed, each with the file name and its dotted path).
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text(), source=path)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if raw is None:
         raw = {}
     return validate_config(raw, source=str(path), base_dir=path.parent)
 
 
-def _fail(source: str, field: str, message: str) -> ConfigError:
-    return ConfigError(f"{source}: field '{field}': {message}")
-
-
 def validate_config(raw: Mapping[str, Any], source: str = "<config>", base_dir: Path | None = None,
                     ) -> dict[str, Any]:
-    """Fill defaults into ``raw`` and check every field; see :func:`load_config`."""
+    """Check every field of ``raw`` and fill in the defaults; see :func:`load_config`.
+
+    Parameters
+    ----------
+    raw : mapping
+        The configuration as read from YAML (or built in Python).
+    source : str
+        Name of the file (or other origin) for messages.
+    base_dir : Path, optional
+        Folder that relative paths are relative to (default: the current folder).
+
+    Returns
+    -------
+    dict
+        Plain Python types only (no YAML subclasses), defaults filled in, paths resolved.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source`` and the dotted path of every wrong field.
+    """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"{source}: unknown top-level fields {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    cfg = _merge(DEFAULTS, raw)
-    base_dir = Path(".") if base_dir is None else base_dir
+    try:
+        model = AnalysisConfig.model_validate(dict(raw))
+    except ValidationError as err:
+        raise ConfigError("\n".join(f"{source}: field '{_dotted(e['loc'], e.get('input'))}': {_message(e)}"
+                                    for e in err.errors())) from None
+    cfg = _plain(model.model_dump())
+    # keyword-argument sections keep only what was written, so that the callee's defaults apply
+    for kind in ("lhe", "delphes", "hepmc"):
+        section = getattr(model.simulation, kind)
+        if section is not None and section.systematics is not None:
+            cfg["simulation"][kind]["systematics"] = section.systematics.model_dump(exclude_unset=True)
+    cfg["augmentation"]["prior"] = model.augmentation.prior.model_dump(exclude_none=True)
+    if model.inference.observed is not None:  # {file: ...} or {theta: ...}
+        cfg["inference"]["observed"] = _plain(model.inference.observed.model_dump(exclude_none=True))
+    errors = _Resolver(cfg, Path(".") if base_dir is None else Path(base_dir)).check()
+    if errors:
+        raise ConfigError("\n".join(f"{source}: field '{field}': {msg}" for field, msg in errors))
+    return cfg
 
-    out = Path(str(cfg["output"]))
-    cfg["output"] = str(out if out.is_absolute() else base_dir / out)
-    if not isinstance(cfg["seed"], int):
-        raise _fail(source, "seed", f"must be an integer, got {cfg['seed']!r}")
 
-    sim = cfg["simulation"]
-    if sim["simulator"] not in SIMULATORS:
-        raise _fail(source, "simulation.simulator", f"must be one of {list(SIMULATORS)}, got {sim['simulator']!r}")
-    if sim["simulator"] in ("lhe", "delphes", "hepmc"):
+# -- messages ---------------------------------------------------------------------------------------------
+def _dotted(loc: tuple[Any, ...], key: Any = None) -> str:
+    """``a.b[0].c`` from a pydantic location; a wrong mapping key (``key``) is shown as written in YAML."""
+    out = ""
+    for i, part in enumerate(loc):
+        if part == "[key]":
+            continue
+        if i + 1 < len(loc) and loc[i + 1] == "[key]":
+            part = key.source if isinstance(key, YamlInt) else str(key).lower() if isinstance(key, bool) else part
+            out += f".{part}" if out else str(part)
+        elif isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The schema model a location points into (for the list of known keys)."""
+    model: type[BaseModel] | None = AnalysisConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        model = _find_model(field.annotation)
+    return model
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key_message(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key{hint}; known keys: {known}"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        return _unknown_key_message(str(loc[-1]), list(parent.model_fields) if parent else [])
+    msg = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    if error["type"] in ("int_type", "float_type", "bool_type", "string_type", "literal_error", "dict_type",
+                         "list_type", "tuple_type", "finite_number"):
+        msg += f", got {error.get('input')!r}"
+    return msg
+
+
+def _plain(value: Any) -> Any:
+    """Strip YAML-specific subclasses and tuples, recursively (the configuration is hashed and copied)."""
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, YamlInt):
+        return int(value)
+    return value
+
+
+# -- checks across sections -------------------------------------------------------------------------------
+def _estimator_class(method: str) -> type:
+    from . import estimators
+
+    return getattr(estimators, method.upper())
+
+
+class _Resolver:
+    """Checks that need more than one section: names used later resolve, files exist, expressions parse."""
+
+    def __init__(self, cfg: dict[str, Any], base_dir: Path) -> None:
+        self.cfg = cfg
+        self.base_dir = base_dir
+        self.errors: list[tuple[str, str]] = []
+
+    def fail(self, field: str, message: str) -> None:
+        self.errors.append((field, message))
+
+    def check(self) -> list[tuple[str, str]]:
+        cfg = self.cfg
+        out = Path(cfg["output"])
+        cfg["output"] = str(out if out.is_absolute() else self.base_dir / out)
+        sim = cfg["simulation"]
         kind = sim["simulator"]
-        section = sim.get(kind)
-        if not isinstance(section, Mapping) or not section.get("files"):
-            raise _fail(source, f"simulation.{kind}.files", f"a list of files is required for simulator '{kind}'")
-        unknown = set(section) - READER_KEYS[kind]
+        for other in ("lhe", "delphes", "hepmc"):
+            if other != kind and sim[other] is not None:
+                self.fail(f"simulation.{other}", f"given, but simulation.simulator is '{kind}'")
+        if kind == "toy":
+            params, benchmarks, observables = self._toy()
+        else:
+            params, benchmarks, observables = self._reader(kind, sim[kind])
+        if params is not None:
+            self._benchmark_values(params)
+            self._points(params, benchmarks)
+        if observables is not None:
+            for i, h in enumerate(cfg["inference"]["histograms"]):
+                for name in [h] if isinstance(h, str) else h:
+                    if name not in observables:
+                        self.fail(f"inference.histograms[{i}]", f"unknown observable {name!r}; known: {observables}")
+        self._inference(kind)
+        self._training()
+        return self.errors
+
+    # sections ------------------------------------------------------------------------------------------
+    def _toy(self) -> tuple[list[str] | None, list[str], list[str] | None]:
+        from .simulation.toy import DEFAULT_BASIS, ToySimulator
+
+        cfg = self.cfg
+        if cfg["parameters"] is not None:
+            self.fail("parameters", "the built-in simulator ('toy') defines its own parameters "
+                      f"{list(ToySimulator.parameter_names)}; remove this field or use simulator 'lhe'/'delphes'")
+        kwargs = cfg["simulation"]["toy"]
+        known = sorted(ToySimulator().get_params())
+        unknown = [k for k in kwargs if k not in known]
+        for key in unknown:
+            self.fail(f"simulation.toy.{key}", _unknown_key_message(str(key), known))
         if unknown:
-            raise _fail(source, f"simulation.{kind}",
-                        f"unknown keys {sorted(unknown)}; known: {sorted(READER_KEYS[kind])}")
+            return list(ToySimulator.parameter_names), list(DEFAULT_BASIS), None
+        try:
+            toy = ToySimulator(**kwargs)
+        except (TypeError, ValueError) as err:
+            self.fail("simulation.toy", str(err))
+            return list(ToySimulator.parameter_names), list(DEFAULT_BASIS), None
+        clash = sorted(set(cfg["benchmarks"]) & set(DEFAULT_BASIS))
+        if clash:
+            self.fail("benchmarks", f"{clash} are benchmarks of the built-in simulator already; choose other names")
+        return list(toy.parameter_names), list(DEFAULT_BASIS) + list(cfg["benchmarks"]), toy.observable_names
+
+    def _reader(self, kind: str, section: dict[str, Any] | None,
+                ) -> tuple[list[str] | None, list[str], list[str] | None]:
+        cfg = self.cfg
+        benchmarks = list(cfg["benchmarks"])
+        if section is None:
+            self.fail(f"simulation.{kind}.files", f"a list of files is required for simulator '{kind}'")
+            self.fail(f"simulation.{kind}.observables", f"a mapping name -> expression is required for simulator "
+                      f"'{kind}'")
+            return None, benchmarks, None
+        params = None
+        if cfg["parameters"] is None:
+            self.fail("parameters", f"required for simulator '{kind}'")
+        else:
+            params = [p["name"] for p in cfg["parameters"]]
+            dup = sorted({p for p in params if params.count(p) > 1})
+            if dup:
+                self.fail("parameters", f"duplicate parameter names {dup}")
         for key in ("files", "lhe_files"):
-            if section.get(key) is None:
-                continue
-            if not isinstance(section[key], list):
-                raise _fail(source, f"simulation.{kind}.{key}", "must be a list of file paths")
-            files = [Path(f) if Path(f).is_absolute() else base_dir / f for f in section[key]]
-            for f in files:
-                if not f.is_file():
-                    raise _fail(source, f"simulation.{kind}.{key}", f"file not found: {f}")
-            section[key] = [str(f) for f in files]
+            if section.get(key) is not None:
+                section[key] = self._files(f"simulation.{kind}.{key}", section[key])
         if section.get("lhe_files") is not None and len(section["lhe_files"]) != len(section["files"]):
-            raise _fail(source, f"simulation.{kind}.lhe_files", f"needs one LHE file per {kind} file")
-        syst = section.get("systematics")
-        if syst is not None:
-            if not isinstance(syst, Mapping) or set(syst) - SYSTEMATICS_KEYS:
-                raise _fail(source, f"simulation.{kind}.systematics",
-                            f"must be a mapping with keys from {sorted(SYSTEMATICS_KEYS)}, got {syst!r}")
-            if kind in ("delphes", "hepmc") and not section.get("lhe_files"):
-                raise _fail(source, f"simulation.{kind}.systematics", "needs lhe_files (the variation weight names)")
-        if kind == "hepmc":
+            self.fail(f"simulation.{kind}.lhe_files", f"needs one LHE file per {kind} file")
+        if kind != "lhe" and section.get("systematics") is not None and not section.get("lhe_files"):
+            self.fail(f"simulation.{kind}.systematics", "needs lhe_files (the variation weight names)")
+        if kind == "hepmc":  # jet clustering, isolation and b-tagging settings
             from .simulation.jets import ObjectDefinitions
 
             try:
                 ObjectDefinitions.from_mapping(section.get("objects"), "objects")
             except (TypeError, ValueError) as err:
-                raise _fail(source, f"simulation.{kind}.objects", str(err)) from None
-        if not isinstance(section.get("observables"), Mapping) or not section["observables"]:
-            raise _fail(source, f"simulation.{kind}.observables", "a mapping name -> expression is required")
-        if cfg["parameters"] is None:
-            raise _fail(source, "parameters", f"required for simulator '{kind}'")
-    elif not isinstance(sim["n_events"], int) or sim["n_events"] < 100:
-        raise _fail(source, "simulation.n_events", f"must be an integer >= 100, got {sim['n_events']!r}")
+                self.fail(f"simulation.{kind}.objects", str(err))
+        self._expressions(kind, section)
+        if section["sampling_benchmark"] is not None and section["sampling_benchmark"] not in benchmarks:
+            self.fail(f"simulation.{kind}.sampling_benchmark",
+                      f"unknown benchmark {section['sampling_benchmark']!r}; known: {benchmarks}")
+        basis = section["morphing_basis"]
+        if basis is not None:
+            for i, name in enumerate(basis):
+                if name not in benchmarks:
+                    self.fail(f"simulation.{kind}.morphing_basis[{i}]", f"unknown benchmark {name!r}; "
+                              f"known: {benchmarks}")
+            if len(set(basis)) != len(basis):
+                self.fail(f"simulation.{kind}.morphing_basis", f"lists a benchmark twice: {basis}")
+        for name in section["weight_ids"] or {}:
+            if name not in benchmarks:
+                self.fail(f"simulation.{kind}.weight_ids.{name}", f"unknown benchmark; known: {benchmarks}")
+        return params, benchmarks, list(section["observables"])
 
-    if cfg["parameters"] is not None:
-        if not isinstance(cfg["parameters"], list) or not cfg["parameters"]:
-            raise _fail(source, "parameters", "must be a non-empty list of {name, lha_block, lha_id, ...}")
-        for i, p in enumerate(cfg["parameters"]):
-            if not isinstance(p, Mapping) or "name" not in p:
-                raise _fail(source, f"parameters[{i}]", "each parameter needs at least a 'name'")
-            extra = set(p) - {"name", "lha_block", "lha_id", "max_power", "range"}
-            if extra:
-                raise _fail(source, f"parameters[{i}]", f"unknown keys {sorted(extra)}")
-    if not isinstance(cfg["benchmarks"], Mapping):
-        raise _fail(source, "benchmarks", "must be a mapping name -> {parameter: value}")
-
-    aug = cfg["augmentation"]
-    for key in ("n_samples",):
-        if not isinstance(aug[key], int) or aug[key] < 10:
-            raise _fail(source, f"augmentation.{key}", f"must be an integer >= 10, got {aug[key]!r}")
-    if not (isinstance(aug["test_fraction"], (int, float)) and 0 < aug["test_fraction"] < 1):
-        raise _fail(source, "augmentation.test_fraction", f"must be in (0, 1), got {aug['test_fraction']!r}")
-    if aug["prior"].get("kind") not in ("uniform", "benchmarks", "gaussian"):
-        raise _fail(source, "augmentation.prior.kind",
-                    f"must be 'uniform', 'benchmarks' or 'gaussian', got {aug['prior'].get('kind')!r}")
-
-    tr = cfg["training"]
-    if tr["method"] not in METHODS:
-        raise _fail(source, "training.method", f"must be one of {list(METHODS)}, got {tr['method']!r}")
-    if not isinstance(tr["params"], Mapping):
-        raise _fail(source, "training.params", "must be a mapping of estimator parameters")
-    if not isinstance(tr["n_ensemble"], int) or tr["n_ensemble"] < 1:
-        raise _fail(source, "training.n_ensemble", f"must be a positive integer, got {tr['n_ensemble']!r}")
-
-    inf = cfg["inference"]
-    if not isinstance(inf["luminosity"], (int, float)) or inf["luminosity"] <= 0:
-        raise _fail(source, "inference.luminosity", f"must be a positive number (pb^-1), got {inf['luminosity']!r}")
-    if not isinstance(inf["histograms"], list) or not all(
-            isinstance(h, str) or (isinstance(h, list) and len(h) == 2 and all(isinstance(o, str) for o in h))
-            for h in inf["histograms"]):
-        raise _fail(source, "inference.histograms",
-                    "must be a list of observable names or [name, name] pairs (two-dimensional histograms)")
-    if not isinstance(inf["grid"].get("n_points"), int) or inf["grid"]["n_points"] < 3:
-        raise _fail(source, "inference.grid.n_points", "must be an integer >= 3")
-    observed = inf["observed"]
-    if observed is not None:
-        if not isinstance(observed, Mapping) or len(observed) != 1 or not set(observed) <= {"file", "theta"}:
-            raise _fail(source, "inference.observed",
-                        "must be {file: events.h5} or, with the built-in simulator, {theta: point} (pseudo-data)")
-        if "file" in observed:
-            f = Path(str(observed["file"]))
-            f = f if f.is_absolute() else base_dir / f
+    def _files(self, field: str, files: list[str]) -> list[str]:
+        resolved = [Path(f) if Path(f).is_absolute() else self.base_dir / f for f in files]
+        for f in resolved:
             if not f.is_file():
-                raise _fail(source, "inference.observed.file", f"file not found: {f}")
-            observed["file"] = str(f)
-        elif sim["simulator"] != "toy":
-            raise _fail(source, "inference.observed.theta", "pseudo-data need the built-in simulator ('toy')")
+                self.fail(field, f"file not found: {f}")
+        return [str(f) for f in resolved]
+
+    def _expressions(self, kind: str, section: dict[str, Any]) -> None:
+        from .simulation.observables import ExpressionError, parse_expression
+
+        items = [(f"simulation.{kind}.observables.{name}", expr) for name, expr in section["observables"].items()]
+        items += [(f"simulation.{kind}.cuts[{i}]", expr) for i, expr in enumerate(section["cuts"])]
+        for field, expr in items:
+            try:
+                parse_expression(expr)
+            except (ExpressionError, TypeError) as err:
+                self.fail(field, str(err))
+
+    def _benchmark_values(self, params: list[str]) -> None:
+        for name, values in self.cfg["benchmarks"].items():
+            self._point(f"benchmarks.{name}", values, params, None)
+
+    def _point(self, field: str, value: Any, params: list[str], benchmarks: list[str] | None) -> None:
+        """Check a parameter point: a benchmark name, {parameter: value} or one value per parameter."""
+        if value is None:
+            return
+        if isinstance(value, str):
+            if benchmarks is not None and value not in benchmarks:
+                self.fail(field, f"unknown benchmark {value!r}; known: {benchmarks}")
+        elif isinstance(value, dict):
+            unknown = [k for k in value if k not in params]
+            if unknown:
+                self.fail(field, f"unknown parameters {unknown}; known: {params}")
+        elif len(value) != len(params):
+            self.fail(field, f"needs one value per parameter {params}, got {len(value)}")
+
+    def _points(self, params: list[str], benchmarks: list[str]) -> None:
+        aug, inf = self.cfg["augmentation"], self.cfg["inference"]
+        self._point("augmentation.theta_ref", aug["theta_ref"], params, benchmarks)
+        self._point("inference.theta_ref", inf["theta_ref"], params, benchmarks)
+        if inf["observed"] is not None:
+            self._point("inference.observed.theta", inf["observed"].get("theta"), params, benchmarks)
+        prior = aug["prior"]
+        for key in ("ranges", "mean", "std"):
+            if key in prior and len(prior[key]) != len(params):
+                self.fail(f"augmentation.prior.{key}", f"needs one entry per parameter {params}, "
+                          f"got {len(prior[key])}")
+        for i, name in enumerate(prior.get("names", ())):
+            if name not in benchmarks:
+                self.fail(f"augmentation.prior.names[{i}]", f"unknown benchmark {name!r}; known: {benchmarks}")
+
+    def _inference(self, kind: str) -> None:
+        inf = self.cfg["inference"]
+        observed = inf["observed"]
+        if observed is None:
+            return
+        if "file" in observed:
+            observed["file"] = self._files("inference.observed.file", [observed["file"]])[0]
+        elif kind != "toy":
+            self.fail("inference.observed.theta", "pseudo-data need the built-in simulator ('toy')")
         if not inf["limits"]:
-            raise _fail(source, "inference.observed", "observed limits need inference.limits: true")
-    for c in inf["cl"]:
-        if not (isinstance(c, float) and 0 < c < 1):
-            raise _fail(source, "inference.cl", f"confidence levels must be floats in (0, 1), got {c!r}")
-    if not isinstance(cfg["plots"]["formats"], list) or not set(cfg["plots"]["formats"]) <= {"png", "pdf", "svg"}:
-        raise _fail(source, "plots.formats", "must be a list drawn from ['png', 'pdf', 'svg']")
-    return cfg
+            self.fail("inference.observed", "observed limits need inference.limits: true")
+
+    def _training(self) -> None:
+        tr = self.cfg["training"]
+        if tr["method"] not in METHODS:
+            close = difflib.get_close_matches(str(tr["method"]), METHODS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.fail("training.method", f"must be one of {list(METHODS)}, got {tr['method']!r}{hint}")
+            return
+        cls = _estimator_class(tr["method"])
+        known = sorted(cls._get_param_names())
+        params = dict(tr["params"])
+        unknown = [k for k in params if k not in known]
+        for key in unknown:
+            self.fail(f"training.params.{key}",
+                      f"not a parameter of {cls.__name__}: {_unknown_key_message(str(key), known)}")
+        if unknown:
+            return
+        for name in getattr(cls, "_tuple_params", ()):
+            if isinstance(params.get(name), list):
+                params[name] = tuple(params[name])
+        try:
+            estimator = cls(**params)
+            if getattr(cls, "_parameter_constraints", None):
+                estimator._validate_params()
+            if hasattr(estimator, "_validate_hyperparameters"):
+                estimator._validate_hyperparameters()
+        except (TypeError, ValueError) as err:
+            self.fail("training.params", f"{cls.__name__}: {err}")

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, remove_stale_temporaries
+from ._run_folder import changed_outputs, fingerprint, run_lock
 from .config import FLOW_METHODS, RATIO_METHODS, SCORE_METHODS
 from .events import EventSet
 from .morphing import Morpher
@@ -114,14 +115,31 @@ class Analysis:
     def run(self, force: bool = False, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
         """Run the analysis; returns a summary dict (also written to ``summary.json``).
 
+        One run at a time per output folder: the folder is locked for the run (a second run is refused with a
+        message naming the first), temporaries of interrupted writes are removed, and a stage is reused only if
+        its outputs still have the fingerprints recorded when it ran. A read-only folder whose stages are all up
+        to date is used read-only (nothing is written).
+
         Parameters
         ----------
         force : bool
             Run every stage even when its outputs are up to date.
         stages : tuple of str
             Stop after the last stage listed (stages always run in order).
+
+        Raises
+        ------
+        skminer._run_folder.FolderInUseError
+            Another process is running an analysis in the output folder.
+        PermissionError
+            The output folder cannot be written and a stage needs to run.
         """
-        self.out.mkdir(parents=True, exist_ok=True)
+        with run_lock(self.out) as writable:
+            if writable:
+                remove_stale_temporaries(self.out)
+            return self._run_stages(force, stages, writable)
+
+    def _run_stages(self, force: bool, stages: tuple[str, ...], writable: bool) -> dict[str, Any]:
         state = self._load_state()
         previous = ""
         last = max(STAGES.index(s) for s in stages)
@@ -135,21 +153,43 @@ class Analysis:
             bar.set_postfix_str(stage)
             key = self._key(stage, previous)
             entry = state.get(stage, {})
-            outputs_exist = entry and all((self.out / o).exists() for o in entry.get("outputs", []))
-            if not force and entry.get("key") == key and outputs_exist:
+            changed = self._changed_outputs(stage, entry)
+            if not force and entry.get("key") == key and not changed:
                 logger.info("stage %s: up to date, reusing %s", stage, entry["outputs"])
                 summary["stages"][stage] = "reused"
+            elif not writable:
+                raise PermissionError(f"{self.out} is not writable, and stage {stage} needs to run "
+                                      f"({'--force' if force else 'its configuration or outputs changed'}); "
+                                      "give write access or choose another output folder")
             else:
                 logger.info("stage %s: running", stage)
                 outputs = runners[stage]()
-                state[stage] = {"key": key, "outputs": outputs}
+                state[stage] = {"key": key, "outputs": outputs, "fingerprints": fingerprint(self.out, outputs)}
                 write_json_atomic(self._state_path, state)
                 summary["stages"][stage] = "ran"
-            previous = key
+                entry = state[stage]
+            # the next stage's key covers this stage's output content, so a replaced output reruns what follows
+            contents = sorted(fp["sha256"] for fp in entry.get("fingerprints", {}).values())
+            previous = hashlib.sha256(json.dumps([key, contents]).encode()).hexdigest()
         if (self.out / "results.json").is_file():
             summary["results"] = json.loads((self.out / "results.json").read_text())
-        write_json_atomic(self.out / "summary.json", summary)
+        if writable:
+            write_json_atomic(self.out / "summary.json", summary)
+        else:
+            logger.warning("%s is read-only: every stage is up to date; summary.json was not rewritten", self.out)
         return summary
+
+    def _changed_outputs(self, stage: str, entry: dict[str, Any]) -> list[str] | None:
+        """Outputs of a recorded stage that are missing or differ from their fingerprints (None: no record)."""
+        if not entry:
+            return None
+        if "fingerprints" not in entry:  # recorded before fingerprints existed: existence only
+            return [o for o in entry.get("outputs", []) if not (self.out / o).exists()]
+        changed = changed_outputs(self.out, entry["fingerprints"])
+        if changed:
+            logger.warning("stage %s: %s changed since the stage wrote them (another run in this folder, or edited "
+                           "by hand); the stage runs again", stage, changed)
+        return changed
 
     # -- setup ----------------------------------------------------------------------------------------
     def _simulator(self):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import logging
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import atomic_write
+from ._run_folder import FolderInUseError
 from .config import METHODS, ConfigError, load_config, validate_config
 
 __all__ = ["main", "DEMO_CONFIG"]
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    sys.unraisablehook = _log_unraisable
     try:
         if args.command == "run":
             return _run(load_config(args.config), args.force)
@@ -135,6 +139,39 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"skminer: error: {err}", file=sys.stderr)
         return 2
+    except FolderInUseError as err:
+        print(f"skminer: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # disk full, file size limit, no permission ...: the previous outputs are intact
+        print(f"skminer: error: {err}\n(outputs of earlier runs are unchanged)", file=sys.stderr)
+        if err.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO) and _hdf5_objects_left_open():
+            _exit_now(1)
+        return 1
+
+
+def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Errors raised while objects are released (h5py after a failed write) go to the debug log, not a traceback."""
+    logging.getLogger("skminer.cli").debug("ignored %s in %r: %s", type(unraisable.exc_value).__name__,
+                                           unraisable.object, unraisable.exc_value)
+
+
+def _hdf5_objects_left_open() -> bool:
+    """Whether HDF5 still holds objects (after a failed write: the broken file's datasets)."""
+    h5py = sys.modules.get("h5py")
+    return h5py is not None and h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_ALL) > 0
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once, skipping interpreter finalisation.
+
+    After a write that failed inside HDF5 (disk full, ``ulimit -f``), the HDF5 library keeps the broken file's
+    objects open and crashes (SIGSEGV) when it closes them at interpreter exit. The message is printed and the
+    outputs are consistent (atomic writes), so nothing is lost by not finalising.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

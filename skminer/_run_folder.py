@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FolderInUseError", "run_lock", "fingerprint", "changed_outputs", "LOCK_NAME"]
+__all__ = ["FolderInUseError", "run_lock", "fingerprint", "changed_outputs", "file_sha256", "LOCK_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def run_lock(folder: str | os.PathLike) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -110,7 +111,7 @@ def fingerprint(folder: Path, outputs: list[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for name in outputs:
         st = (folder / name).stat()
-        out[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(folder / name)}
+        out[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(folder / name)}
     return out
 
 
@@ -130,6 +131,6 @@ def changed_outputs(folder: Path, recorded: Mapping[str, Mapping[str, Any]]) -> 
             continue
         if st.st_size == fp.get("size") and st.st_mtime_ns == fp.get("mtime_ns"):
             continue
-        if st.st_size != fp.get("size") or _sha256(path) != fp.get("sha256"):
+        if st.st_size != fp.get("size") or file_sha256(path) != fp.get("sha256"):
             changed.append(name)
     return changed

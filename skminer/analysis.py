@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_write, remove_stale_temporaries
-from ._run_folder import changed_outputs, fingerprint, run_lock
+from ._run_folder import changed_outputs, file_sha256, fingerprint, run_lock
 from .config import FLOW_METHODS, RATIO_METHODS, SCORE_METHODS
 from .events import EventSet
 from .morphing import Morpher
@@ -48,14 +48,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Analysis:
@@ -100,7 +92,7 @@ class Analysis:
             kind = cfg["simulation"]["simulator"]
             if kind in ("lhe", "delphes", "hepmc"):
                 section = cfg["simulation"][kind]
-                parts["files"] = [_file_digest(f) for f in section["files"] + (section.get("lhe_files") or [])]
+                parts["files"] = [file_sha256(f) for f in section["files"] + (section.get("lhe_files") or [])]
         elif stage == "augment":
             parts["augmentation"] = cfg["augmentation"]
             parts["method"] = cfg["training"]["method"]

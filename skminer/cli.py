@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p_demo.add_argument("--method", choices=METHODS, default="sally", help="estimator to train (default sally)")
     p_demo.add_argument("--write-config", metavar="FILE", help="write the demo's YAML config and exit")
+    for p in (p_run, p_demo):
+        p.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="threads for training and evaluation (torch, BLAS, OpenMP; default: the CPUs this "
+                            "process may use that other processes leave idle, or OMP_NUM_THREADS)")
     p_info = sub.add_parser("info", help="describe an event file")
     p_info.add_argument("events", help="HDF5 event file")
     p_pyhf = sub.add_parser("export-pyhf", help="write a histogram analysis as a pyhf JSON workspace")
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     sys.unraisablehook = _log_unraisable
+    if getattr(args, "threads", None) is not None:
+        _set_threads(args.threads)
     try:
         if args.command == "run":
             return _run(load_config(args.config), args.force)
@@ -147,6 +153,27 @@ def main(argv: list[str] | None = None) -> int:
         if err.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT, errno.EIO) and _hdf5_objects_left_open():
             _exit_now(1)
         return 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _set_threads(n: int) -> None:
+    """Use ``n`` threads in this process and in the worker processes it starts (``--threads``)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # read by skminer.threads, workers
+        os.environ[var] = str(n)
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n)
 
 
 def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:

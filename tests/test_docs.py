@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["quickstart.md", "tutorial.md", "howto/model-selection.md", "howto/ensembles.md", "howto/persistence.md"]
+PAGES = ["quickstart.md", "tutorial.md", "howto/model-selection.md", "howto/ensembles.md", "howto/persistence.md",
+         "howto/threads.md"]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 

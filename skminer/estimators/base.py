@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
 from torch import nn
 
+from ..threads import limit_threads
 from ._net import (
     LogSink,
     RandomValidSplit,
@@ -211,7 +212,8 @@ class NeuralEstimatorBase(BaseEstimator):
         dataset = TensorDictDataset(X_t, y_t)
         module = self._new_module(torch_generator(s_init), **(stats or {}))
         net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
-        net.fit(dataset, None)
+        with limit_threads(getattr(self, "n_threads", None)):  # never oversubscribe; the caller's setting is restored
+            net.fit(dataset, None)
         self.net_ = net
         hist = net.history
         self.n_epochs_ = len(hist)
@@ -249,11 +251,12 @@ class NeuralEstimatorBase(BaseEstimator):
         device = self.net_.device
         n = arrays[0].shape[0]
         outs = []
-        for start in range(0, n, batch_size):
-            tensors = [as_float_tensor(a[start:start + batch_size], device) for a in arrays]
-            with torch.set_grad_enabled(grad):
-                out = fn(module, *tensors)
-            outs.append(to_numpy(out))
+        with limit_threads(getattr(self, "n_threads", None)):
+            for start in range(0, n, batch_size):
+                tensors = [as_float_tensor(a[start:start + batch_size], device) for a in arrays]
+                with torch.set_grad_enabled(grad):
+                    out = fn(module, *tensors)
+                outs.append(to_numpy(out))
         if not outs:
             raise ValueError("no events to evaluate")
         return np.concatenate(outs, axis=0)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-import os
 from collections.abc import Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .._arrays import from_awkward
+from ..threads import default_threads, limit_threads
 from ._torch_utils import seed_from_random_state
 
 logger = logging.getLogger("skminer.estimators")
@@ -39,27 +38,11 @@ _STATE_FORMAT = 1
 _BLOCKED_METHODS = frozenset({"fit", "set_params", "get_params", "calibrate", "partial_fit"})
 
 
-@contextmanager
-def _torch_threads(n: int | None):
-    """Temporarily limit torch's intra-op threads (restored afterwards; ``None`` leaves them alone).
-
-    Never raises the count: a worker process that was started with fewer threads (a dask worker, whose nanny sets
-    ``OMP_NUM_THREADS=1``; a loky worker with joblib's limits) keeps its limit, so workers do not oversubscribe the
-    cores of their machine when the share was computed on the client from another machine's core count.
-    """
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(int(n), old)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _fit_member(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any], n_threads: int | None) -> Any:
-    with _torch_threads(n_threads):
+    # in the worker: its share of the CPUs (torch + threadpoolctl), never above the worker's own limit (a dask
+    # worker whose nanny set OMP_NUM_THREADS=1, a loky worker with joblib's limits: the share was computed on the
+    # client, possibly from another machine's CPU count)
+    with limit_threads(max(1, min(n_threads, torch.get_num_threads()))):
         if y is None:
             return estimator.fit(X, **fit_params)
         return estimator.fit(X, y, **fit_params)
@@ -173,7 +156,7 @@ class Ensemble(BaseEstimator):
             jobs.append((est, _take(X_arr, idx), _take(y, idx), params))
 
         n_workers = min(effective_n_jobs(self.n_jobs), self.n_estimators)
-        n_threads = max(1, (os.cpu_count() or 1) // n_workers) if n_workers > 1 else None
+        n_threads = default_threads(n_workers)  # the process's CPUs (affinity, quota), shared among the workers
         logger.debug("Ensemble: fitting %d members with %d parallel workers", self.n_estimators, n_workers)
         members = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_member)(est, Xi, yi, params, n_threads) for est, Xi, yi, params in jobs)

@@ -390,7 +390,8 @@ class _Resolver:
             estimator = cls(**params)
             if getattr(cls, "_parameter_constraints", None):
                 estimator._validate_params()
-            if hasattr(estimator, "_validate_hyperparameters"):
-                estimator._validate_hyperparameters()
+            for check in ("_validate_hyperparameters", "_check_params"):  # what the constraints cannot express
+                if hasattr(estimator, check):
+                    getattr(estimator, check)()
         except (TypeError, ValueError) as err:
             self.fail("training.params", f"{cls.__name__}: {err}")

@@ -6,10 +6,22 @@ it fits a SALLY estimator (early stopping off, fixed epochs) inside :func:`skmin
 alone, then while ``K`` busy-looping processes compete for the same CPUs. It prints the median fit time of
 ``R`` repeats and the ratio to the one-thread fit of the same condition (measured in the same run).
 
-Measured on the 2-CPU development machine (itself shared, so the "idle" rows already compete with other work;
-``--n-events 4000 --epochs 10 --repeats 3 --competitors 1``)::
+Measured on the 2-CPU development machine while five other developers ran test suites on it (load average
+17-21, so "alone" already competes with other work); the numbers swing with that load:
 
-    see the table printed by the run recorded in docs/howto/threads.md
+``--epochs 10 --repeats 3`` (load 17): one thread 4.63 s per fit; with two threads the three fits had not finished
+after 3.5 minutes (stopped), i.e. more than ten times slower.
+
+``--epochs 5 --repeats 3`` (load 21, half an hour later)::
+
+    condition              threads   fit [s]  vs 1 thread
+    alone                        1      1.49         1.00
+    alone                        2      1.71         1.15
+    1 competing                  1      3.24         1.00
+    1 competing                  2      3.45         1.06
+
+Two threads never helped on the shared machine; :func:`skminer.threads.default_threads` chose one thread in both
+runs (the load average leaves no idle CPU).
 """
 
 from __future__ import annotations

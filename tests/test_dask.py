@@ -62,11 +62,14 @@ def test_grid_search_and_ensemble_match_local_runs(client):
 
 
 def _ensemble_member_threads() -> int:
-    from skminer.estimators.ensemble import _torch_threads
+    """Threads an Ensemble member's fit sees on this worker when the client asked for 8."""
+    import torch
 
-    with _torch_threads(8):
-        return _torch_threads_now()
+    from skminer.estimators.ensemble import _fit_member
 
+    class Probe:  # defined here, so nothing has to be unpickled on the worker
+        def fit(self, X):
+            self.threads = torch.get_num_threads()
+            return self
 
-def _torch_threads_now() -> int:
-    return _torch_threads()
+    return _fit_member(Probe(), np.zeros((1, 1)), None, {}, 8).threads

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import from_awkward
+from ._random import check_random_state
 from .io import FORMAT_VERSION, read_events, read_madminer, write_events, write_madminer
 from .morphing import Morpher
 from .parameters import ParameterSpace
@@ -573,7 +574,7 @@ class EventSet:
 
     def shuffle(self, random_state: Any = None) -> EventSet:
         """A copy with the events in random order."""
-        return self._rows(_rng(random_state).permutation(self.n_events))
+        return self._rows(check_random_state(random_state).permutation(self.n_events))
 
     def train_test_split(self, test_fraction: float = 0.2, random_state: Any = None, *, stratify: bool = True
                          ) -> tuple[EventSet, EventSet]:
@@ -604,7 +605,7 @@ class EventSet:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
         if self.n_events < 2:
             raise ValueError(f"cannot split {self.n_events} event(s): both parts need at least one")
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         groups = (np.unique(self.sampling_benchmark) if stratify
                   else np.array([0]))
         labels = self.sampling_benchmark if stratify else np.zeros(self.n_events, dtype=np.int64)
@@ -796,12 +797,6 @@ class EventSet:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def _rng(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
-
-
 def _float_matrix(a: Any, name: str) -> np.ndarray:
     a = from_awkward(a, name)
     try:

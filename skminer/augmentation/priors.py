@@ -15,15 +15,10 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._random import check_random_state
 from ..parameters import ParameterSpace
 
 __all__ = ["Prior", "UniformPrior", "GaussianPrior", "FixedPrior", "BenchmarkPrior", "GridPrior", "as_prior"]
-
-
-def _rng(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
 
 
 def _check_n(n: Any) -> int:
@@ -70,7 +65,7 @@ class _FinitePrior(Prior):
     def sample(self, n: int, random_state: Any = None) -> np.ndarray:
         """Draw ``n`` points balanced over :meth:`all_points` in random order, shape ``(n, n_params)``."""
         n = _check_n(n)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         points = self.all_points()
         k = points.shape[0]
         idx = np.concatenate([np.tile(np.arange(k), n // k), rng.choice(k, size=n % k, replace=False)])
@@ -97,7 +92,7 @@ class UniformPrior(Prior):
         """Draw ``n`` points, shape ``(n, n_params)``."""
         n = _check_n(n)
         r = _ranges(self.ranges)
-        return _rng(random_state).uniform(r[:, 0], r[:, 1], size=(n, r.shape[0]))
+        return check_random_state(random_state).uniform(r[:, 0], r[:, 1], size=(n, r.shape[0]))
 
 
 class GaussianPrior(Prior):
@@ -133,7 +128,7 @@ class GaussianPrior(Prior):
         """Draw ``n`` points, shape ``(n, n_params)``."""
         n = _check_n(n)
         mean, std = self._moments()
-        return mean + std * _rng(random_state).standard_normal((n, mean.shape[0]))
+        return mean + std * check_random_state(random_state).standard_normal((n, mean.shape[0]))
 
 
 class FixedPrior(_FinitePrior):

@@ -29,6 +29,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from .._atomic import atomic_write
+from .._random import check_random_state
 from .priors import UniformPrior, _FinitePrior, as_prior
 from .unweighting import NEGATIVE_WEIGHT_POLICIES, joint_log_likelihoods, unweight
 
@@ -87,7 +88,7 @@ class TrainingSample:
 
     def shuffle(self, random_state: Any = None) -> TrainingSample:
         """A copy with the rows in random order."""
-        return self[np.random.default_rng(random_state).permutation(len(self))]
+        return self[np.random.defaultcheck_random_state(random_state).permutation(len(self))]
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the non-``None`` fields to an ``.npz`` file atomically (temporary file + ``os.replace``)."""
@@ -106,12 +107,6 @@ class TrainingSample:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def _rng(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
-
-
 def _check_events(events: Any) -> None:
     for attr in ("x", "space", "weights_at", "cross_section"):
         if not hasattr(events, attr):
@@ -240,7 +235,7 @@ class LocalScoreSampler(_Sampler):
         self._check_policy()
         _check_events(events)
         n = _check_n(n_samples)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         theta = _point(events.space, self.theta_ref, "theta_ref")
         a = getattr(events, "nuisance_a", None)
         if self.include_nuisance and (a is None or a.shape[1] == 0):
@@ -305,7 +300,7 @@ class RatioSampler(_Sampler):
         self._check_policy()
         _check_events(events)
         n = _check_n(n_samples, even=True)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         space = events.space
         theta1 = _point(space, self.theta1, "theta1")
         theta0s = _thetas(self.theta0_prior, space, self.n_thetas, rng, "theta0_prior")
@@ -360,7 +355,7 @@ class DoubleRatioSampler(_Sampler):
         self._check_policy()
         _check_events(events)
         n = _check_n(n_samples, even=True)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         space = events.space
         theta0s = _thetas(self.theta0_prior, space, self.n_thetas, rng, "theta0_prior")
         theta1s = _thetas(self.theta1_prior, space, self.n_thetas, rng, "theta1_prior")
@@ -417,7 +412,7 @@ class DensitySampler(_Sampler):
         self._check_policy()
         _check_events(events)
         n = _check_n(n_samples)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         thetas = _thetas(self.theta_prior, events.space, self.n_thetas, rng, "theta_prior")
         thetas, counts = _collapse(thetas, _split_counts(n, thetas.shape[0], rng))
         rows, owner = unweight(events, thetas, counts, rng, self.negative_weights)
@@ -453,7 +448,7 @@ class TestSampler(_Sampler):
         self._check_policy()
         _check_events(events)
         n = _check_n(n_samples)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         space = events.space
         if self.theta is None or isinstance(self.theta, str | Mapping):
             thetas = _point(space, self.theta, "theta")[None, :]

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .._random import check_random_state
+
 __all__ = ["unweight", "event_weights", "joint_log_likelihoods", "NEGATIVE_WEIGHT_POLICIES"]
 
 logger = logging.getLogger(__name__)
@@ -24,12 +26,6 @@ NEGATIVE_WEIGHT_POLICIES = ("clip", "raise")
 
 #: Relative size below which negative morphed weights count as rounding noise (clipped silently).
 NEGATIVE_TOLERANCE = 1e-12
-
-
-def _rng(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
 
 
 def _as_thetas(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
@@ -84,7 +80,7 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
     if np.any(counts < 0) or not np.all(counts == np.round(counts)):
         raise ValueError(f"n_samples must be non-negative integers, got {n_samples!r}")
     counts = counts.astype(np.int64)
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     n_events = len(events)
     if n_events == 0:
         raise ValueError("cannot unweight an empty EventSet")

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._random import check_random_state
+
 __all__ = ["resolve_device", "seed_from_random_state", "torch_generator", "as_float_tensor", "to_numpy"]
 
 _SEED_BOUND = 2**31 - 1
@@ -59,7 +61,7 @@ def seed_from_random_state(random_state: Any) -> int:
     Parameters
     ----------
     random_state : None, int, numpy.random.RandomState or numpy.random.Generator
-        ``None`` draws fresh OS entropy (non-reproducible, and unlike ``check_random_state(None)`` it does
+        ``None`` draws fresh OS entropy (non-reproducible, and unlike ``sklearn.utils.check_random_state(None)`` it does
         not consume numbers from numpy's global generator). An int is used directly (reduced modulo 2**31 - 1).
         A ``RandomState`` / ``Generator`` instance is advanced by one draw, as scikit-learn does.
 
@@ -68,17 +70,11 @@ def seed_from_random_state(random_state: Any) -> int:
     int
         A seed in ``[0, 2**31 - 1)``.
     """
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] % _SEED_BOUND)
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if random_state < 0:
             raise ValueError(f"random_state must be a non-negative integer, got {random_state}")
         return int(random_state) % _SEED_BOUND
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(_SEED_BOUND))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(_SEED_BOUND))
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, got {random_state!r}")
+    return int(check_random_state(random_state).integers(_SEED_BOUND))
 
 
 def torch_generator(seed: int) -> torch.Generator:

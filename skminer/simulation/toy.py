@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from .._random import check_random_state
 from ..events import EventSet
 from ..morphing import Morpher
 from ..parameters import ParameterSpace
@@ -81,14 +82,6 @@ DEFAULT_BASIS: dict[str, tuple[float, float]] = {
 _DEFAULT_CENTERS_2D = np.array([[0.0, 0.0], [1.0, 0.3], [-0.4, 1.0]])
 _PAIRS = [(k, l) for k in range(3) for l in range(k, 3)]  # (0,0) (0,1) (0,2) (1,1) (1,2) (2,2)
 _N_PARAMS = 2
-
-
-def _rng(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
 
 
 def _v(theta: np.ndarray) -> np.ndarray:
@@ -659,7 +652,7 @@ class ToySimulator:
         if int(n_events) != n_events or n_events < 1:
             raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
         n_events = int(n_events)
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         names, values = self._resolve_benchmarks(benchmarks)
         means, var = self._proposal()
         comp = rng.integers(0, means.shape[0], size=n_events)
@@ -713,7 +706,7 @@ class ToySimulator:
         th, single = self._theta(theta)
         if not single:
             raise ValueError(f"sample draws at one parameter point; got theta with shape {np.shape(theta)}")
-        rng = _rng(random_state)
+        rng = check_random_state(random_state)
         a = _v(th)[0] * self._c
         abs_a = np.abs(a)
         probs = abs_a / abs_a.sum()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from joblib import parallel_backend
 from sklearn.base import BaseEstimator, clone
-from test_estimators_toy import local_sample, ratio_sample, true_score
+from toy_data import local_sample, ratio_sample, true_score
 
 from skminer.estimators import CARL, SALLY
 from skminer.estimators.ensemble import Ensemble

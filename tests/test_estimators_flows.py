@@ -175,7 +175,7 @@ def test_input_errors(data):
         NDE().fit(X, theta=theta[:10])
     with pytest.raises(ValueError, match="t_xz"):
         SCANDAL().fit(X, theta=theta)
-    with pytest.raises(ValueError, match="flow must be one of"):
+    with pytest.raises(ValueError, match="'flow' parameter of NDE must be a str among"):
         NDE(flow="realnvp").fit(X, theta=theta)
     with pytest.raises(ValueError, match="alpha"):
         SCANDAL(alpha=-1.0).fit(X, theta=theta, t_xz=data["t_xz"][:200])

@@ -1,4 +1,4 @@
-"""Parameterised likelihood-ratio estimators on the tractable toy (see test_estimators_toy.py)."""
+"""Parameterised likelihood-ratio estimators on the tractable toy (see toy_data.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from test_estimators_toy import log_r_mse, ratio_eval_grid, ratio_sample, true_log_r, true_score
+from toy_data import log_r_mse, ratio_eval_grid, ratio_sample, true_log_r, true_score
 
 from skminer.estimators import ALICE, ALICES, CARL, CASCAL, RASCAL, ROLR
 from skminer.estimators._net import TensorDictDataset
@@ -149,8 +149,10 @@ def test_fit_input_validation(data):
     with pytest.raises(ValueError, match=r"t_xz must have shape \(200, 1\)"):
         ALICES(max_epochs=1).fit(small["X"], small["y"], theta=small["theta"], r_xz=small["r_xz"],
                                  t_xz=np.zeros((200, 2)))
-    for bad in ({"lr": -1.0}, {"alpha": -1.0}, {"log_r_clip": 0.0}, {"batch_size": 0}, {"activation": "nope"},
-                {"validation_fraction": 1.0}, {"hidden_layer_sizes": (0,)}, {"early_stopping": "yes"}):
+    for bad in ({"lr": -1.0}, {"alpha": -1.0}, {"alpha": np.inf}, {"log_r_clip": 0.0}, {"batch_size": 0},
+                {"activation": "nope"}, {"validation_fraction": 1.0}, {"hidden_layer_sizes": (0,)},
+                {"early_stopping": "yes"}, {"optimizer": "rmsprop"}, {"lr_schedule": "step"}, {"lr_final": 0.0},
+                {"momentum": 1.0}, {"weight_decay": -1e-4}, {"epoch_selection": "first"}):
         name = next(iter(bad))
         with pytest.raises(ValueError, match=name):
             CASCAL(max_epochs=1, **bad).fit(small["X"], small["y"], theta=small["theta"], t_xz=small["t_xz"])
@@ -176,8 +178,9 @@ def test_determinism_and_no_global_rng_side_effects(data):
 
 def test_early_stopping_restores_the_best_epoch(data):
     small = {k: v[:4000] for k, v in data.items()}
-    # a large learning rate makes the validation loss noisy, so the best epoch is rarely the last
-    est = _fit(CASCAL, small, hidden_layer_sizes=(32,), lr=0.05, max_epochs=15, patience=4, batch_size=64)
+    # a large constant learning rate makes the validation loss noisy, so the best epoch is rarely the last
+    est = _fit(CASCAL, small, hidden_layer_sizes=(32,), lr=0.05, lr_schedule="constant", max_epochs=15, patience=4,
+               batch_size=64, epoch_selection="best")
     valid = est.validation_loss_curve_
     assert len(valid) == est.n_epochs_ == len(est.loss_curve_)
     assert est.best_epoch_ == int(np.argmin(valid)) + 1
@@ -233,9 +236,10 @@ def test_clone_and_params():
     est = ALICES(alpha=0.3, hidden_layer_sizes=(10, 10), log_r_clip=5.0)
     c = clone(est)
     assert c.get_params() == est.get_params()
-    assert set(CARL().get_params()) == {"hidden_layer_sizes", "activation", "lr", "batch_size", "max_epochs",
-                                        "early_stopping", "validation_fraction", "patience", "log_r_clip", "device",
-                                        "random_state", "verbose"}
+    assert set(CARL().get_params()) == {"hidden_layer_sizes", "activation", "optimizer", "lr", "lr_schedule",
+                                        "lr_final", "momentum", "weight_decay", "batch_size", "max_epochs",
+                                        "early_stopping", "epoch_selection", "validation_fraction", "patience",
+                                        "log_r_clip", "device", "random_state", "verbose"}
     assert set(RASCAL().get_params()) == set(CARL().get_params()) | {"alpha"}
 
 

@@ -22,28 +22,39 @@ import logging
 import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from scipy.special import expit
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
 from torch import nn
 
 from ..threads import limit_threads
 from ._net import (
+    ACTIVATIONS,
     LogSink,
     RandomValidSplit,
     SkminerNet,
     TensorBatchIterator,
     TensorDictDataset,
-    check_activation,
     check_hidden_layer_sizes,
     init_module_,
 )
 from ._torch_utils import as_float_tensor, resolve_device, seed_from_random_state, to_numpy, torch_generator
+from ._training import (
+    EPOCH_SELECTIONS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    SmoothedValidLoss,
+    WeightEMA,
+    lr_scheduler,
+    optimizer_settings,
+)
 
 logger = logging.getLogger("skminer.estimators")
 
@@ -55,6 +66,13 @@ STATE_FORMAT_VERSION = 1
 EVAL_BATCH_SIZE = 65536
 #: Minimum validation batch size (validation needs no small batches).
 _MIN_VALID_BATCH = 4096
+
+
+def _store_params(estimator: BaseEstimator, arguments: Mapping[str, Any]) -> None:
+    """Set every ``__init__`` argument as an attribute of the same name (``arguments = locals()``)."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def _is_int(v: Any) -> bool:
@@ -81,24 +99,44 @@ def _primitive(value: Any) -> Any:
 
 
 class NeuralEstimatorBase(BaseEstimator):
-    """Base class: hyperparameter checks, the skorch training loop, batched evaluation, state export/import.
+    """Base class: declared hyperparameters, the skorch training loop, batched evaluation, state export/import.
 
-    Not for direct use. The public parameters common to all neural estimators are
+    Not for direct use. All parameters are keyword-only. The public parameters common to all neural estimators
+    are
 
     hidden_layer_sizes : tuple of int
         Widths of the hidden layers.
     activation : str
         Hidden-layer activation, one of :data:`skminer.estimators._net.ACTIVATIONS`.
+    optimizer : {"adam", "amsgrad", "sgd"}
+        Adam, Adam with the AMSGrad correction, or stochastic gradient descent with ``momentum``.
     lr : float
-        Adam learning rate.
+        Learning rate of the first epoch.
+    lr_schedule : {"exponential", "cosine", "constant"}
+        Per-epoch learning-rate schedule from ``lr`` to ``lr_final`` at epoch ``max_epochs``: MadMiner's
+        exponential decay ``lr (lr_final / lr)^(e / (max_epochs - 1))``, cosine annealing, or constant ``lr``.
+    lr_final : float
+        Learning rate of the last epoch (ignored by ``"constant"``).
+    momentum : float
+        SGD momentum (``optimizer="sgd"`` only).
+    weight_decay : float
+        L2 penalty on the weights (PyTorch's ``weight_decay``).
     batch_size : int
         Training mini-batch size.
     max_epochs : int
         Maximum number of passes over the training data.
     early_stopping : bool
-        Hold out a random ``validation_fraction`` of the data, stop when the validation loss has not improved
-        for ``patience`` epochs and restore the weights of the best epoch. If false, train on all data for
-        ``max_epochs`` epochs.
+        Hold out a random ``validation_fraction`` of the data and stop when the validation criterion of
+        ``epoch_selection`` has not improved for ``patience`` epochs. If false, train on all data for
+        ``max_epochs`` epochs and keep the final (``"ema"``: averaged) weights.
+    epoch_selection : {"ema", "smoothed", "best", "last"}
+        Which weights training returns (with a validation split). ``"ema"``: an exponential moving average of
+        the weights over about one epoch of batches, validated and restored at its best epoch; ``"smoothed"``:
+        the epoch minimising an exponential moving average (weight 0.3) of the validation loss; ``"best"``: the
+        epoch minimising the raw validation loss; ``"last"``: the final epoch. The validation losses of
+        augmented-data losses are noisy (their targets ``r_xz``, ``t_xz`` are), so the raw minimum of ``"best"``
+        often lands on an early, still noisy epoch; see the measurements in ``benchmarks/bench_accuracy.py``
+        and ``docs/howto/training.md``.
     validation_fraction : float
         Fraction of the training data held out for early stopping (0, or too few events for a non-empty
         validation set, disables the split and hence early stopping).
@@ -117,12 +155,39 @@ class NeuralEstimatorBase(BaseEstimator):
     ``validation_loss_curve_`` (list, or None without validation).
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr": [Interval(Real, 0, np.inf, closed="neither")],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
+        "lr_final": [Interval(Real, 0, np.inf, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, np.inf, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "epoch_selection": [StrOptions(set(EPOCH_SELECTIONS))],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device, None],
+        "random_state": ["random_state"],
+        "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
+    }
+
     _base_fitted_attributes: ClassVar[tuple[str, ...]] = (
         "n_features_in_", "feature_names_in_", "n_epochs_", "best_epoch_", "loss_curve_", "validation_loss_curve_",
     )
     _fitted_attributes: ClassVar[tuple[str, ...]] = ()
     _tuple_params: ClassVar[tuple[str, ...]] = ("hidden_layer_sizes",)
     _grad_in_validation: ClassVar[bool] = False
+
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
+                 momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
+                 early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
+                 patience: int = 10, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _build_module(self, **stats: Any) -> nn.Module:  # pragma: no cover - abstract
@@ -132,23 +197,9 @@ class NeuralEstimatorBase(BaseEstimator):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ checks
-    def _validate_hyperparameters(self) -> None:
-        """Check the common hyperparameters; errors name the parameter."""
+    def _check_params(self) -> None:
+        """What ``_parameter_constraints`` cannot express: layer widths, device availability."""
         check_hidden_layer_sizes(self.hidden_layer_sizes)
-        check_activation(self.activation)
-        if not isinstance(self.lr, numbers.Real) or isinstance(self.lr, bool) or not self.lr > 0:
-            raise ValueError(f"lr must be a positive float, got {self.lr!r}")
-        for name in ("batch_size", "max_epochs", "patience"):
-            v = getattr(self, name)
-            if not _is_int(v) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
-        vf = self.validation_fraction
-        if not isinstance(vf, numbers.Real) or isinstance(vf, bool) or not 0.0 <= vf < 1.0:
-            raise ValueError(f"validation_fraction must be a float in [0, 1), got {vf!r}")
-        if not _is_int(self.verbose) or self.verbose < 0:
-            raise ValueError(f"verbose must be a non-negative int, got {self.verbose!r}")
         resolve_device(self.device)
 
     # ------------------------------------------------------------------ training
@@ -161,19 +212,35 @@ class NeuralEstimatorBase(BaseEstimator):
             init_module_(module, generator)
         return module
 
+    def _training_callbacks(self, use_valid: bool) -> list[tuple[str, Any]]:
+        """skorch callbacks: learning-rate schedule, then epoch selection (order matters, see WeightEMA)."""
+        callbacks: list[tuple[str, Any]] = []
+        scheduler = lr_scheduler(self.lr_schedule, self.lr, self.lr_final, self.max_epochs)
+        if scheduler is not None:
+            callbacks.append(("lr_scheduler", scheduler))
+        selection = self.epoch_selection
+        monitor = "valid_loss"
+        if use_valid and selection == "smoothed":
+            callbacks.append(("smoothed_valid_loss", SmoothedValidLoss()))
+            monitor = "valid_loss_smooth"
+        if use_valid:
+            callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=int(self.patience),
+                                                              load_best=selection != "last", threshold=0.0,
+                                                              sink=LogSink(self.verbose))))
+        if selection == "ema":
+            callbacks.append(("weight_ema", WeightEMA()))
+        return callbacks
+
     def _make_net(self, module: nn.Module, criterion: nn.Module, *, seeds: Sequence[int] = (0, 0),
                   n_rows: int = 0) -> SkminerNet:
         """The private skorch net around ``module`` (validation split only when ``early_stopping``)."""
         device = resolve_device(self.device)
         use_valid = bool(self.early_stopping) and RandomValidSplit.n_valid(n_rows, self.validation_fraction) > 0
-        callbacks = []
-        if use_valid:
-            callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=int(self.patience),
-                                                              load_best=True, sink=LogSink(self.verbose))))
+        optimizer, optimizer_kwargs = optimizer_settings(self.optimizer, self.momentum, self.weight_decay)
         return SkminerNet(
             module=module,
             criterion=criterion,
-            optimizer=torch.optim.Adam,
+            optimizer=optimizer,
             lr=float(self.lr),
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
@@ -183,11 +250,12 @@ class NeuralEstimatorBase(BaseEstimator):
             iterator_train__seed=int(seeds[1]),
             iterator_valid=TensorBatchIterator,
             iterator_valid__batch_size=max(int(self.batch_size), _MIN_VALID_BATCH),
-            callbacks=callbacks,
+            callbacks=self._training_callbacks(use_valid),
             callbacks__print_log__sink=LogSink(self.verbose),
             device=str(device),
             verbose=int(self.verbose),
             grad_in_validation=self._grad_in_validation,
+            **optimizer_kwargs,
         )
 
     def _train(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None],
@@ -203,7 +271,6 @@ class NeuralEstimatorBase(BaseEstimator):
         stats : dict, optional
             Keyword arguments for ``_build_module`` (standardisation statistics).
         """
-        self._validate_hyperparameters()
         seed = seed_from_random_state(self.random_state)
         s_init, s_split, s_shuffle = (int(s) for s in np.random.SeedSequence(seed).generate_state(3) % (2**31 - 1))
         device = resolve_device(self.device)
@@ -218,10 +285,11 @@ class NeuralEstimatorBase(BaseEstimator):
         hist = net.history
         self.n_epochs_ = len(hist)
         self.loss_curve_ = [float(v) for v in hist[:, "train_loss"]]
+        callbacks = dict(net.callbacks_)
         if net.train_split is not None:
             self.validation_loss_curve_ = [float(v) for v in hist[:, "valid_loss"]]
-            es = dict(net.callbacks_)["early_stopping"]
-            self.best_epoch_ = int(es.best_epoch_) if es.best_epoch_ else self.n_epochs_
+            es = callbacks["early_stopping"]
+            self.best_epoch_ = int(es.best_epoch_) if es.load_best and es.best_epoch_ else self.n_epochs_
         else:
             self.validation_loss_curve_ = None
             self.best_epoch_ = self.n_epochs_
@@ -303,7 +371,8 @@ class NeuralEstimatorBase(BaseEstimator):
         cls_name = f"{type(self).__module__}.{type(self).__qualname__}"
         if state.get("class") not in (None, cls_name):
             raise ValueError(f"state was saved from {state.get('class')}, cannot load it into {cls_name}")
-        self._validate_hyperparameters()
+        self._validate_params()
+        self._check_params()
         for name, value in state["attributes"].items():
             if name == "feature_names_in_":
                 value = np.asarray(value, dtype=object)

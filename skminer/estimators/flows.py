@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import zuko
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from .._arrays import from_awkward
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
-from .base import NeuralEstimatorBase
+from .base import NeuralEstimatorBase, _store_params
 
 __all__ = ["NDE", "SCANDAL", "FlowNet", "FlowCriterion", "FLOWS"]
 
@@ -141,24 +144,20 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
     __metadata_request__score = {"theta": True}
     __metadata_request__predict = {"theta": True}
 
-    def __init__(self, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),
-                 activation: str = "tanh", bins: int = 8, lr: float = 1e-3, batch_size: int = 128,
-                 max_epochs: int = 50, early_stopping: bool = True, validation_fraction: float = 0.25,
-                 patience: int = 10, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
-        self.flow = flow
-        self.transforms = transforms
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.bins = bins
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **NeuralEstimatorBase._parameter_constraints,
+        "flow": [StrOptions(set(FLOWS))],
+        "transforms": [Interval(Integral, 1, None, closed="left")],
+        "bins": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 activation: str = "tanh", bins: int = 8, optimizer: str = "adam", lr: float = 1e-3,
+                 lr_schedule: str = "exponential", lr_final: float = 1e-4, momentum: float = 0.9,
+                 weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
+                 epoch_selection: str = "ema", validation_fraction: float = 0.25, patience: int = 10,
+                 device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -173,20 +172,10 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
     def _grad_in_validation(self) -> bool:  # type: ignore[override]
         return self._uses_score
 
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        if self.flow not in FLOWS:
-            raise ValueError(f"flow must be one of {FLOWS}, got {self.flow!r}")
-        for name in ("transforms", "bins"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+    def _check_params(self) -> None:
+        super()._check_params()
         if len(check_hidden_layer_sizes(self.hidden_layer_sizes)) == 0:
             raise ValueError("hidden_layer_sizes must not be empty for a flow (the transforms need a hidden layer)")
-        if hasattr(self, "alpha"):
-            a = self.alpha
-            if not isinstance(a, numbers.Real) or isinstance(a, bool) or not (a >= 0 and np.isfinite(a)):
-                raise ValueError(f"alpha must be a non-negative float, got {a!r}")
 
     def _build_module(self, **stats: Any) -> nn.Module:
         return FlowNet(self.n_features_in_, self.n_parameters_, self.flow, self.transforms, self.hidden_layer_sizes,
@@ -196,9 +185,10 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         return FlowCriterion(self._alpha)
 
     # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X: Any, theta: Any, t_xz: Any) -> _FlowEstimatorBase:
         owner = type(self).__name__
-        self._validate_hyperparameters()
+        self._check_params()
         if theta is None:
             raise ValueError(_missing_theta(owner, "fit"))
         X = validate_data(self, from_awkward(X), dtype=np.float64)
@@ -366,16 +356,22 @@ _PARAMS_DOC = """
         Hidden activation (smooth activations give smooth scores).
     bins : int, default=8
         Spline bins (``flow="nsf"`` only).{alpha}
+    optimizer : {{"adam", "amsgrad", "sgd"}}, default="adam"
     lr : float, default=1e-3
+    lr_schedule : {{"exponential", "cosine", "constant"}}, default="exponential"
+    lr_final : float, default=1e-4
+    momentum : float, default=0.9
+    weight_decay : float, default=0.0
     batch_size : int, default=128
     max_epochs : int, default=50
     early_stopping : bool, default=True
+    epoch_selection : {{"ema", "smoothed", "best", "last"}}, default="ema"
     validation_fraction : float, default=0.25
     patience : int, default=10
     device : str, default="cpu"
     random_state : None, int, RandomState or Generator, default=None
     verbose : int, default=0
-        See :class:`~skminer.estimators.base.NeuralEstimatorBase`.
+        All keyword-only; see :class:`~skminer.estimators.base.NeuralEstimatorBase`.
 
     Attributes
     ----------
@@ -421,15 +417,18 @@ class SCANDAL(_FlowEstimatorBase):
     alpha : float, default=1.0
         Weight of the joint-score term relative to the negative log-likelihood."""))
 
-    def __init__(self, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),
-                 activation: str = "tanh", bins: int = 8, alpha: float = 1.0, lr: float = 1e-3, batch_size: int = 128,
-                 max_epochs: int = 50, early_stopping: bool = True, validation_fraction: float = 0.25,
-                 patience: int = 10, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
-        super().__init__(flow=flow, transforms=transforms, hidden_layer_sizes=hidden_layer_sizes,
-                         activation=activation, bins=bins, lr=lr, batch_size=batch_size, max_epochs=max_epochs,
-                         early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,
-                         device=device, random_state=random_state, verbose=verbose)
-        self.alpha = alpha
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_FlowEstimatorBase._parameter_constraints,
+        "alpha": [Interval(Real, 0, np.inf, closed="left")],
+    }
+
+    def __init__(self, *, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),
+                 activation: str = "tanh", bins: int = 8, alpha: float = 1.0, optimizer: str = "adam",
+                 lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4, momentum: float = 0.9,
+                 weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
+                 epoch_selection: str = "ema", validation_fraction: float = 0.25, patience: int = 10,
+                 device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+        _store_params(self, locals())
 
     def fit(self, X: Any, y: Any = None, *, theta: Any = None, t_xz: Any = None) -> SCANDAL:
         return self._fit(X, theta, t_xz)

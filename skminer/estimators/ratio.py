@@ -22,18 +22,20 @@ unshuffled ``KFold``: shuffle the training sample (the samplers do) or pass ``cv
 
 from __future__ import annotations
 
-import numbers
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit
+from sklearn.base import _fit_context
 from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from .._arrays import from_awkward
 from ._net import RatioNet, Standardizer
-from .base import ClassifierOutputMixin, NeuralEstimatorBase
+from .base import ClassifierOutputMixin, NeuralEstimatorBase, _store_params
 from .losses import (
     RatioCriterion,
     log_r_xz_from_r_xz,
@@ -72,22 +74,18 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     __metadata_request__score = {"theta": True, "r_xz": True}
     __metadata_request__predict = {"theta": True}
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
-                 lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
-                 validation_fraction: float = 0.25, patience: int = 10, log_r_clip: float = 10.0,
-                 device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.log_r_clip = log_r_clip
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **NeuralEstimatorBase._parameter_constraints,
+        "log_r_clip": [Interval(Real, 0, np.inf, closed="neither")],
+    }
+
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
+                 momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
+                 early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
+                 patience: int = 10, log_r_clip: float = 10.0, device: str = "cpu", random_state: Any = None,
+                 verbose: int = 0) -> None:
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -105,16 +103,6 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     @property
     def _n_theta(self) -> int:
         return (2 if self._double else 1) * self.n_parameters_
-
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        c = self.log_r_clip
-        if not isinstance(c, numbers.Real) or isinstance(c, bool) or not c > 0:
-            raise ValueError(f"log_r_clip must be a positive float, got {c!r}")
-        if hasattr(self, "alpha"):
-            a = self.alpha
-            if not isinstance(a, numbers.Real) or isinstance(a, bool) or not (a >= 0 and np.isfinite(a)):
-                raise ValueError(f"alpha must be a non-negative float, got {a!r}")
 
     def _build_module(self, **stats: Any) -> nn.Module:
         return RatioNet(self.n_features_in_, self._n_theta, self.hidden_layer_sizes, self.activation,
@@ -172,9 +160,10 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         return a
 
     # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X: Any, y: Any, theta: Any, r_xz: Any, t_xz: Any, t_xz1: Any = None) -> RatioEstimatorBase:
         owner = type(self).__name__
-        self._validate_hyperparameters()
+        self._check_params()
         if theta is None:
             raise ValueError(_missing_theta_message(owner, "fit", self._double))
         X, y = validate_data(self, from_awkward(X), y, dtype=np.float64, y_numeric=True)
@@ -289,30 +278,43 @@ class RatioEstimatorBase(NeuralEstimatorBase):
 class _AlphaRatioEstimatorBase(RatioEstimatorBase):
     """Ratio estimators whose loss has a score term weighted by ``alpha``."""
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
-                 alpha: float = 1.0, lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50,
-                 early_stopping: bool = True, validation_fraction: float = 0.25, patience: int = 10,
-                 log_r_clip: float = 10.0, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
-        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, lr=lr, batch_size=batch_size,
-                         max_epochs=max_epochs, early_stopping=early_stopping,
-                         validation_fraction=validation_fraction, patience=patience, log_r_clip=log_r_clip,
-                         device=device, random_state=random_state, verbose=verbose)
-        self.alpha = alpha
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **RatioEstimatorBase._parameter_constraints,
+        "alpha": [Interval(Real, 0, np.inf, closed="left")],
+    }
+
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 alpha: float = 1.0, optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential",
+                 lr_final: float = 1e-4, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128,
+                 max_epochs: int = 50, early_stopping: bool = True, epoch_selection: str = "ema",
+                 validation_fraction: float = 0.25, patience: int = 10, log_r_clip: float = 10.0, device: str = "cpu",
+                 random_state: Any = None, verbose: int = 0) -> None:
+        _store_params(self, locals())
 
 
 _PARAMS_DOC = """
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(100, 100)
-        Hidden layers of the network ``log r_hat = f(x, theta)``.
+        Hidden layers of the network (all parameters are keyword-only) ``log r_hat = f(x, theta)``.
     activation : str, default="tanh"
         Hidden activation (smooth activations give smooth scores ``d log r / d theta``).{alpha}
+    optimizer : {{"adam", "amsgrad", "sgd"}}, default="adam"
     lr : float, default=1e-3
-        Adam learning rate.
+        Learning rate of the first epoch.
+    lr_schedule : {{"exponential", "cosine", "constant"}}, default="exponential"
+    lr_final : float, default=1e-4
+        Learning rate of the last epoch.
+    momentum : float, default=0.9
+        SGD momentum.
+    weight_decay : float, default=0.0
     batch_size : int, default=128
     max_epochs : int, default=50
     early_stopping : bool, default=True
-        Random validation split, stop after ``patience`` epochs without improvement, restore the best epoch.
+        Random validation split, stop after ``patience`` epochs without improvement of the ``epoch_selection``
+        criterion.
+    epoch_selection : {{"ema", "smoothed", "best", "last"}}, default="ema"
+        See :class:`~skminer.estimators.base.NeuralEstimatorBase`.
     validation_fraction : float, default=0.25
     patience : int, default=10
     log_r_clip : float, default=10.0

@@ -31,14 +31,17 @@ The calibration is part of the fitted state (saved by :func:`~skminer.estimators
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import _fit_context
 from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._arrays import from_awkward
+from .base import _store_params
 from .score import SALLY
 
 __all__ = ["SALLINO"]
@@ -66,13 +69,9 @@ class SALLINO(SALLY):
     ----------
     hidden_layer_sizes : tuple of int, default=(100, 100)
     activation : str, default="tanh"
-    lr : float, default=1e-3
-    batch_size : int, default=128
-    max_epochs : int, default=50
-    early_stopping : bool, default=True
-    validation_fraction : float, default=0.25
-    patience : int, default=10
-        Training of the score network, as for :class:`~skminer.estimators.score.SALLY`.
+    optimizer, lr, lr_schedule, lr_final, momentum, weight_decay, batch_size, max_epochs, early_stopping, \
+    epoch_selection, validation_fraction, patience
+        Training of the score network, as for :class:`~skminer.estimators.score.SALLY` (same defaults).
     n_bins : int, default=20
         Number of histogram bins of ``h`` per parameter pair.
     min_probability : float, default=1e-6
@@ -97,26 +96,21 @@ class SALLINO(SALLY):
 
     _fitted_attributes = SALLY._fitted_attributes + _CALIBRATION_ATTRIBUTES
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
-                 lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
-                 validation_fraction: float = 0.25, patience: int = 10, n_bins: int = 20,
-                 min_probability: float = 1e-6, device: str = "cpu", random_state: Any = None,
-                 verbose: int = 0) -> None:
-        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, lr=lr, batch_size=batch_size,
-                         max_epochs=max_epochs, early_stopping=early_stopping,
-                         validation_fraction=validation_fraction, patience=patience, device=device,
-                         random_state=random_state, verbose=verbose)
-        self.n_bins = n_bins
-        self.min_probability = min_probability
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **SALLY._parameter_constraints,
+        "n_bins": [Interval(Integral, 1, None, closed="left")],
+        "min_probability": [Interval(Real, 0, 1, closed="neither")],
+    }
 
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, numbers.Integral) or self.n_bins < 1:
-            raise ValueError(f"n_bins must be a positive int, got {self.n_bins!r}")
-        mp = self.min_probability
-        if isinstance(mp, bool) or not isinstance(mp, numbers.Real) or not 0 < mp < 1:
-            raise ValueError(f"min_probability must be a float in (0, 1), got {mp!r}")
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+                 optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
+                 momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
+                 early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
+                 patience: int = 10, n_bins: int = 20, min_probability: float = 1e-6, device: str = "cpu",
+                 random_state: Any = None, verbose: int = 0) -> None:
+        _store_params(self, locals())
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> SALLINO:
         """Train the score network (as :meth:`SALLY.fit`) and discard any previous calibration.
 

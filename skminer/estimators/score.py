@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -28,18 +28,24 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
     ----------
     hidden_layer_sizes : tuple of int, default=(100, 100)
     activation : str, default="tanh"
+    optimizer : {"adam", "amsgrad", "sgd"}, default="adam"
     lr : float, default=1e-3
+    lr_schedule : {"exponential", "cosine", "constant"}, default="exponential"
+    lr_final : float, default=1e-4
+    momentum : float, default=0.9
+    weight_decay : float, default=0.0
     batch_size : int, default=128
     max_epochs : int, default=50
     early_stopping : bool, default=True
+    epoch_selection : {"ema", "smoothed", "best", "last"}, default="ema"
     validation_fraction : float, default=0.25
     patience : int, default=10
     device : str, default="cpu"
     random_state : None, int, RandomState or Generator, default=None
     verbose : int, default=0
-        See :class:`~skminer.estimators.base.NeuralEstimatorBase` for their meaning. Inputs and targets are
-        standardised internally (the statistics are stored in the network), and the loss is the mean squared
-        error in units of the per-component target standard deviation.
+        All keyword-only; see :class:`~skminer.estimators.base.NeuralEstimatorBase` for their meaning. Inputs
+        and targets are standardised internally (the statistics are stored in the network), and the loss is the
+        mean squared error in units of the per-component target standard deviation.
 
     Attributes
     ----------
@@ -61,22 +67,6 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
 
     _fitted_attributes = ("n_outputs_", "_y_1d_")
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
-                 lr: float = 1e-3, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
-                 validation_fraction: float = 0.25, patience: int = 10, device: str = "cpu",
-                 random_state: Any = None, verbose: int = 0) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -92,6 +82,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
             scale = self.net_.module_.y_std.scale.cpu().numpy()
         return ScoreCriterion(scale)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> SALLY:
         """Train on events ``X`` drawn at the reference point and their joint scores ``y = t_xz``.
 
@@ -105,7 +96,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         -------
         self
         """
-        self._validate_hyperparameters()
+        self._check_params()
         X, y = validate_data(self, from_awkward(X), y, multi_output=True, y_numeric=True, dtype=np.float64)
         self._y_1d_ = y.ndim == 1
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y

@@ -1,0 +1,131 @@
+"""Training options shared by the neural estimators: keyword-only parameters, declared constraints, optimizer,
+learning-rate schedule, weight decay and epoch selection."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+from toy_data import local_sample
+
+from skminer.estimators import (
+    ALICES,
+    CARL,
+    CASCAL,
+    NDE,
+    RASCAL,
+    SALLINO,
+    SALLY,
+    SCANDAL,
+    DoubleALICES,
+    DoubleCARL,
+    NeuralEstimatorBase,
+)
+from skminer.estimators._training import LR_SCHEDULES, lr_scheduler
+
+ESTIMATORS = [SALLY, SALLINO, CARL, CASCAL, RASCAL, ALICES, DoubleCARL, DoubleALICES, NDE, SCANDAL]
+SMALL = dict(hidden_layer_sizes=(8,), batch_size=128, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def local():
+    return local_sample(2000, seed=0)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_init_is_keyword_only_and_constraints_cover_every_parameter(cls):
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert params and all(p.kind is p.KEYWORD_ONLY for p in params), cls
+    with pytest.raises(TypeError):
+        cls((8,))
+    assert set(cls._parameter_constraints) == {p.name for p in params}
+    # the training options are the same everywhere
+    base = set(inspect.signature(NeuralEstimatorBase.__init__).parameters) - {"self"}
+    assert base <= set(cls().get_params())
+
+
+@pytest.mark.parametrize("schedule", LR_SCHEDULES)
+def test_lr_schedule_runs_from_lr_to_lr_final(local, schedule):
+    X, t = local
+    est = SALLY(**SMALL, max_epochs=5, lr=1e-2, lr_final=1e-4, lr_schedule=schedule, early_stopping=False).fit(X, t)
+    lrs = np.asarray(est.net_.history[:, "event_lr"]) if schedule != "constant" else None
+    if schedule == "constant":
+        assert "event_lr" not in est.net_.history[-1]
+        assert est.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-2)
+        return
+    assert lrs[0] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(1e-4)
+    assert np.all(np.diff(lrs) < 0)
+    if schedule == "exponential":  # MadMiner: lr (lr_final / lr)^(e / (max_epochs - 1))
+        np.testing.assert_allclose(lrs, 1e-2 * (1e-2) ** (np.arange(5) / 4), rtol=1e-6)
+    sim = lr_scheduler(schedule, 1e-2, 1e-4, 5).simulate(5, 1e-2)
+    np.testing.assert_allclose(sim, lrs, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("optimizer", "expected"), [("adam", (torch.optim.Adam, {"amsgrad": False})),
+                                                     ("amsgrad", (torch.optim.Adam, {"amsgrad": True})),
+                                                     ("sgd", (torch.optim.SGD, {"momentum": 0.5}))])
+def test_optimizer_and_weight_decay_reach_torch(local, optimizer, expected):
+    X, t = local
+    est = SALLY(**SMALL, max_epochs=1, optimizer=optimizer, momentum=0.5, weight_decay=1e-3).fit(X, t)
+    opt = est.net_.optimizer_
+    cls, settings = expected
+    assert type(opt) is cls
+    group = opt.param_groups[0]
+    assert group["weight_decay"] == pytest.approx(1e-3)
+    for k, v in settings.items():
+        assert group[k] == v
+
+
+def test_weight_decay_shrinks_the_weights(local):
+    X, t = local
+    norms = []
+    for wd in (0.0, 0.5):
+        est = SALLY(**SMALL, max_epochs=5, lr=1e-2, lr_schedule="constant", weight_decay=wd,
+                    early_stopping=False).fit(X, t)
+        norms.append(sum(float(p.detach().pow(2).sum()) for p in est.module_.mlp.parameters()))
+    assert norms[1] < 0.8 * norms[0], norms
+
+
+def test_ema_returns_averaged_weights_that_differ_from_the_raw_ones(local):
+    X, t = local
+    kw = dict(**SMALL, max_epochs=4, lr_schedule="constant", lr=1e-2, early_stopping=False)
+    raw = SALLY(**kw, epoch_selection="last").fit(X, t)
+    ema = SALLY(**kw, epoch_selection="ema").fit(X, t)
+    # same seeds, same optimisation path: only the returned weights differ
+    np.testing.assert_allclose(ema.loss_curve_, raw.loss_curve_, rtol=1e-6)
+    w_raw = torch.cat([p.flatten() for p in raw.module_.parameters()])
+    w_ema = torch.cat([p.flatten() for p in ema.module_.parameters()])
+    assert not torch.allclose(w_raw, w_ema)
+    # the average lies between the recent raw iterates: closer to the final weights than the initial ones
+    first = SALLY(**{**kw, "max_epochs": 1, "lr": 1e-12}, epoch_selection="last").fit(X, t)
+    init = torch.cat([p.flatten() for p in first.module_.parameters()])
+    assert (w_ema - w_raw).norm() < (init - w_raw).norm()
+
+
+@pytest.mark.parametrize("selection", ["ema", "smoothed", "best", "last"])
+def test_epoch_selection_with_validation(local, selection):
+    X, t = local
+    est = SALLY(**SMALL, max_epochs=6, patience=2, lr=0.05, lr_schedule="constant",
+                epoch_selection=selection).fit(X, t)
+    assert len(est.validation_loss_curve_) == est.n_epochs_
+    history = est.net_.history
+    if selection == "smoothed":
+        smooth = np.asarray(history[:, "valid_loss_smooth"])
+        assert est.best_epoch_ == int(np.argmin(smooth)) + 1
+        raw = np.asarray(est.validation_loss_curve_)
+        np.testing.assert_allclose(smooth[1], 0.3 * raw[1] + 0.7 * raw[0], rtol=1e-6)
+    elif selection in ("best", "ema"):
+        assert est.best_epoch_ == int(np.argmin(est.validation_loss_curve_)) + 1
+    else:
+        assert est.best_epoch_ == est.n_epochs_
+
+
+def test_gridsearch_tunes_the_training_options(local):
+    X, t = local
+    grid = {"optimizer": ["adam", "sgd"], "lr_schedule": ["exponential", "cosine"], "weight_decay": [0.0, 1e-4]}
+    search = GridSearchCV(SALLY(**SMALL, max_epochs=2), grid, cv=2).fit(X, t)
+    assert len(search.cv_results_["params"]) == 8
+    assert set(search.best_params_) == set(grid)

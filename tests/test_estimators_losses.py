@@ -57,8 +57,9 @@ def test_rolr_loss_formula_and_clipping():
 def test_score_mse_masks_and_averages_over_all_events():
     t_hat = T([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     t_xz = T([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    assert losses.score_mse(t_hat, t_xz).item() == pytest.approx((1 + 4 + 2) / 3)
-    assert losses.score_mse(t_hat, t_xz, T([1.0, 0.0, 1.0])).item() == pytest.approx((1 + 2) / 3)
+    # mean over the 2 components (MadMiner's normalisation), then over all events
+    assert losses.score_mse(t_hat, t_xz).item() == pytest.approx((1 + 4 + 2) / 3 / 2)
+    assert losses.score_mse(t_hat, t_xz, T([1.0, 0.0, 1.0])).item() == pytest.approx((1 + 2) / 3 / 2)
 
 
 def test_composite_losses_and_criterion():

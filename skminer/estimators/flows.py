@@ -36,6 +36,7 @@ from .._arrays import from_awkward
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
 from .base import NeuralEstimatorBase, _store_params
+from .losses import score_mse
 
 __all__ = ["NDE", "SCANDAL", "FlowNet", "FlowCriterion", "FLOWS"]
 
@@ -117,7 +118,8 @@ class FlowNet(nn.Module):
 
 
 class FlowCriterion(nn.Module):
-    """NLL ``-mean log p_hat(x | theta)`` plus ``alpha * mean |t_hat - t_xz|^2`` (SCANDAL; ``alpha = 0``: NDE)."""
+    """NLL ``-mean log p_hat(x | theta)`` plus ``alpha`` times :func:`~skminer.estimators.losses.score_mse`
+    (mean over events and parameter components; SCANDAL; ``alpha = 0``: NDE)."""
 
     def __init__(self, alpha: float = 0.0) -> None:
         super().__init__()
@@ -126,7 +128,7 @@ class FlowCriterion(nn.Module):
     def forward(self, y_pred: Mapping[str, Tensor], y_true: Mapping[str, Tensor]) -> Tensor:
         loss = -y_pred["log_p"].mean()
         if self.alpha != 0.0 and "t" in y_pred and "t_xz" in y_true:
-            loss = loss + self.alpha * ((y_pred["t"] - y_true["t_xz"]) ** 2).sum(dim=1).mean()
+            loss = loss + self.alpha * score_mse(y_pred["t"], y_true["t_xz"])
         return loss
 
 

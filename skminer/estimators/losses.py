@@ -9,8 +9,10 @@ Conventions (as in MadMiner):
 * The joint likelihood ratio enters as ``log_r_xz = log r(x, z | theta0, theta1)``; the joint score ``t_xz`` is
   ``grad_theta log p(x, z | theta)`` at ``theta0``; for doubly parameterised estimators ``t_xz1`` is the joint
   score at ``theta1``, which is matched to ``-d log r_hat / d theta1``.
-* Score terms are averaged over *all* events of a batch (masked events contribute zero), which is MadMiner's
-  normalisation of the hyperparameter ``alpha``. Squared errors of vectors are squared Euclidean norms.
+* Score terms are averaged over the parameter components and over *all* events of a batch (masked events
+  contribute zero): ``mean_i mask_i mean_k (t_hat_ik - t_xz_ik)^2``, MadMiner's normalisation of the
+  hyperparameter ``alpha``. Migration: before skminer 0.2 the components were summed, so an old ``alpha``
+  equals the new ``alpha * n_parameters``.
 
 The torch functions are differentiable and operate on batches; :class:`RatioCriterion` and
 :class:`ScoreCriterion` wrap them as ``torch.nn.Module`` criteria for the skorch training loop.
@@ -131,17 +133,17 @@ def rolr_loss(log_r_hat: Tensor, y: Tensor, log_r_xz: Tensor, log_r_clip: float 
 
 
 def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Masked squared error of a score: ``mean_i mask_i |t_hat_i - t_xz_i|^2``.
+    """Masked squared error of a score: ``mean_i mask_i mean_k (t_hat_ik - t_xz_ik)^2`` (MadMiner's normalisation).
 
     Parameters
     ----------
     t_hat, t_xz : Tensor, shape (n, n_params) or (n,)
     mask : Tensor, shape (n,), optional
         Event weights (e.g. ``1 - y`` to use only events drawn at ``theta0``). The mean runs over all ``n``
-        events, masked ones contributing zero.
+        events, masked ones contributing zero, and over the ``n_params`` components.
     """
     diff = t_hat - t_xz.reshape(t_hat.shape)
-    sq = diff.pow(2).reshape(diff.shape[0], -1).sum(dim=1)
+    sq = diff.pow(2).reshape(diff.shape[0], -1).mean(dim=1)
     if mask is not None:
         sq = sq * _flat(mask).to(sq.dtype)
     return sq.mean()

@@ -21,7 +21,7 @@ from skminer.simulation import ToySimulator
 THETA1 = np.zeros(2)
 # measured MSE (seed 0): ALICE 0.018, ALICES 0.020, CARL 0.083; the variance of the true log r is 0.61
 THRESHOLDS = {"ALICE": 0.03, "ALICES": 0.03, "CARL": 0.12}
-COMMON = {"hidden_layer_sizes": (64, 64), "batch_size": 256, "lr": 1e-3, "max_epochs": 50, "patience": 10,
+COMMON = {"hidden_layer_sizes": (64, 64), "batch_size": 256, "lr": 1e-3, "max_epochs": 25, "patience": 10,
           "random_state": 0}
 
 

@@ -11,8 +11,8 @@ Conventions (as in MadMiner):
   score at ``theta1``, which is matched to ``-d log r_hat / d theta1``.
 * Score terms are averaged over the parameter components and over *all* events of a batch (masked events
   contribute zero): ``mean_i mask_i mean_k (t_hat_ik - t_xz_ik)^2``, MadMiner's normalisation of the
-  hyperparameter ``alpha``. Migration: before skminer 0.2 the components were summed, so an old ``alpha``
-  equals the new ``alpha * n_parameters``.
+  hyperparameter ``alpha``. Migration: before skminer 0.2 the components were summed, so the loss of an old
+  ``alpha = a`` is the loss of a new ``alpha = a * n_parameters``.
 
 The torch functions are differentiable and operate on batches; :class:`RatioCriterion` and
 :class:`ScoreCriterion` wrap them as ``torch.nn.Module`` criteria for the skorch training loop.

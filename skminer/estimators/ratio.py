@@ -169,8 +169,8 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         X, y = validate_data(self, from_awkward(X), y, dtype=np.float64, y_numeric=True)
         n = X.shape[0]
         if not np.all(np.isin(y, (0.0, 1.0))):
-            raise ValueError(f"{owner}.fit: y must contain the labels 0 (x drawn at theta0) and 1 (x drawn at "
-                             f"theta1), found values {np.unique(y)[:10].tolist()}")
+            raise ValueError(f"{owner}.fit: Unknown label type: y must contain the labels 0 (x drawn at theta0) and "
+                             f"1 (x drawn at theta1), found values {np.unique(y)[:10].tolist()}")
         theta = self._check_theta_fit(theta, n)
         p = theta.shape[1] // 2 if self._double else theta.shape[1]
         self.n_parameters_ = int(p)

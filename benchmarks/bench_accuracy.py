@@ -1,0 +1,345 @@
+"""Accuracy of every method against the exact likelihood of the built-in ToySimulator (issue 9).
+
+Run ``python benchmarks/bench_accuracy.py [--quick] [--methods sally,alices,...] [--seeds 0,1,2]
+[--settings budget,defaults] [--set NAME=VALUE ...] [--jobs N] [--madminer VENV]``.
+
+Data (the toy's exact sampler, ``ToySimulator()`` with two parameters): SALLY/SALLINO train on ``n_train``
+events at the SM with their joint scores; the ratio methods on ``n_train`` events, half drawn at ``theta0``
+from ``n_theta0`` uniform points of ``[-1, 1]^2`` and half at the SM reference ``theta1`` (both classes sharing
+the ``theta0`` values), with ``r_xz`` and ``t_xz``; NDE/SCANDAL on ``n_train`` events at their ``theta``. The
+test events are ``n_test`` independent SM events. Every method sees the same events for a given seed.
+
+Settings: ``budget`` is MadMiner 0.9.6's training budget (hidden (100, 100, 100), tanh, 30 epochs, batch 128,
+validation 0.25, 100k samples, 500 theta0 values) with skminer's other training options at their defaults;
+``defaults`` keeps every estimator default (same data). ``--set`` overrides estimator parameters in both (to
+compare options). ``--quick`` shrinks data and epochs to choose settings on a laptop.
+
+Printed per method (mean +- standard deviation over seeds, all against the exact truth on the test events):
+
+* ``score_mse``: mean over events and components of ``(t_hat(x|SM) - t(x|SM))^2``;
+* ``logr_mse``: mean of ``(log r_hat(x|theta, SM) - log r(x|theta, SM))^2`` over the 11 x 11 grid on
+  ``[-1, 1]^2``;
+* ``mean_bias``: grid mean of ``|E[log r_hat] - E[log r]|`` (the expectation over SM events drives the expected
+  limits);
+* ``info_err``: relative Frobenius error of the full Fisher information at the SM, ``L sigma E[t_hat t_hat^T]``
+  plus the exact rate term, for ``L = 20 pb^-1``;
+* ``q_rms``: RMS of ``q_hat - q_true`` of the expected (Asimov) limits at the SM over the grid points inside
+  the true 95% region (``q_true < 5.99``), where ``q(theta) = -2 [n_0 log(n(theta) / n_0) - n(theta) + n_0 +
+  n_0 E_SM[log r(x|theta, SM)]]`` minus its grid minimum, ``n = L sigma``.
+
+With ``--madminer VENV`` the same events (written to a temporary directory as ``.npy``) are also fed to
+madminer 0.9.6 in the virtual environment ``VENV`` (``VENV/bin/python``; madminer needs ``numpy<1.24``), at
+its own settings for the same budget, and its table is printed beside skminer's.
+
+Measurements (2 shared CPU cores, one torch thread; see ``docs/howto/training.md`` for how the defaults
+were chosen from them) are recorded at the end of this docstring by hand after a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skminer import estimators as est
+from skminer.simulation.toy import ToySimulator
+
+SM = np.zeros(2)
+LUMINOSITY = 20.0  # pb^-1: the true 95% region at the SM lies inside [-1, 1]^2
+GRID_1D = np.linspace(-1.0, 1.0, 11)
+GRID = np.array([(a, b) for a in GRID_1D for b in GRID_1D])
+Q95 = 5.99  # chi2 quantile, 2 parameters
+
+BUDGET = {"hidden_layer_sizes": (100, 100, 100), "activation": "tanh", "max_epochs": 30, "batch_size": 128,
+          "validation_fraction": 0.25}
+SIZES = {"full": {"n_train": 100_000, "n_theta0": 500, "n_test": 20_000, "n_cal": 1000},
+         "quick": {"n_train": 30_000, "n_theta0": 200, "n_test": 10_000, "n_cal": 500}}
+QUICK_EPOCHS = 12
+METHODS = ("sally", "sallino", "carl", "rolr", "alice", "cascal", "rascal", "alices", "nde", "scandal")
+RATIO_CLASSES = {"carl": est.CARL, "rolr": est.ROLR, "alice": est.ALICE, "cascal": est.CASCAL,
+                 "rascal": est.RASCAL, "alices": est.ALICES}
+METRICS = ("score_mse", "logr_mse", "mean_bias", "info_err", "q_rms")
+
+logger = logging.getLogger("bench_accuracy")
+
+
+# ------------------------------------------------------------------------------------------------ data
+def make_data(sim: ToySimulator, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    """All training and test arrays for one seed (exact sampling from the toy)."""
+    rng = np.random.default_rng(seed)
+    n, n_half = sizes["n_train"], sizes["n_train"] // 2
+    d: dict[str, np.ndarray] = {}
+    # local (SALLY, SALLINO): events at the SM and their joint score there
+    x, z = sim.sample(n, SM, random_state=rng, return_latent=True)
+    d["local_x"], d["local_t"] = x, sim.joint_score(z, SM)
+    # ratio: theta0 from n_theta0 points; one event at theta0 and one at the SM per draw (shared theta0)
+    points = rng.uniform(-1.0, 1.0, size=(sizes["n_theta0"], 2))
+    th0 = points[rng.integers(0, len(points), size=n_half)]
+    x0, z0 = _sample_at(sim, th0, rng)
+    x1, z1 = sim.sample(n_half, SM, random_state=rng, return_latent=True)
+    theta = np.vstack([th0, th0])
+    zz = np.vstack([z0, z1])
+    perm = rng.permutation(2 * n_half)
+    d["ratio_x"] = np.vstack([x0, x1])[perm]
+    d["ratio_y"] = np.concatenate([np.zeros(n_half), np.ones(n_half)])[perm]
+    d["ratio_theta"] = theta[perm]
+    d["ratio_r_xz"] = np.exp(sim.joint_log_ratio(zz, theta, SM, paired=True))[perm]
+    d["ratio_t_xz"] = sim.joint_score(zz, theta, paired=True)[perm]
+    # density (NDE, SCANDAL): events at their theta
+    thd = points[rng.integers(0, len(points), size=n)]
+    xd, zd = _sample_at(sim, thd, rng)
+    d["density_x"], d["density_theta"], d["density_t_xz"] = xd, thd, sim.joint_score(zd, thd, paired=True)
+    # SALLINO calibration events at every grid point
+    d["cal_x"] = np.vstack([sim.sample(sizes["n_cal"], th, random_state=rng) for th in GRID])
+    d["cal_theta"] = np.repeat(GRID, sizes["n_cal"], axis=0)
+    d["test_x"] = sim.sample(sizes["n_test"], SM, random_state=rng)
+    return d
+
+
+def _sample_at(sim: ToySimulator, theta: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One event per row of ``theta`` (grouped by distinct point for the exact sampler), in the rows' order."""
+    x = np.empty((len(theta), sim.n_observables))
+    z = np.empty((len(theta), sim.n_observables))
+    uniq, inverse = np.unique(theta, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    for j, point in enumerate(uniq):
+        rows = np.flatnonzero(inverse == j)
+        x[rows], z[rows] = sim.sample(len(rows), point, random_state=rng, return_latent=True)
+    return x, z
+
+
+# ------------------------------------------------------------------------------------------------ truth
+class Truth:
+    """Exact quantities on the test events."""
+
+    def __init__(self, sim: ToySimulator, x_test: np.ndarray) -> None:
+        self.sim = sim
+        self.score = sim.score(x_test, SM)  # (n, 2)
+        self.log_r = sim.log_ratio(x_test, GRID, SM)  # (n, n_grid)
+        self.info = sim.fisher_information(SM, LUMINOSITY, kind="full")
+        self.rate_info = sim.fisher_information(SM, LUMINOSITY, kind="rate")
+        self.sigma0 = float(sim.cross_section(SM))
+        self.n_grid = LUMINOSITY * np.asarray(sim.cross_section(GRID))
+        self.q = self.q_from_mean_log_r(self.log_r.mean(axis=0))
+
+    def q_from_mean_log_r(self, mean_log_r: np.ndarray) -> np.ndarray:
+        """Asimov ``q(theta)`` on the grid from ``E_SM[log r(x|theta, SM)]`` (minus its minimum)."""
+        n0 = LUMINOSITY * self.sigma0
+        q = -2.0 * (n0 * np.log(self.n_grid / n0) - self.n_grid + n0 + n0 * mean_log_r)
+        return q - q.min()
+
+    def metrics(self, score: np.ndarray | None, log_r: np.ndarray | None) -> dict[str, float]:
+        out = dict.fromkeys(METRICS, float("nan"))
+        if score is not None:
+            out["score_mse"] = float(np.mean((score - self.score) ** 2))
+            info = LUMINOSITY * self.sigma0 * (score.T @ score) / len(score) + self.rate_info
+            out["info_err"] = float(np.linalg.norm(info - self.info) / np.linalg.norm(self.info))
+        if log_r is not None:
+            out["logr_mse"] = float(np.mean((log_r - self.log_r) ** 2))
+            out["mean_bias"] = float(np.mean(np.abs(log_r.mean(axis=0) - self.log_r.mean(axis=0))))
+            inside = self.q < Q95
+            q_hat = self.q_from_mean_log_r(log_r.mean(axis=0))
+            out["q_rms"] = float(np.sqrt(np.mean((q_hat - self.q)[inside] ** 2)))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ skminer
+def _ratio_grid(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    return np.stack([predict(x, th) for th in GRID], axis=1)
+
+
+def run_skminer(method: str, data: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray | None]:
+    """Train ``method`` with ``params`` and return its score at the SM and log r on the grid (test events)."""
+    x_test = data["test_x"]
+    if method in ("sally", "sallino"):
+        cls = est.SALLY if method == "sally" else est.SALLINO
+        model = cls(**params).fit(data["local_x"], data["local_t"])
+        score = model.predict(x_test)
+        if method == "sally":
+            return {"score": score, "log_r": None}
+        model.calibrate(data["cal_x"], data["cal_theta"])
+        return {"score": score, "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th, SM), x_test)}
+    if method in RATIO_CLASSES:
+        model = RATIO_CLASSES[method](**params).fit(
+            data["ratio_x"], data["ratio_y"], theta=data["ratio_theta"], r_xz=data["ratio_r_xz"],
+            t_xz=data["ratio_t_xz"])
+        return {"score": model.score_at(x_test, SM),
+                "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th), x_test)}
+    cls = est.NDE if method == "nde" else est.SCANDAL
+    model = cls(**params).fit(data["density_x"], theta=data["density_theta"], t_xz=data["density_t_xz"])
+    return {"score": model.score_at(x_test, SM),
+            "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th, SM), x_test)}
+
+
+def estimator_params(method: str, setting: str, quick: bool, overrides: dict[str, Any], seed: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"random_state": seed}
+    if setting == "budget":
+        params.update(BUDGET)
+        if method in ("nde", "scandal"):  # MadMiner's flows use their own architecture (MADE); keep skminer's
+            params.pop("hidden_layer_sizes")
+            params.pop("activation")
+    if quick:
+        params["max_epochs"] = QUICK_EPOCHS
+    params.update(overrides)
+    return params
+
+
+# ------------------------------------------------------------------------------------------------ madminer
+_MADMINER_SCRIPT = r'''
+import json, sys
+import numpy as np
+from madminer.ml import DoubleParameterizedRatioEstimator, LikelihoodEstimator, ParameterizedRatioEstimator, \
+    ScoreEstimator
+d, method, seed, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+np.random.seed(seed)
+import torch
+torch.manual_seed(seed)
+common = dict(n_epochs=budget["max_epochs"], batch_size=budget["batch_size"],
+              validation_split=budget["validation_fraction"], initial_lr=1e-3, final_lr=1e-4, verbose="none")
+grid = np.load(d + "/grid.npy")
+x_test = d + "/test_x.npy"
+out = {}
+if method == "sally":
+    e = ScoreEstimator(n_hidden=tuple(budget["hidden_layer_sizes"]), activation="tanh")
+    e.train(method="sally", x=d + "/local_x.npy", t_xz=d + "/local_t.npy", **common)
+    out["score"] = e.evaluate_score(x=x_test)
+else:
+    e = ParameterizedRatioEstimator(n_hidden=tuple(budget["hidden_layer_sizes"]), activation="tanh")
+    kw = dict(theta=d + "/ratio_theta.npy", x=d + "/ratio_x.npy", y=d + "/ratio_y.npy")
+    if method in ("rolr", "alice", "rascal", "alices"):
+        kw["r_xz"] = d + "/ratio_r_xz.npy"
+    if method in ("cascal", "rascal", "alices"):
+        kw["t_xz"] = d + "/ratio_t_xz.npy"
+        kw["alpha"] = float(budget.get("alpha", 1.0))
+    e.train(method=method, **kw, **common)
+    log_r, _ = e.evaluate_log_likelihood_ratio(x=x_test, theta=grid, test_all_combinations=True,
+                                               evaluate_score=False)
+    out["log_r"] = np.asarray(log_r).T
+    _, score = e.evaluate_log_likelihood_ratio(x=x_test, theta=np.zeros((1, 2)), test_all_combinations=True,
+                                               evaluate_score=True)
+    out["score"] = np.asarray(score)[0]
+for k, v in out.items():
+    np.save(d + "/mm_" + k + ".npy", v)
+'''
+
+
+def run_madminer(venv: Path, method: str, data: dict[str, np.ndarray], params: dict[str, Any],
+                 seed: int) -> dict[str, np.ndarray | None]:
+    """Train ``method`` with madminer 0.9.6 in ``venv`` on the same events; SALLY and the ratio methods only."""
+    if method not in ("sally", *RATIO_CLASSES):
+        return {"score": None, "log_r": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, v in data.items():
+            np.save(os.path.join(tmp, k + ".npy"), v)
+        np.save(os.path.join(tmp, "grid.npy"), GRID)
+        budget = {k: params[k] for k in ("hidden_layer_sizes", "max_epochs", "batch_size", "validation_fraction")}
+        budget["alpha"] = params.get("alpha", 1.0)
+        subprocess.run([str(venv / "bin" / "python"), "-c", _MADMINER_SCRIPT, tmp, method, str(seed),
+                        json.dumps(budget)], check=True)
+        out: dict[str, np.ndarray | None] = {"score": None, "log_r": None}
+        for k in out:
+            path = os.path.join(tmp, f"mm_{k}.npy")
+            if os.path.exists(path):
+                out[k] = np.load(path)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ main
+def _parse_value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _row(name: str, results: list[dict[str, float]], seconds: float) -> str:
+    cells = []
+    for m in METRICS:
+        v = np.array([r[m] for r in results])
+        cells.append("n/a" if np.all(np.isnan(v)) else f"{np.mean(v):.3g} +- {np.std(v):.2g}")
+    return f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (choosing settings)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--settings", default="budget,defaults")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="estimator parameter override (JSON value), e.g. --set epoch_selection='\"best\"'")
+    ap.add_argument("--vary", default=None, metavar="NAME=V1|V2|...",
+                    help="train one variant per value of one parameter (JSON values) on the same data")
+    ap.add_argument("--madminer", type=Path, default=None, metavar="VENV", help="madminer 0.9.6 virtual env")
+    ap.add_argument("--json", type=Path, default=None, help="also write all per-seed results as JSON")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(1)
+    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {METHODS}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    settings = [s.strip() for s in args.settings.split(",")]
+    if not set(settings) <= {"budget", "defaults"}:
+        ap.error("--settings takes budget and/or defaults")
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set needs NAME=VALUE, got {item!r}")
+        overrides[name] = _parse_value(value)
+    variants: list[tuple[str, dict[str, Any]]] = [("", {})]
+    if args.vary:
+        name, sep, values = args.vary.partition("=")
+        if not sep:
+            ap.error(f"--vary needs NAME=V1|V2, got {args.vary!r}")
+        variants = [(f" {name}={v}", {name: _parse_value(v)}) for v in values.split("|")]
+    sizes = SIZES["quick" if args.quick else "full"]
+    sim = ToySimulator()
+    results: dict[str, list[dict[str, float]]] = {}
+    seconds: dict[str, float] = {}
+    for seed in seeds:
+        data = make_data(sim, sizes, seed)
+        truth = Truth(sim, data["test_x"])
+        for method in methods:
+            for setting, (label, variant) in ((s, v) for s in settings for v in variants):
+                params = estimator_params(method, setting, args.quick, {**overrides, **variant}, seed)
+                t0 = time.perf_counter()
+                pred = run_skminer(method, data, params)
+                key = f"{method} ({setting}{label})"
+                seconds[key] = seconds.get(key, 0.0) + (time.perf_counter() - t0) / len(seeds)
+                results.setdefault(key, []).append(truth.metrics(pred["score"], pred["log_r"]))
+                logger.info("seed %d %s: %s", seed, key, {k: round(v, 5) for k, v in results[key][-1].items()})
+            if args.madminer is not None and method in ("sally", *RATIO_CLASSES):
+                params = estimator_params(method, "budget", args.quick, overrides, seed)
+                t0 = time.perf_counter()
+                pred = run_madminer(args.madminer, method, data, params, seed)
+                key = f"{method} (madminer)"
+                seconds[key] = seconds.get(key, 0.0) + (time.perf_counter() - t0) / len(seeds)
+                results.setdefault(key, []).append(truth.metrics(pred["score"], pred["log_r"]))
+    size = "quick" if args.quick else "full"
+    print(f"\nsizes {size}: {sizes}; seeds {seeds}; overrides {overrides or 'none'}; L = {LUMINOSITY} pb^-1\n")
+    print("| method (setting) | " + " | ".join(METRICS) + " | fit s |")
+    print("|---" * (len(METRICS) + 2) + "|")
+    for key, rows in results.items():
+        print(_row(key, rows, seconds[key]))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"sizes": sizes, "overrides": {k: str(v) for k, v in overrides.items()},
+                                         "results": results, "seconds": seconds}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -182,7 +182,7 @@ class NeuralEstimatorBase(BaseEstimator):
     _tuple_params: ClassVar[tuple[str, ...]] = ("hidden_layer_sizes",)
     _grad_in_validation: ClassVar[bool] = False
 
-    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",
                  optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
                  momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
                  early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,

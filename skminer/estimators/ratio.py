@@ -79,7 +79,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         "log_r_clip": [Interval(Real, 0, np.inf, closed="neither")],
     }
 
-    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",
                  optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
                  momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
                  early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
@@ -283,7 +283,7 @@ class _AlphaRatioEstimatorBase(RatioEstimatorBase):
         "alpha": [Interval(Real, 0, np.inf, closed="left")],
     }
 
-    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",
                  alpha: float = 1.0, optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential",
                  lr_final: float = 1e-4, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128,
                  max_epochs: int = 50, early_stopping: bool = True, epoch_selection: str = "ema",
@@ -295,7 +295,7 @@ class _AlphaRatioEstimatorBase(RatioEstimatorBase):
 _PARAMS_DOC = """
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(100, 100)
+    hidden_layer_sizes : tuple of int, default=(100, 100, 100)
         Hidden layers of the network (all parameters are keyword-only) ``log r_hat = f(x, theta)``.
     activation : str, default="tanh"
         Hidden activation (smooth activations give smooth scores ``d log r / d theta``).{alpha}

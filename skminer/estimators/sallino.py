@@ -67,7 +67,7 @@ class SALLINO(SALLY):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(100, 100)
+    hidden_layer_sizes : tuple of int, default=(100, 100, 100)
     activation : str, default="tanh"
     optimizer, lr, lr_schedule, lr_final, momentum, weight_decay, batch_size, max_epochs, early_stopping, \
     epoch_selection, validation_fraction, patience
@@ -102,7 +102,7 @@ class SALLINO(SALLY):
         "min_probability": [Interval(Real, 0, 1, closed="neither")],
     }
 
-    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100), activation: str = "tanh",
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",
                  optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
                  momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
                  early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,

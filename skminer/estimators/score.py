@@ -26,7 +26,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(100, 100)
+    hidden_layer_sizes : tuple of int, default=(100, 100, 100)
     activation : str, default="tanh"
     optimizer : {"adam", "amsgrad", "sgd"}, default="adam"
     lr : float, default=1e-3

@@ -12,7 +12,7 @@ from skminer.estimators import CARL, Ensemble
 
 distributed = pytest.importorskip("distributed")
 
-from test_estimators_toy import ratio_sample  # noqa: E402
+from toy_data import ratio_sample  # noqa: E402
 
 TINY = dict(hidden_layer_sizes=(8,), max_epochs=2, batch_size=128, random_state=0)
 

@@ -21,7 +21,11 @@ from skminer.simulation import ToySimulator
 THETA1 = np.zeros(2)
 # measured MSE (seed 0): ALICE 0.018, ALICES 0.020, CARL 0.083; the variance of the true log r is 0.61
 THRESHOLDS = {"ALICE": 0.03, "ALICES": 0.03, "CARL": 0.12}
-COMMON = {"hidden_layer_sizes": (64, 64), "batch_size": 256, "lr": 1e-3, "max_epochs": 25, "patience": 10,
+# The thresholds were measured with a constant learning rate and the raw best epoch; with the default decaying
+# schedule and 25 epochs ALICE reached only 0.079 here (undertrained: the decay to 1e-4 comes too early for 60k
+# events at batch 256), so the measured configuration is pinned explicitly.
+COMMON = {"hidden_layer_sizes": (64, 64), "batch_size": 256, "lr": 1e-3, "lr_schedule": "constant",
+          "epoch_selection": "best", "max_epochs": 50, "patience": 10,
           "random_state": 0}
 
 

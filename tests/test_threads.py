@@ -153,3 +153,20 @@ def test_cli_threads_option(monkeypatch, tmp_path, torch_threads, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--threads", "0"])
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_estimator_n_threads_parameter(monkeypatch, torch_threads):
+    seen = []
+    original = estimator_base.SkminerNet.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(estimator_base.SkminerNet, "fit", recording_fit)
+    torch.set_num_threads(2)
+    x, t = _data()
+    model = SALLY(hidden_layer_sizes=(4,), max_epochs=1, n_threads=1, random_state=0).fit(x, t)
+    assert seen == [1] and torch.get_num_threads() == 2 and model.get_params()["n_threads"] == 1
+    with pytest.raises(ValueError, match="n_threads"):
+        SALLY(n_threads=0).fit(x, t)

@@ -144,6 +144,10 @@ class NeuralEstimatorBase(BaseEstimator):
         Epochs without validation improvement before stopping.
     device : str
         Torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    n_threads : int or None
+        Threads of torch and the BLAS/OpenMP libraries while fitting and predicting (the caller's settings are
+        restored afterwards). None: :func:`skminer.threads.default_threads` (``OMP_NUM_THREADS``, else the CPUs
+        this process may use that other work leaves idle).
     random_state : None, int, RandomState or Generator
         Seeds weight initialisation, the validation split and batch shuffling (locally: the global numpy and
         torch generators are neither seeded nor consumed).
@@ -171,6 +175,7 @@ class NeuralEstimatorBase(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device, None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
     }
@@ -186,7 +191,8 @@ class NeuralEstimatorBase(BaseEstimator):
                  optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
                  momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
                  early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
-                 patience: int = 10, device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+                 patience: int = 10, device: str = "cpu", n_threads: int | None = None, random_state: Any = None,
+                 verbose: int = 0) -> None:
         _store_params(self, locals())
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -279,7 +285,7 @@ class NeuralEstimatorBase(BaseEstimator):
         dataset = TensorDictDataset(X_t, y_t)
         module = self._new_module(torch_generator(s_init), **(stats or {}))
         net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
-        with limit_threads(getattr(self, "n_threads", None)):  # never oversubscribe; the caller's setting is restored
+        with limit_threads(self.n_threads):  # never oversubscribe; the caller's setting is restored
             net.fit(dataset, None)
         self.net_ = net
         hist = net.history
@@ -319,7 +325,7 @@ class NeuralEstimatorBase(BaseEstimator):
         device = self.net_.device
         n = arrays[0].shape[0]
         outs = []
-        with limit_threads(getattr(self, "n_threads", None)):
+        with limit_threads(self.n_threads):
             for start in range(0, n, batch_size):
                 tensors = [as_float_tensor(a[start:start + batch_size], device) for a in arrays]
                 with torch.set_grad_enabled(grad):

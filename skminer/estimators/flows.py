@@ -158,7 +158,8 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
                  lr_schedule: str = "exponential", lr_final: float = 1e-4, momentum: float = 0.9,
                  weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
                  epoch_selection: str = "ema", validation_fraction: float = 0.25, patience: int = 10,
-                 device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+                 device: str = "cpu", n_threads: int | None = None, random_state: Any = None,
+                 verbose: int = 0) -> None:
         _store_params(self, locals())
 
     # ------------------------------------------------------------------ configuration
@@ -429,7 +430,8 @@ class SCANDAL(_FlowEstimatorBase):
                  lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4, momentum: float = 0.9,
                  weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50, early_stopping: bool = True,
                  epoch_selection: str = "ema", validation_fraction: float = 0.25, patience: int = 10,
-                 device: str = "cpu", random_state: Any = None, verbose: int = 0) -> None:
+                 device: str = "cpu", n_threads: int | None = None, random_state: Any = None,
+                 verbose: int = 0) -> None:
         _store_params(self, locals())
 
     def fit(self, X: Any, y: Any = None, *, theta: Any = None, t_xz: Any = None) -> SCANDAL:

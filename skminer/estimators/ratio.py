@@ -83,8 +83,8 @@ class RatioEstimatorBase(NeuralEstimatorBase):
                  optimizer: str = "adam", lr: float = 1e-3, lr_schedule: str = "exponential", lr_final: float = 1e-4,
                  momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
                  early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
-                 patience: int = 10, log_r_clip: float = 10.0, device: str = "cpu", random_state: Any = None,
-                 verbose: int = 0) -> None:
+                 patience: int = 10, log_r_clip: float = 10.0, device: str = "cpu", n_threads: int | None = None,
+                 random_state: Any = None, verbose: int = 0) -> None:
         _store_params(self, locals())
 
     # ------------------------------------------------------------------ configuration
@@ -288,7 +288,7 @@ class _AlphaRatioEstimatorBase(RatioEstimatorBase):
                  lr_final: float = 1e-4, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128,
                  max_epochs: int = 50, early_stopping: bool = True, epoch_selection: str = "ema",
                  validation_fraction: float = 0.25, patience: int = 10, log_r_clip: float = 10.0, device: str = "cpu",
-                 random_state: Any = None, verbose: int = 0) -> None:
+                 n_threads: int | None = None, random_state: Any = None, verbose: int = 0) -> None:
         _store_params(self, locals())
 
 

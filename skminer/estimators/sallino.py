@@ -107,7 +107,7 @@ class SALLINO(SALLY):
                  momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 128, max_epochs: int = 50,
                  early_stopping: bool = True, epoch_selection: str = "ema", validation_fraction: float = 0.25,
                  patience: int = 10, n_bins: int = 20, min_probability: float = 1e-6, device: str = "cpu",
-                 random_state: Any = None, verbose: int = 0) -> None:
+                 n_threads: int | None = None, random_state: Any = None, verbose: int = 0) -> None:
         _store_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -21,10 +21,12 @@ _ADDRESS_SPACE_LIMIT = 6 << 30  # bytes; torch's import alone reserves about 1-2
 _WRAPPER = """
 import json, resource, sys, time, traceback
 resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+namespace = {{}}
+exec(compile(sys.argv[1], "<setup>", "exec"), namespace)
 start = time.perf_counter()
 error = None
 try:
-    exec(compile(sys.argv[1], "<snippet>", "exec"), {{}})
+    exec(compile(sys.argv[2], "<snippet>", "exec"), namespace)
 except BaseException as err:  # noqa: BLE001 - reported to the test
     error = f"{{type(err).__name__}}: {{err}}"
 print("@@" + json.dumps({{"error": error, "seconds": time.perf_counter() - start,
@@ -35,15 +37,16 @@ print("@@" + json.dumps({{"error": error, "seconds": time.perf_counter() - start
 @dataclass
 class Outcome:
     error: str | None  # "Type: message" of the exception the snippet raised, or None
-    seconds: float  # time the snippet ran (after interpreter start-up)
+    seconds: float  # time the snippet ran (after interpreter start-up and the setup's imports)
     peak_rss_mib: float  # peak resident memory of the whole interpreter, imports included
     log: str  # stderr (logging output)
 
 
-def run_bounded(snippet: str, timeout: float = 120.0) -> Outcome:
-    """Run ``snippet`` with ``python -c`` from the repository root, single-threaded, and return its outcome."""
+def run_bounded(snippet: str, setup: str = "", timeout: float = 120.0) -> Outcome:
+    """Run ``setup`` (imports, untimed) then ``snippet`` with ``python -c`` from the repository root,
+    single-threaded, and return the snippet's outcome."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", _WRAPPER.format(limit=_ADDRESS_SPACE_LIMIT), snippet],
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER.format(limit=_ADDRESS_SPACE_LIMIT), setup, snippet],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, check=False)
     marker = [line for line in proc.stdout.splitlines() if line.startswith("@@")]
     assert marker, f"snippet crashed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"

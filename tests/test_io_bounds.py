@@ -124,9 +124,9 @@ def test_legit_compressed_zeros_load(tmp_path: Path) -> None:
 def test_h5_bomb_case_file_is_refused_quickly_with_bounded_memory() -> None:
     """The 9 KB file of ../shared/cases/hostile-inputs that made EventSet.load allocate about 30 GiB."""
     case = HOSTILE / "h5_bomb_sparse_x.h5"
-    out = run_bounded(f"from skminer.events import EventSet\nEventSet.load({str(case)!r})")
+    out = run_bounded(f"EventSet.load({str(case)!r})", setup="from skminer.events import EventSet")
     assert out.error is not None and out.error.startswith("ValueError: "), out
     assert "h5_bomb_sparse_x.h5: field 'x' declares (2000000000, 2) (29.8 GiB)" in out.error
     assert "only 0 of its 1908 chunks are stored" in out.error
     assert out.peak_rss_mib < 400, out  # importing numpy/scipy/h5py alone takes about 100 MiB
-    assert out.seconds < 20, out
+    assert out.seconds < 5, out

@@ -45,6 +45,7 @@ from ._net import (
     check_hidden_layer_sizes,
     init_module_,
 )
+from ._state_check import check_module_state
 from ._torch_utils import as_float_tensor, resolve_device, seed_from_random_state, to_numpy, torch_generator
 from ._training import (
     EPOCH_SELECTIONS,
@@ -339,6 +340,12 @@ class NeuralEstimatorBase(BaseEstimator):
     def _state_attribute_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self._base_fitted_attributes + tuple(self._fitted_attributes)))
 
+    def _architecture_sizes(self) -> dict[str, int]:
+        """Hyperparameters that size the module (bounded against a stored state before it is built)."""
+        sizes = getattr(self, "hidden_layer_sizes", ()) or ()
+        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else sizes
+        return {f"hidden_layer_sizes[{i}]": int(n) for i, n in enumerate(sizes)}
+
     def _get_fitted_state(self) -> dict[str, Any]:
         """Everything needed to rebuild this fitted estimator without training.
 
@@ -385,6 +392,9 @@ class NeuralEstimatorBase(BaseEstimator):
             elif isinstance(value, torch.Tensor):
                 value = value.numpy()
             setattr(self, name, value)
+        # shapes first (on the meta device): stored hyperparameters must not decide what is allocated
+        check_module_state(lambda: self._new_module(None), state["module_state"], cls_name,
+                           self._architecture_sizes())
         module = self._new_module(None)
         try:
             module.load_state_dict({k: torch.as_tensor(v) for k, v in state["module_state"].items()})

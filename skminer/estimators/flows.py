@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from .._arrays import from_awkward
+from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
 from .base import NeuralEstimatorBase, _store_params
@@ -187,6 +188,9 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
     def _build_criterion(self) -> nn.Module:
         return FlowCriterion(self._alpha)
 
+    def _architecture_sizes(self) -> dict[str, int]:
+        return {**super()._architecture_sizes(), "transforms": int(self.transforms), "bins": int(self.bins)}
+
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X: Any, theta: Any, t_xz: Any) -> _FlowEstimatorBase:
@@ -212,6 +216,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
             if t_xz.shape != (n, self.n_parameters_):
                 raise ValueError(f"t_xz must have shape ({n}, {self.n_parameters_}), got {t_xz.shape}")
             targets["t_xz"] = t_xz
+        check_training_data(owner, X, t_xz=targets.get("t_xz"), theta=theta)
         x_mean, x_scale = Standardizer.stats(X)
         th_mean, th_scale = Standardizer.stats(theta)
         stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}

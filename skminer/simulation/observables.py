@@ -78,6 +78,8 @@ _BINARY_FUNCTIONS = {"arctan2": np.arctan2, "atan2": np.arctan2, "hypot": np.hyp
 _REDUCING = frozenset({"len", "sum", "min", "max", "any", "all"})
 FUNCTIONS = frozenset(_ELEMENTWISE) | frozenset(_BINARY_FUNCTIONS) | _REDUCING | {"where"}
 CONSTANTS = {"pi": math.pi, "inf": math.inf, "nan": math.nan}
+#: Longest expression accepted (characters); bounds parsing and validation cost of untrusted configurations.
+MAX_EXPRESSION_LENGTH = 4096
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
@@ -272,14 +274,23 @@ class Expression:
         if not isinstance(source, str):
             raise TypeError(f"expression must be a string, got {type(source).__name__}")
         self.source = source
+        if len(source) > MAX_EXPRESSION_LENGTH:
+            raise ExpressionError(f"expression {source[:60]!r}... has {len(source)} characters; at most "
+                                  f"{MAX_EXPRESSION_LENGTH} are allowed")
         try:
             tree = ast.parse(source.strip(), mode="eval")
         except SyntaxError as err:
             raise ExpressionError(f"syntax error in expression {source!r}: {err.msg} (column {err.offset})"
                                   ) from None
+        except (RecursionError, MemoryError):
+            raise ExpressionError(f"expression {source[:60]!r} is nested too deeply") from None
         self._tree = tree
         self._names: set[str] = set()
-        self._validate(tree)
+        try:
+            self._validate(tree)
+            self._fold(tree.body)
+        except RecursionError:
+            raise self._fail("nested too deeply") from None
 
     @property
     def names(self) -> set[str]:
@@ -328,6 +339,37 @@ class Expression:
                 self._names.add(node.id)
         for child in ast.iter_child_nodes(node):
             self._validate(child)
+
+    def _fold(self, node: ast.AST) -> float | None:
+        """Value of a constant (sub)expression in float64 arithmetic, ``None`` if it depends on the event.
+
+        Every node is visited once, so the cost is linear in the expression's size; a constant part that
+        overflows (``9**9**9``), divides by zero or turns complex is an error here, at parse time. Evaluation
+        uses the same float arithmetic (:meth:`_Interpreter.visit_Constant`), never Python's unbounded integers.
+        """
+        values = {id(child): self._fold(child) for child in ast.iter_child_nodes(node)}
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return CONSTANTS.get(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = values[id(node.operand)]
+            return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+        if isinstance(node, ast.BinOp):
+            left, right = values[id(node.left)], values[id(node.right)]
+            if left is None or right is None:
+                return None
+            try:
+                out = _BINOPS[type(node.op)](left, right)
+            except OverflowError:
+                raise self._fail(f"the constant {ast.unparse(node)!r} overflows float64 (exponent too large)"
+                                 ) from None
+            except ZeroDivisionError:
+                raise self._fail(f"the constant {ast.unparse(node)!r} divides by zero") from None
+            if isinstance(out, complex):
+                raise self._fail(f"the constant {ast.unparse(node)!r} is complex") from None
+            return out
+        return None
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -427,7 +469,8 @@ class _Interpreter:
         return method(node)
 
     def visit_Constant(self, node: ast.Constant) -> Any:
-        return node.value
+        # numbers are float64: Python's unbounded integers would let 9**9**9 run for hours
+        return node.value if isinstance(node.value, bool) else float(node.value)
 
     def visit_Name(self, node: ast.Name) -> Any:
         if node.id in CONSTANTS:

@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from .._arrays import from_awkward
+from ._data_checks import check_training_data
 from ._net import RatioNet, Standardizer
 from .base import ClassifierOutputMixin, NeuralEstimatorBase, _store_params
 from .losses import (
@@ -179,13 +180,16 @@ class RatioEstimatorBase(NeuralEstimatorBase):
             if r_xz is None:
                 raise ValueError(f"{owner} needs the joint likelihood ratio r_xz (fit(..., r_xz=...)); "
                                  "inside a Pipeline/GridSearchCV enable metadata routing (see theta)")
-            targets["log_r_xz"] = log_r_xz_from_r_xz(self._check_event_array(r_xz, "r_xz", n, None))
+            r_xz = self._check_event_array(r_xz, "r_xz", n, None)
+            targets["log_r_xz"] = log_r_xz_from_r_xz(r_xz)
         if self._uses_score:
             if t_xz is None:
                 raise ValueError(f"{owner} needs the joint score t_xz at theta0 (fit(..., t_xz=...)), or alpha=0")
             targets["t_xz"] = self._check_event_array(t_xz, "t_xz", n, p)
             if self._double and t_xz1 is not None:
                 targets["t_xz1"] = self._check_event_array(t_xz1, "t_xz1", n, p)
+        check_training_data(owner, X, y=y, r_xz=r_xz if "log_r_xz" in targets else None,
+                            t_xz=targets.get("t_xz"), theta=theta, t_xz1=targets.get("t_xz1"))
         x_mean, x_scale = Standardizer.stats(X)
         th_mean, th_scale = Standardizer.stats(theta)
         stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._arrays import from_awkward
+from ._data_checks import check_training_data
 from ._net import ScoreNet, Standardizer
 from .base import NeuralEstimatorBase
 from .losses import ScoreCriterion
@@ -101,6 +102,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         self._y_1d_ = y.ndim == 1
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
         self.n_outputs_ = int(y2.shape[1])
+        check_training_data(type(self).__name__, X, t_xz=y2)
         x_mean, x_scale = Standardizer.stats(X)
         y_mean, y_scale = Standardizer.stats(y2)
         y_scale = np.where(np.isfinite(y_scale) & (y_scale > 1e-12), y_scale, 1.0)

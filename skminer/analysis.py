@@ -335,7 +335,8 @@ class Analysis:
         cfg = self.config
         icfg = cfg["inference"]
         test = EventSet.load(self.out / "events_test.h5")
-        model = load_estimator(self.out / "model.skm")
+        model = load_estimator(self.out / "model.skm", expected=self._make_estimator(),
+                               expected_by="the configuration (training.method, training.n_ensemble)")
         space = test.space
         theta_ref = self._theta_ref(space, icfg["theta_ref"])
         lumi = float(icfg["luminosity"])

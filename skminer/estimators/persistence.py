@@ -30,13 +30,14 @@ from .._atomic import atomic_write
 
 logger = logging.getLogger("skminer.estimators")
 
-__all__ = ["save_estimator", "load_estimator", "estimator_registry", "FILE_MAGIC", "FILE_VERSION"]
+__all__ = ["save_estimator", "load_estimator", "estimator_kind", "estimator_registry", "FILE_MAGIC", "FILE_VERSION"]
 
 #: Marker stored in every estimator file.
 FILE_MAGIC = "skminer-estimator"
 #: Version of the file layout.
 FILE_VERSION = 1
 _ARRAY_KEY = "__ndarray__"
+_SAFE_TORCH = "2.10"  # the declared floor of pyproject.toml
 
 
 def estimator_registry() -> dict[str, type]:
@@ -168,7 +169,32 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_estimator(path: str | os.PathLike, device: str | None = None) -> Any:
+def estimator_kind(estimator: Any) -> str:
+    """What an estimator (instance or class) is, as :func:`load_estimator` compares it: ``"CARL"``, or
+    ``"Ensemble of CARL"`` for an :class:`~skminer.estimators.ensemble.Ensemble` instance."""
+    if isinstance(estimator, type):
+        return estimator.__name__
+    template = estimator.get_params(deep=False).get("estimator") if type(estimator).__name__ == "Ensemble" else None
+    return type(estimator).__name__ + ("" if template is None else f" of {estimator_kind(template)}")
+
+
+def _stored_kind(class_name: str, state: Mapping[str, Any]) -> str:
+    template = state.get("estimator") if class_name == "Ensemble" else None
+    if isinstance(template, Mapping) and isinstance(template.get("class"), str):
+        return f"Ensemble of {template['class']}"
+    return class_name
+
+
+def _check_torch_loader() -> None:
+    """Refuse to read model files with a torch whose ``weights_only`` loader is not safe (see docs/install.md)."""
+    if torch.__version__ < _SAFE_TORCH:
+        raise RuntimeError(f"loading skminer model files needs torch >= {_SAFE_TORCH} (torch.load(weights_only=True) "
+                           f"is unsafe before 2.6, CVE-2025-32434, and before 2.10, CVE-2026-24747); this is torch "
+                           f"{torch.__version__}")
+
+
+def load_estimator(path: str | os.PathLike, device: str | None = None, *, expected: Any = None,
+                   expected_by: str = "the caller") -> Any:
     """Read an estimator written by :func:`save_estimator` (``torch.load(weights_only=True)``, nothing trained).
 
     Parameters
@@ -177,6 +203,11 @@ def load_estimator(path: str | os.PathLike, device: str | None = None) -> Any:
     device : str, optional
         Override the saved ``device`` hyperparameter (e.g. ``"cpu"`` for a model trained on a GPU); for an
         ensemble it applies to every member.
+    expected : estimator or class, optional
+        What the file must hold (compared by :func:`estimator_kind`, e.g. an unfitted ``Ensemble(CARL(...))``);
+        checked before anything is restored.
+    expected_by : str
+        Who expects it, for the message (e.g. ``"the configuration (training.method)"``).
 
     Returns
     -------
@@ -188,9 +219,13 @@ def load_estimator(path: str | os.PathLike, device: str | None = None) -> Any:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a (readable, compatible) skminer estimator file; the message names the path.
+        If the file is not a (readable, compatible) skminer estimator file, holds another kind of estimator than
+        ``expected``, or its stored hyperparameters do not fit its stored tensors; the message names the path.
+    RuntimeError
+        If the installed torch is older than 2.10 (its ``weights_only`` loader is not safe).
     """
     path = Path(path)
+    _check_torch_loader()
     if not path.is_file():
         raise FileNotFoundError(f"estimator file {path} does not exist")
     try:
@@ -206,6 +241,9 @@ def load_estimator(path: str | os.PathLike, device: str | None = None) -> Any:
     state = payload.get("state")
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: the estimator state is missing or malformed")
+    if expected is not None and _stored_kind(cls.__name__, state) != estimator_kind(expected):
+        raise ValueError(f"{path.name} holds a {_stored_kind(cls.__name__, state)}, {expected_by} asks for "
+                         f"{estimator_kind(expected)} ({path}); retrain, or point to the right model file")
     try:
         return cls._from_fitted_state(_decode(state), device=device)
     except (ValueError, KeyError, TypeError) as err:

@@ -3,6 +3,7 @@ file and the field, quickly and within bounded memory (measured in a fresh inter
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from _bounded import HOSTILE, run_bounded
 from skminer.cli import main
 from skminer.estimators import ALICES, CARL, NDE, ROLR, SALLY, Ensemble
 from skminer.estimators.persistence import load_estimator, save_estimator
+from skminer.parameters import ParameterSpace
+from skminer.simulation import LHEReader
 from skminer.simulation.observables import MAX_EXPRESSION_LENGTH, Expression, ExpressionError
 
 
@@ -143,3 +146,91 @@ def test_useless_training_data_warn_and_large_legal_inputs_predict_finite_values
         CARL(max_epochs=1).fit(np.ones_like(X), Y, theta=THETA)
     big = CARL(hidden_layer_sizes=(4,), max_epochs=2).fit(X * 1e30, Y, theta=THETA)  # within float32: fine
     assert np.all(np.isfinite(big.predict_log_ratio(X * 1e30, THETA)))
+
+
+# -- LHE weight integrity ------------------------------------------------------------------------------------
+LHE_BENCHMARKS = {"sm": [0.0, 0.0], "w": [15.2, 0.1], "neg_w": [-15.4, 0.2], "ww": [0.3, 15.1], "neg_ww": [0.2, -15.3],
+                  "w_ww": [15.0, 15.0]}
+
+
+def lhe_reader(path: Path) -> Any:
+    space = ParameterSpace()
+    space.add_parameter("CWL2", lha_block="dim6", lha_id=2, range=(-20.0, 20.0))
+    space.add_parameter("CPWL2", lha_block="dim6", lha_id=5, range=(-20.0, 20.0))
+    for name, value in LHE_BENCHMARKS.items():
+        space.add_benchmark(name, value)
+    return LHEReader(space).add_sample(path, "sm").add_observable("pt_a", "a[0].pt", default=0.0)
+
+
+def test_valid_lhe_case_file_reads() -> None:
+    events = lhe_reader(HOSTILE / "lhe_base.lhe").read()
+    assert events.n_events == 40 and np.all(events.cross_section(list(LHE_BENCHMARKS)) > 0)
+
+
+def test_weight_id_repeated_in_one_event_names_file_event_and_id() -> None:
+    """The last of two values used to win silently (the cross section 50x off)."""
+    with pytest.raises(ValueError, match=r"lhe_duplicate_needed_wgt_in_event\.lhe: event 3 lists weight id 'w' "
+                                         r"twice \(values \+3\.5161122e-04 and \+9\.9999999e-01\)"):
+        lhe_reader(HOSTILE / "lhe_duplicate_needed_wgt_in_event.lhe").read()
+
+
+def test_implausible_weight_names_file_event_and_id() -> None:
+    """A weight of 1e200 used to be accepted and made the Fisher information inf."""
+    with pytest.raises(ValueError, match=r"lhe_huge_rwgt_1e200\.lhe: event 4 has weight 'w' = 1e\+200, 1\.52e\+203 "
+                                         r"times the mean absolute nominal weight of the file \(0\.0006595\)"):
+        lhe_reader(HOSTILE / "lhe_huge_rwgt_1e200.lhe").read()
+
+
+def _edited_lhe(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    path = tmp_path / "edited.lhe"
+    path.write_text(edit((HOSTILE / "lhe_base.lhe").read_text()))
+    return path
+
+
+def _set_weight(text: str, wid: str, value: Callable[[str], str]) -> str:
+    return re.sub(rf"<wgt id='{wid}'>\s*(\S+)\s*</wgt>", lambda m: f"<wgt id='{wid}'> {value(m.group(1))} </wgt>",
+                  text)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (lambda v: "0", r"the weights of benchmark 'ww' \(weight 'ww'\) are 0 in all 40 events"),
+    (lambda v: f"-{v.lstrip('+')}", r"the weights of benchmark 'ww' \(weight 'ww'\) are negative or 0 in all 40 "
+                                    r"events \(sum -"),
+])
+def test_benchmark_with_all_zero_or_all_negative_weights_is_refused(tmp_path: Path, value: Callable[[str], str],
+                                                                   message: str) -> None:
+    path = _edited_lhe(tmp_path, lambda text: _set_weight(text, "ww", value))
+    with pytest.raises(ValueError, match=rf"edited\.lhe: {message}"):
+        lhe_reader(path).read()
+
+
+def test_lhe_weight_edge_cases(tmp_path: Path) -> None:
+    path = _edited_lhe(tmp_path, lambda text: text.replace("<wgt id='w'>", "<wgt>", 1))
+    with pytest.raises(ValueError, match=r"edited\.lhe: event 1 has a <wgt> without an id"):
+        lhe_reader(path).read()
+    path = _edited_lhe(tmp_path, lambda text: text.replace("<wgt id='w'> +6.2257190e-04", "<wgt id='w'> abc", 1))
+    with pytest.raises(ValueError, match=r"edited\.lhe: event 1: weight 'w' is not a number: 'abc'"):
+        lhe_reader(path).read()
+
+
+def test_streamed_chunks_give_the_same_events_and_cutflow() -> None:
+    whole = lhe_reader(HOSTILE / "lhe_base.lhe")
+    whole.add_cut("a[0].pt > 60")
+    chunked = lhe_reader(HOSTILE / "lhe_base.lhe")
+    chunked.chunk_events = 7  # 40 events: six chunks, the last one short
+    chunked.add_cut("a[0].pt > 60")
+    a, b = whole.read(), chunked.read()
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_allclose(a.weights, b.weights, rtol=1e-14)
+    (flow_a,), (flow_b,) = a.metadata["cutflows"].values(), b.metadata["cutflows"].values()
+    assert 0 < a.n_events < 40 and flow_a["steps"][0]["n_events"] == a.n_events
+    assert [s["n_events"] for s in flow_a["steps"]] == [s["n_events"] for s in flow_b["steps"]]
+    assert [s["sum_weights"] for s in flow_a["steps"]] == pytest.approx([s["sum_weights"] for s in flow_b["steps"]])
+    assert flow_a["sum_weights_initial"] == pytest.approx(flow_b["sum_weights_initial"])
+    # event numbers in messages count from the start of the file, not of the chunk
+    late = lhe_reader(HOSTILE / "lhe_huge_rwgt_1e200.lhe")
+    late.chunk_events = 3
+    with pytest.raises(ValueError, match=r"lhe_huge_rwgt_1e200\.lhe: event 4 has weight 'w' = 1e\+200"):
+        late.read()
+    with pytest.raises(ValueError, match="chunk_events must be a positive integer"):
+        LHEReader(ParameterSpace().add_parameter("g").add_benchmark("sm", [0.0]), chunk_events=0)

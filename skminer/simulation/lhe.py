@@ -33,6 +33,7 @@ combined MC estimate of the cross section. Samples of *different* processes (sig
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import math
@@ -51,6 +52,8 @@ import numpy as np
 from ..events import EventSet
 from ..morphing import Morpher
 from ..parameters import ParameterSpace
+from ._lhe_events import EventChunk, iter_event_chunks
+from ._weight_checks import BenchmarkWeightStats, check_event_weights
 from .cuts import Cut, CutFlow, apply_cuts, as_cuts
 from .observables import EventObjects, Observable, as_observables, evaluate_observables, make_vectors, require_hep
 from .smearing import ParticleSmearing, Smearer
@@ -267,63 +270,12 @@ class _RawEvents:
     weights: dict[str, np.ndarray]
 
 
-def _read_events(path: Path, lhe: Any, needed_ids: Sequence[str] | None) -> _RawEvents:
-    """Iterate over the events, collecting particles and the weights ``needed_ids`` (``None``: all weight ids of the
-    first event, required in every event); errors name the file and the event."""
-    counts: list[int] = []
-    rows: list[tuple[float, ...]] = []
-    nominal: list[float] = []
-    wlists: dict[str, list[float]] = {i: [] for i in (needed_ids or [])}
-    i_event = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        iterator = iter(lhe.events)
-        while True:
-            try:
-                ev = next(iterator)
-            except StopIteration:
-                break
-            except (ValueError, KeyError, IndexError, AttributeError, EOFError, OSError, zlib.error,
-                    gzip.BadGzipFile) as err:
-                raise ValueError(f"{path}: cannot read event {i_event + 1}: {type(err).__name__}: {err}") from None
-            i_event += 1
-            parts = ev.particles
-            if len(parts) != ev.eventinfo.nparticles:
-                raise ValueError(f"{path}: event {i_event} declares {ev.eventinfo.nparticles} particles but has "
-                                 f"{len(parts)} (truncated or corrupt event)")
-            counts.append(len(parts))
-            rows.extend((p.id, p.status, p.px, p.py, p.pz, p.e, p.m) for p in parts)
-            nominal.append(ev.eventinfo.weight)
-            evw = ev.weights
-            if needed_ids is None:
-                needed_ids = list(evw)
-                wlists = {i: [] for i in needed_ids}
-            if wlists:
-                for wid, lst in wlists.items():
-                    try:
-                        lst.append(evw[wid])
-                    except KeyError:
-                        raise ValueError(f"{path}: event {i_event} has no weight with id {wid!r} (it has "
-                                         f"{list(evw)[:20]}{' ...' if len(evw) > 20 else ''})") from None
-    for w in caught:
-        if "Parse Error" in str(w.message):
-            raise ValueError(f"{path}: malformed or truncated LHE file after event {i_event} "
-                             f"({w.message}); no events were used")
-        logger.warning("%s: %s", path, w.message)
-    if i_event == 0:
-        raise ValueError(f"{path}: no events found")
-    table = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
-    out = _RawEvents(
-        n_events=i_event, counts=np.asarray(counts, dtype=np.int64), pid=table[:, 0].astype(np.int64),
-        status=table[:, 1].astype(np.int64), px=table[:, 2], py=table[:, 3], pz=table[:, 4], energy=table[:, 5],
-        mass=table[:, 6], nominal=np.asarray(nominal, dtype=np.float64),
-        weights={k: np.asarray(v, dtype=np.float64) for k, v in wlists.items()})
-    for label, arr in [("nominal", out.nominal), *out.weights.items()]:
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise ValueError(f"{path}: event {int(bad[0]) + 1} has a non-finite weight {arr[bad[0]]!r} "
-                             f"(weight {label!r}; {bad.size} events affected)")
-    return out
+def _raw_events(chunk: EventChunk) -> _RawEvents:
+    """The particles and weights of one chunk of events in the layout the object builders read."""
+    table = chunk.particles
+    return _RawEvents(n_events=chunk.n_events, counts=chunk.counts, pid=table[:, 0].astype(np.int64),
+                      status=table[:, 1].astype(np.int64), px=table[:, 2], py=table[:, 3], pz=table[:, 4],
+                      energy=table[:, 5], mass=table[:, 6], nominal=chunk.nominal, weights=chunk.weights)
 
 
 def _parton_objects(raw: _RawEvents) -> EventObjects:
@@ -628,17 +580,29 @@ class _EventFileReader:
 def _normalise(weights: np.ndarray, nominal_sum: float, n_events: int, norm: str | float, info_xs: float,
                path: Path) -> np.ndarray:
     """Scale raw weights according to the resolved normalisation."""
+    return weights * _normalisation_factor(nominal_sum, n_events, norm, info_xs, path)
+
+
+def _normalisation_factor(nominal_sum: float, n_events: int, norm: str | float, info_xs: float, path: Path
+                          ) -> float:
+    """The one factor that turns a file's raw weights into pb per event (see the module docstring)."""
     if norm == "average":
-        return weights / n_events
+        return 1.0 / n_events
     if norm == "sum":
-        return weights
+        return 1.0
     target = info_xs if norm == "xsec" else float(norm)
     if nominal_sum == 0:
         raise ValueError(f"{path}: nominal weights sum to zero; cannot normalise to a cross section")
     if norm == "xsec" and not (math.isfinite(target) and target > 0):
         raise ValueError(f"{path}: the <init> block's cross section is {target!r}; pass normalization='average', "
                          f"'sum' or an explicit cross section")
-    return weights * (target / nominal_sum)
+    return target / nominal_sum
+
+
+def _scaled_cutflow(flow: CutFlow, factor: float) -> CutFlow:
+    """``flow`` with its summed weights multiplied by ``factor`` (efficiencies are ratios and stay)."""
+    return CutFlow(flow.n_initial, flow.sum_weights_initial * factor,
+                   [dataclasses.replace(step, sum_weights=step.sum_weights * factor) for step in flow.steps])
 
 
 class LHEReader(_EventFileReader):
@@ -671,6 +635,10 @@ class LHEReader(_EventFileReader):
         <id> <value>``) for parameters with LHA block/id; a mismatch raises.
     random_state : int, optional
         Seed of the smearer created by :meth:`set_smearing`.
+    chunk_events : int
+        Events parsed, smeared, cut and evaluated at a time: the memory held while reading is that of one chunk
+        plus the selected events' observables and weights, whatever the file's size. Smearing draws its random
+        numbers chunk by chunk, so changing ``chunk_events`` changes smeared values (not their distribution).
 
     Examples
     --------
@@ -688,13 +656,16 @@ class LHEReader(_EventFileReader):
                  observables: Sequence[Observable | tuple] | Mapping[str, Any] | None = None,
                  cuts: Sequence[str | Cut | Callable[[EventObjects], Any]] | None = None,
                  smearer: Smearer | None = None, systematics: Any = None, normalization: str | float = "auto",
-                 check_benchmarks: bool = True, random_state: Any = None) -> None:
+                 check_benchmarks: bool = True, random_state: Any = None, chunk_events: int = 10_000) -> None:
         super().__init__(space, benchmarks=benchmarks, weight_ids=weight_ids, morpher=morpher,
                          morphing_basis=morphing_basis, observables=observables, cuts=cuts, smearer=smearer,
                          systematics=systematics)
         self.normalization = normalization
         self.check_benchmarks = check_benchmarks
         self.random_state = random_state
+        if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
+            raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+        self.chunk_events = chunk_events
 
     def add_sample(self, path: str | os.PathLike, sampling_benchmark: str | None = None, *,
                    process: str = "signal", is_background: bool = False, normalization: str | float | None = None,
@@ -739,39 +710,55 @@ class LHEReader(_EventFileReader):
                                      f"parameter space")
 
     def _read_sample(self, sample: _Sample) -> _SampleResult:
+        """One LHE file, streamed in chunks of ``chunk_events``: each chunk is turned into objects, smeared, cut and
+        evaluated, and only the selected events' observables and weights are kept; the file's normalisation (a
+        single factor, known once every event was read) is applied at the end."""
         path = sample.path
-        lhe = _open_lhe(path)
-        info = _info_from(lhe, path)
+        info = read_lhe_info(path)  # header and <init> with pylhe; the events are streamed by _lhe_events
         norm = info.resolve_normalization(self.normalization if sample.normalization is None
                                           else sample.normalization)
         declared = info.weight_ids
-        # weight ids: from <initrwgt>, else from the first event (read below)
+        # weight ids: from <initrwgt>, else from the first event
         columns = self._benchmark_columns(sample, declared, path) if declared else None
         syst_ids = list(self.systematics.weight_ids) if self.systematics is not None else []
+        needed: list[str] | None = None
         if declared:
             missing = [w for w in syst_ids if w not in declared]
             if missing:
                 raise ValueError(f"{path}: systematics need weight ids {missing[:10]} that the file does not declare "
                                  f"(declared: {declared[:20]})")
-            needed: list[str] | None = sorted({c for c in columns if c != NOMINAL} | set(syst_ids),
-                                              key=declared.index)
-        else:
-            needed = None  # no <initrwgt>: take the ids of the first event
-        raw = _read_events(path, lhe, needed)
-        if columns is None:
-            columns = self._benchmark_columns(sample, list(raw.weights), path)
-        self._check_points(info, columns)
-        matrix = np.stack([raw.nominal if c == NOMINAL else raw.weights[c] for c in columns], axis=1)
-        matrix = _normalise(matrix, float(raw.nominal.sum()), raw.n_events, norm, info.cross_section, path)
-        nominal = _normalise(raw.nominal, float(raw.nominal.sum()), raw.n_events, norm, info.cross_section, path)
-        matrix *= sample.k_factor
-        nominal = nominal * sample.k_factor
-        objects = _finish_objects(_parton_objects(raw), self.smearer)
-        x, weights, a, b, flow = self._process_objects(objects, matrix, nominal, raw.nominal, raw.weights, sample,
-                                                       path)
+            needed = sorted({c for c in columns if c != NOMINAL} | set(syst_ids), key=declared.index)
+            self._check_points(info, columns)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+        flow: CutFlow | None = None
+        stats = BenchmarkWeightStats()
+        n_read, nominal_sum = 0, 0.0
+        for chunk in iter_event_chunks(path, declared=declared, needed=needed, chunk_events=self.chunk_events):
+            check_event_weights(path, chunk.nominal, chunk.weights, first_event=chunk.first_event)
+            if columns is None:
+                columns = self._benchmark_columns(sample, list(chunk.weights), path)
+                self._check_points(info, columns)
+            raw = _raw_events(chunk)
+            matrix = np.stack([raw.nominal if c == NOMINAL else raw.weights[c] for c in columns], axis=1)
+            stats.update(matrix)
+            objects = _finish_objects(_parton_objects(raw), self.smearer)
+            x, weights, a, b, chunk_flow = self._process_objects(objects, matrix * sample.k_factor,
+                                                                 raw.nominal * sample.k_factor, raw.nominal,
+                                                                 raw.weights, sample, path)
+            parts.append((x, weights, a, b))
+            flow = chunk_flow if flow is None else flow.merge(chunk_flow)
+            n_read += chunk.n_events
+            nominal_sum += float(chunk.nominal.sum())
+        stats.check(path, self.benchmarks, columns)
+        factor = _normalisation_factor(nominal_sum, n_read, norm, info.cross_section, path)
+        x = np.concatenate([p[0] for p in parts])
+        weights = np.concatenate([p[1] for p in parts]) * factor
+        a = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+        b = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
         sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
                            else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
         meta = {"path": str(path), "normalization": norm, "cross_section_init": info.cross_section,
                 "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
                 "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
-        return _SampleResult(x, weights, sampling, a, b, raw.n_events, flow, sample.process, meta)
+        return _SampleResult(x, weights, sampling, a, b, n_read, _scaled_cutflow(flow, factor), sample.process,
+                             meta)

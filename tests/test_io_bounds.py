@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 from _bounded import HOSTILE, run_bounded
 
+from skminer.augmentation import TrainingSample
 from skminer.events import EventSet
 from skminer.parameters import ParameterSpace
 
@@ -130,3 +133,26 @@ def test_h5_bomb_case_file_is_refused_quickly_with_bounded_memory() -> None:
     assert "only 0 of its 1908 chunks are stored" in out.error
     assert out.peak_rss_mib < 400, out  # importing numpy/scipy/h5py alone takes about 100 MiB
     assert out.seconds < 5, out
+
+
+def test_training_sample_with_a_bomb_header_is_refused(tmp_path: Path) -> None:
+    """numpy.load allocates from the .npy header before reading: the header is checked against the archive first."""
+    sample = TrainingSample(x=np.zeros((10, 2)), t_xz=np.ones((10, 2)))
+    path = tmp_path / "sample.npz"
+    sample.save(path)
+    assert TrainingSample.load(path).x.shape == (10, 2)
+    bomb = tmp_path / "bomb.npz"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((10, 2)))
+    header["shape"] = (10**10, 2)
+    raw = io.BytesIO()
+    np.lib.format.write_array_header_1_0(raw, header)
+    with zipfile.ZipFile(bomb, "w") as archive:
+        archive.writestr("x.npy", raw.getvalue() + np.zeros((10, 2)).tobytes())
+    with pytest.raises(ValueError, match=r"bomb\.npz: field 'x' declares shape \(10000000000, 2\) "
+                                         r"\(160000000000 bytes\) but the archive stores 160 bytes"):
+        TrainingSample.load(bomb)
+    packed = tmp_path / "packed.npz"
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_BZIP2) as archive:  # bzip2 packs zeros ~1e5-fold
+        archive.writestr("x.npy", b"\0" * 50_000_000)
+    with pytest.raises(ValueError, match=r"packed\.npz: field 'x' expands from \d+ to 50000000 bytes"):
+        TrainingSample.load(packed)

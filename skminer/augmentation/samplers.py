@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator
 
 from .._atomic import atomic_write
 from .._random import check_random_state
+from ..io.npz import check_npz
 from .priors import UniformPrior, _FinitePrior, as_prior
 from .unweighting import NEGATIVE_WEIGHT_POLICIES, joint_log_likelihoods, unweight
 
@@ -97,7 +98,8 @@ class TrainingSample:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainingSample:
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save` (declared array sizes are checked before anything is allocated)."""
+        check_npz(path)
         with np.load(path, allow_pickle=False) as data:
             names = {f.name for f in fields(cls)}
             unknown = set(data.files) - names

@@ -234,3 +234,23 @@ def test_streamed_chunks_give_the_same_events_and_cutflow() -> None:
         late.read()
     with pytest.raises(ValueError, match="chunk_events must be a positive integer"):
         LHEReader(ParameterSpace().add_parameter("g").add_benchmark("sm", [0.0]), chunk_events=0)
+
+
+def test_cli_with_the_observable_power_bomb_case_fails_quickly(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """config/lhe_observable_pow_bomb.yaml of the case folder: the run stops with the expression error."""
+    (tmp_path / "lhe").mkdir()
+    (tmp_path / "lhe" / "lhe_base.lhe").write_bytes((HOSTILE / "lhe_base.lhe").read_bytes())
+    (tmp_path / "config").mkdir()
+    cfg = {"output": "out", "seed": 1,
+           "simulation": {"simulator": "lhe", "lhe": {"files": ["../lhe/lhe_base.lhe"], "sampling_benchmark": "sm",
+                                                      "observables": {"o": "9**9**9"}}},
+           "training": {"method": "sally", "params": {"hidden_layer_sizes": [8], "max_epochs": 1}},
+           "parameters": [{"name": "CWL2", "lha_block": "dim6", "lha_id": 2, "range": [-20, 20]},
+                          {"name": "CPWL2", "lha_block": "dim6", "lha_id": 5, "range": [-20, 20]}],
+           "benchmarks": LHE_BENCHMARKS, "plots": {"enabled": False}}
+    config = tmp_path / "config" / "analysis.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(config)]) == 2
+    assert "expression '9**9**9': the constant '9 ** 9 ** 9' overflows float64" in capsys.readouterr().err
+    assert not (tmp_path / "config" / "out" / "events.h5").exists()

@@ -66,6 +66,11 @@ _EXPORTS: dict[str, str] = {
     "AsymptoticLimits": "inference",
     "profile_information": "inference",
     "project_information": "inference",
+    "Pipeline": "pipeline",
+    "make_pipeline": "pipeline",
+    "METHODS": "methods",
+    "capabilities_of": "methods",
+    "MissingMetadataError": "_metadata",
 }
 
 __all__ = ["__version__", *_EXPORTS]

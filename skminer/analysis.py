@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from ._atomic import atomic_write, remove_stale_temporaries
 from ._run_folder import changed_outputs, file_sha256, fingerprint, run_lock
-from .config import FLOW_METHODS, RATIO_METHODS, SCORE_METHODS
 from .events import EventSet
+from .methods import METHODS, capabilities_of, fit_arguments, sampler_arguments
 from .morphing import Morpher
 from .parameters import ParameterSpace
 
@@ -271,17 +271,12 @@ class Analysis:
         train.save(self.out / "events_train.h5")
         test.save(self.out / "events_test.h5")
         theta_ref = self._theta_ref(events.space, acfg["theta_ref"])
-        method = cfg["training"]["method"]
-        if method in SCORE_METHODS:  # with nuisance parameters SALLY also learns their score (for profiling)
-            sampler = aug.LocalScoreSampler(theta_ref=theta_ref,
-                                            include_nuisance=method == "sally" and events.n_nuisance > 0)
-        elif method in FLOW_METHODS:  # x drawn at theta from the prior (with the joint score for SCANDAL)
-            sampler = aug.DensitySampler(theta_prior=self._prior(events.space),
-                                         n_thetas=acfg["prior"].get("n_thetas", 200),
-                                         compute_score=method == "scandal")
-        else:
-            sampler = aug.RatioSampler(theta0_prior=self._prior(events.space), theta1=theta_ref,
-                                       n_thetas=acfg["prior"].get("n_thetas", 200))
+        # the method table says which sampler feeds the method and with what (x at theta_ref for score methods,
+        # at prior points for ratio and density methods; nuisance scores for SALLY when the events have them)
+        name, kwargs = sampler_arguments(cfg["training"]["method"], {
+            "theta_ref": theta_ref, "prior": self._prior(events.space),
+            "n_thetas": acfg["prior"].get("n_thetas", 200), "nuisance": events.n_nuisance > 0})
+        sampler = getattr(aug, name)(**kwargs)
         sample = sampler.sample(train, n_samples=acfg["n_samples"], random_state=cfg["seed"] + 1)
         sample.save(self.out / "train_sample.npz")
         return ["events_train.h5", "events_test.h5", "train_sample.npz"]
@@ -305,8 +300,7 @@ class Analysis:
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         params.setdefault("random_state", self.config["seed"])
         params.setdefault("verbose", 1 if self.progress else 0)
-        cls = {m: getattr(est, m.upper()) for m in SCORE_METHODS + RATIO_METHODS + FLOW_METHODS}[tcfg["method"]]
-        model = cls(**params)  # the estimators standardise inputs internally
+        model = METHODS[tcfg["method"]].load()(**params)  # the estimators standardise inputs internally
         if tcfg["n_ensemble"] > 1:
             model = est.Ensemble(model, n_estimators=tcfg["n_ensemble"], random_state=self.config["seed"])
         return model
@@ -317,13 +311,8 @@ class Analysis:
 
         sample = TrainingSample.load(self.out / "train_sample.npz")
         model = self._make_estimator()
-        method = self.config["training"]["method"]
-        if method in SCORE_METHODS:
-            model.fit(sample.x, sample.t_xz)
-        elif method in FLOW_METHODS:
-            model.fit(sample.x, theta=sample.theta0, t_xz=sample.t_xz)
-        else:
-            model.fit(sample.x, sample.y, theta=sample.theta0, r_xz=sample.r_xz, t_xz=sample.t_xz)
+        args, kwargs = fit_arguments(self.config["training"]["method"], sample)
+        model.fit(*args, **kwargs)
         save_estimator(model, self.out / "model.skm")
         return ["model.skm"]
 
@@ -352,29 +341,27 @@ class Analysis:
             else:  # a pair of observables: two-dimensional histogram
                 infos[f"histogram {obs[0]} vs {obs[1]}"] = fisher.histogram_information_2d(
                     theta_ref, lumi, obs[0], obs[1], bins1=icfg["n_bins"], bins2=icfg["n_bins"])
-        method = cfg["training"]["method"]
+        row = METHODS[cfg["training"]["method"]]
+        label = row.class_name
+        capabilities = capabilities_of(model)
         arrays: dict[str, np.ndarray] = {}
-        n_params, n_nu = space.n_parameters, test.n_nuisance
-        if n_nu and method == "sally":
-            model = _ThetaScores(model, n_params)  # the parameter part of the score, for information and limits
-        if method in SCORE_METHODS:
-            if hasattr(model, "predict_members"):  # an ensemble: mean information and the spread of its members
-                members = fisher.full_information_members(theta_ref, model, lumi)
-                arrays["fisher_members"] = members
-                infos[f"full ({method.upper()})"] = members.mean(axis=0)
-            else:
-                infos[f"full ({method.upper()})"] = fisher.full_information(theta_ref, model, lumi)
-        else:  # the estimated score d log r / d theta0 (or d log p / d theta) at theta_ref gives eq. 16 too
-            infos[f"full ({method.upper()})"] = fisher.full_information(theta_ref, _ScoreAt(model, theta_ref), lumi)
+        n_nu = test.n_nuisance
+        # eq. 16 with the estimated score at theta_ref (a (theta, nu) score estimator contributes its theta part);
+        # an ensemble also gives the information of every member (their spread)
+        if hasattr(model, "predict_all"):
+            members = fisher.full_information_members(theta_ref, model, lumi)
+            arrays["fisher_members"] = members
+            infos[f"full ({label})"] = members.mean(axis=0)
+        else:
+            infos[f"full ({label})"] = fisher.full_information(theta_ref, model, lumi)
         if n_nu:  # systematics: the same informations with the nuisance parameters profiled (N(0, 1) constraints)
             with_nu = {"truth": fisher.truth_information(theta_ref, lumi, include_nuisance=True)}
             first = (icfg["histograms"] or test.observable_names[:1])[0]
             if isinstance(first, str):
                 with_nu[f"histogram {first}"] = fisher.histogram_information(
                     theta_ref, lumi, first, bins=icfg["n_bins"], include_nuisance=True)
-            if isinstance(model, _ThetaScores):
-                with_nu["full (SALLY)"] = fisher.full_information(theta_ref, model.estimator, lumi,
-                                                                  include_nuisance=True)
+            if row.nuisance_scores:
+                with_nu[f"full ({label})"] = fisher.full_information(theta_ref, model, lumi, include_nuisance=True)
             for name, info in with_nu.items():
                 infos[f"{name}, nuisance profiled"] = fisher.profile_nuisance(info)
         if toy is not None:
@@ -388,15 +375,13 @@ class Analysis:
             hist_obs = [hist_obs[0]] if isinstance(hist_obs[0], str) else list(hist_obs[0])
             modes = {f"histogram {hist_obs[0]}": {"mode": "histogram", "observables": hist_obs,
                                                    "bins": icfg["n_bins"]}}
-            if method == "sally":
-                modes["SALLY"] = {"mode": "sally", "estimator": model, "bins": icfg["n_bins"]}
-            elif method == "sallino":  # densities of t_hat . (theta - theta_ref) from the test events on the grid
-                points = np.unique(np.vstack([grid, theta_ref[None, :]]), axis=0)
-                model.calibrate(test.x, points, sample_weight=np.clip(test.weights_at(points), 0.0, None))
-                modes["SALLINO"] = {"mode": "ratio", "estimator": _RatioTo(model, theta_ref, per_point=True)}
-            else:
-                ratio = _RatioTo(model, theta_ref) if method in FLOW_METHODS else model
-                modes[method.upper()] = {"mode": "ratio", "estimator": ratio}
+            if "ratio" in capabilities:
+                if hasattr(model, "calibrate"):  # SALLINO: densities of t_hat . (theta - theta_ref) on the grid
+                    points = np.unique(np.vstack([grid, theta_ref[None, :]]), axis=0)
+                    model.calibrate(test.x, points, sample_weight=np.clip(test.weights_at(points), 0.0, None))
+                modes[label] = {"mode": "ratio", "estimator": model, "theta_ref": theta_ref}
+            else:  # a score estimator: histogram of the estimated score
+                modes[label] = {"mode": "score", "estimator": model, "bins": icfg["n_bins"], "theta_ref": theta_ref}
             arrays["grid"] = grid
             results["limits"] = {}
             for name, kwargs in modes.items():
@@ -460,7 +445,7 @@ class Analysis:
             written.append(name)
             if "fisher_members" in arrays:
                 name = f"fisher_ensemble.{fmt}"
-                plotting.plot_fisher_ensemble({"SALLY ensemble": arrays["fisher_members"]}, theta_ref=theta_ref,
+                plotting.plot_fisher_ensemble({"ensemble": arrays["fisher_members"]}, theta_ref=theta_ref,
                                               parameter_names=test.space.parameter_names, path=self.out / name)
                 written.append(name)
             if test.morpher is not None:
@@ -501,61 +486,6 @@ def _exact_toy_limits(toy: Any, grid: np.ndarray, luminosity: float, x: np.ndarr
 def _pvalue_key(label: str, observed: bool = False) -> str:
     """Name of a p-value map in results.npz."""
     return ("pvalues_observed_" if observed else "pvalues_") + label.replace(" ", "_")
-
-
-class _ThetaScores:
-    """A score estimator trained on (theta, nu) scores, seen as an estimator of the theta part only."""
-
-    def __init__(self, estimator: Any, n_parameters: int) -> None:
-        self.estimator = estimator
-        self.n_parameters = n_parameters
-        if hasattr(estimator, "predict_members"):
-            self.predict_members = lambda X: estimator.predict_members(X)[..., :n_parameters]
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict(X))[:, : self.n_parameters]
-
-
-
-class _ScoreAt:
-    """A parameterised ratio estimator seen as a score estimator at a fixed point (``predict = score_at``)."""
-
-    def __init__(self, estimator: Any, theta: np.ndarray) -> None:
-        self.estimator = estimator
-        self.theta = np.asarray(theta, dtype=np.float64)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.score_at(X, np.repeat(self.theta[None, :], len(X), axis=0)))
-
-
-class _RatioTo:
-    """An estimator of ``log r(x|theta0, theta1)`` seen as a ratio estimator with the fixed denominator theta_ref.
-
-    Flows take ``theta1`` row by row; SALLINO (``per_point``) takes one numerator point at a time.
-    """
-
-    def __init__(self, estimator: Any, theta_ref: np.ndarray, per_point: bool = False) -> None:
-        self.estimator = estimator
-        self.theta_ref = np.asarray(theta_ref, dtype=np.float64)
-        self.per_point = per_point
-
-    def predict_log_ratio(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        if not self.per_point:
-            return self.estimator.predict_log_ratio(X, theta, np.repeat(self.theta_ref[None, :], len(X), axis=0))
-        points, index = np.unique(np.asarray(theta, dtype=np.float64), axis=0, return_inverse=True)
-        index = index.reshape(-1)
-        rows = [np.flatnonzero(index == j) for j in range(len(points))]
-        out = np.empty(len(X))
-        first = X[rows[0]]
-        if all(len(r) == len(first) and np.array_equal(X[r], first) for r in rows[1:]):
-            # the same events at every point (as in limit setting): score the events once, all points together
-            out_all = self.estimator.predict_log_ratio(first, points, self.theta_ref).reshape(len(first), -1)
-            for j, r in enumerate(rows):
-                out[r] = out_all[:, j]
-            return out
-        for point, r in zip(points, rows, strict=True):
-            out[r] = self.estimator.predict_log_ratio(X[r], point, self.theta_ref)
-        return out
 
 
 def _plot_thetas(space: ParameterSpace, theta_ref: np.ndarray) -> np.ndarray:

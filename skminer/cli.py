@@ -14,7 +14,8 @@ import numpy as np
 
 from ._atomic import atomic_write
 from ._run_folder import FolderInUseError
-from .config import METHODS, ConfigError, load_config, validate_config
+from .config import ConfigError, load_config, validate_config
+from .methods import METHODS
 
 __all__ = ["main", "DEMO_CONFIG"]
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--output", default="skminer-demo", help="output folder (default skminer-demo)")
     p_demo.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     p_demo.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    p_demo.add_argument("--method", choices=METHODS, default="sally", help="estimator to train (default sally)")
+    p_demo.add_argument("--method", choices=list(METHODS), default="sally", help="estimator to train (default sally)")
     p_demo.add_argument("--write-config", metavar="FILE", help="write the demo's YAML config and exit")
     for p in (p_run, p_demo):
         p.add_argument("--threads", type=_positive_int, metavar="N",
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.method != "sally":
                 raw["training"]["method"] = args.method
                 raw["augmentation"]["prior"] = {"kind": "uniform", "n_thetas": 500}
-                if args.method in ("cascal", "rascal", "alices", "scandal"):
+                if METHODS[args.method].alpha:
                     raw["training"]["params"]["alpha"] = DEMO_SCORE_ALPHA
             if args.quick:
                 raw["simulation"]["n_events"] = 20_000

@@ -21,14 +21,12 @@ from pydantic import BaseModel, ValidationError
 
 from ._config_schema import SIMULATORS, AnalysisConfig
 from ._yaml import YamlInt, load_yaml
+from .methods import METHODS as _METHOD_TABLE
 
-__all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "RATIO_METHODS", "FLOW_METHODS",
-           "SCORE_METHODS", "METHODS", "SIMULATORS"]
+__all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "METHODS", "SIMULATORS"]
 
-RATIO_METHODS = ("carl", "rolr", "alice", "cascal", "rascal", "alices")
-FLOW_METHODS = ("nde", "scandal")
-SCORE_METHODS = ("sally", "sallino")
-METHODS = SCORE_METHODS + RATIO_METHODS + FLOW_METHODS
+#: Names accepted by ``training.method`` (the rows of :data:`skminer.methods.METHODS`).
+METHODS = tuple(_METHOD_TABLE)
 
 #: The configuration an empty file gives (every default filled in).
 DEFAULTS: dict[str, Any] = AnalysisConfig().model_dump()
@@ -190,9 +188,7 @@ def _plain(value: Any) -> Any:
 
 # -- checks across sections -------------------------------------------------------------------------------
 def _estimator_class(method: str) -> type:
-    from . import estimators
-
-    return getattr(estimators, method.upper())
+    return _METHOD_TABLE[method].load()
 
 
 class _Resolver:

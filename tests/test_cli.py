@@ -11,6 +11,7 @@ import yaml
 
 from skminer.cli import main
 from skminer.config import ConfigError, load_config, validate_config
+from skminer.methods import METHODS
 
 TINY = {
     "seed": 3,
@@ -67,7 +68,8 @@ def test_run_writes_results_and_reuses_stages(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("method", "params"), [("alices", {"alpha": 0.5}), ("scandal", {"alpha": 0.01}),
-                                                ("nde", {"transforms": 2}), ("sallino", {"n_bins": 5})])
+                                                ("nde", {"transforms": 2}), ("sallino", {"n_bins": 5}),
+                                                ("double_carl", {})])
 def test_run_with_ratio_and_density_methods(tmp_path, method, params):
     cfg = dict(TINY, output="out", training={"method": method, "params": {"hidden_layer_sizes": [16],
                                                                           "max_epochs": 2, **params}})
@@ -75,7 +77,7 @@ def test_run_with_ratio_and_density_methods(tmp_path, method, params):
     cfg["inference"] = dict(TINY["inference"], grid={"n_points": 3})
     assert main(["run", str(_write(tmp_path, cfg))]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    name = method.upper()
+    name = METHODS[method].class_name  # the analysis runner knows methods only through the table
     assert name in results["limits"] and name in results["observed_limits"]
     info = np.asarray(results["fisher_information"][f"full ({name})"])  # from score_at at theta_ref
     assert info.shape == (2, 2) and np.all(np.isfinite(info))

@@ -92,7 +92,7 @@ def test_sally_ensemble_shapes_and_convergence():
     np.testing.assert_allclose(mean, per_member.mean(axis=0))
     np.testing.assert_allclose(std, per_member.std(axis=0, ddof=1))
     assert np.all(std > 0)
-    np.testing.assert_array_equal(ens.score_at(Xt), mean)
+    np.testing.assert_array_equal(ens.score_at(Xt), mean[:, None])
     # the ensemble mean estimates the score t(x | 0) = x / 2
     assert np.mean((mean - true_score(Xt, 0.0)) ** 2) < 0.01
 
@@ -103,8 +103,8 @@ def test_ratio_ensemble_parallel_matches_sequential():
     seq = Ensemble(CARL(**TINY), n_estimators=2, random_state=3).fit(d["X"], d["y"], **kw)
     par = Ensemble(CARL(**TINY), n_estimators=2, n_jobs=2, random_state=3).fit(d["X"], d["y"], **kw)
     X = d["X"][:200]
-    np.testing.assert_allclose(par.predict_all("predict_log_ratio", X, d["theta"][:200]),
-                               seq.predict_all("predict_log_ratio", X, d["theta"][:200]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(par.predict_all("predict", X, d["theta"][:200]),
+                               seq.predict_all("predict", X, d["theta"][:200]), rtol=1e-5, atol=1e-6)
     with parallel_backend("threading", n_jobs=2):
         thr = Ensemble(CARL(**TINY), n_estimators=2, random_state=3).fit(d["X"], d["y"], **kw)
     np.testing.assert_allclose(thr.predict_log_ratio(X, [0.5]), seq.predict_log_ratio(X, [0.5]), rtol=1e-5,
@@ -139,8 +139,8 @@ def test_sallino_ensemble_calibration():
     assert mean.shape == std.shape == (20,)
     for member in ens.members_:
         np.testing.assert_array_equal(member.calibration_theta_, [[0.0], [0.5]])
-    with pytest.raises(ValueError, match="no calibrate method"):
-        Ensemble(Recorder(), n_estimators=1).fit(X).calibrate(x_cal, theta_cal)
+    # calibrate exists only when the members have it (so callers can ask hasattr)
+    assert not hasattr(Ensemble(Recorder(), n_estimators=1).fit(X), "calibrate")
 
 
 def test_errors():

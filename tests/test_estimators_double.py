@@ -72,26 +72,37 @@ def test_double_api_and_score(trained):
     x, _ = simulate(th1, rng)
     X = x[:, None]
     theta = np.stack([th0, th1], axis=1)
-    lr = est.predict_log_ratio(X, theta)
+    lr = est.predict(X, theta)  # per-event stacked [theta0, theta1] (scikit-learn face)
     assert lr.shape == (2000,)
     # antisymmetry of the truth is learnt approximately: log r(th0, th1) = -log r(th1, th0)
-    swapped = est.predict_log_ratio(X, theta[:, ::-1])
+    swapped = est.predict(X, theta[:, ::-1])
     assert np.mean((lr + swapped) ** 2) < 0.02
-    # one stacked pair broadcasts to all events
-    np.testing.assert_allclose(est.predict_log_ratio(X[:5], [0.3, -0.2]),
-                               est.predict_log_ratio(X[:5], np.tile([0.3, -0.2], (5, 1))))
-    # score_at is d/d theta0
-    t_hat = est.score_at(X, theta)
-    assert t_hat.shape == (2000, 1)
-    assert np.mean((t_hat[:, 0] - true_score(x, th0)) ** 2) < 0.03
+    # one stacked pair broadcasts to all events, and equals the protocol with separate points
+    np.testing.assert_allclose(est.predict(X[:5], [0.3, -0.2]), est.predict(X[:5], np.tile([0.3, -0.2], (5, 1))))
+    np.testing.assert_allclose(est.predict_log_ratio(X[:5], [0.3], [-0.2]), est.predict(X[:5], [0.3, -0.2]),
+                               rtol=1e-6, atol=1e-6)
+    grid = est.predict_log_ratio(X[:5], [[0.3], [0.5]], [-0.2])
+    assert grid.shape == (2, 5)
+    np.testing.assert_allclose(grid[1], est.predict(X[:5], [0.5, -0.2]), rtol=1e-6, atol=1e-6)
+    # score_at is d/d theta0 (at theta1 = theta0; it does not depend on theta1)
+    points = np.linspace(*PRIOR, 5)[:, None]
+    t_hat = est.score_at(X, points)
+    assert t_hat.shape == (5, 2000, 1)
+    truth = np.stack([true_score(x, p) for p in points[:, 0]])
+    assert np.mean((t_hat[:, :, 0] - truth) ** 2) < 0.03
     eps = 1e-2
-    fd = (est.predict_log_ratio(X, theta + [eps, 0]) - est.predict_log_ratio(X, theta - [eps, 0])) / (2 * eps)
-    np.testing.assert_allclose(t_hat[:, 0], fd, atol=2e-3)
+    fd = np.stack([(est.predict_log_ratio(X, p + eps, p) - est.predict_log_ratio(X, p - eps, p)) / (2 * eps)
+                   for p in points])
+    np.testing.assert_allclose(t_hat[:, :, 0], fd, atol=2e-3)
     proba = est.predict_proba(X[:10], theta[:10])
     # float32 network evaluated in batches of different sizes: equal to float32 resolution
     np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(lr[:10])), rtol=1e-6)
     with pytest.raises(ValueError, match=r"theta must have shape \(2,\)"):
-        est.predict_log_ratio(X, th0)
+        est.predict(X, th0)
+    with pytest.raises(ValueError, match="no fixed reference point: pass theta1"):
+        est.predict_log_ratio(X, [0.3])
+    with pytest.raises(ValueError, match="theta0 must be one parameter point"):
+        est.predict_log_ratio(X, [0.3, -0.2], [0.0])  # the stacked layout of fit is not a protocol point
     with pytest.raises(ValueError, match=r"\[theta0, theta1\]"):
         DoubleCARL(max_epochs=1).fit(X, np.zeros(2000), theta=th0)
     with pytest.raises(ValueError, match="even number of columns"):
@@ -113,7 +124,7 @@ def test_double_state_roundtrip(trained):
     restored = DoubleRASCAL._from_fitted_state(torch.load(buf, weights_only=True))
     X = np.linspace(-3, 3, 50)[:, None]
     theta = np.column_stack([np.linspace(-1, 1, 50), np.zeros(50)])
-    np.testing.assert_array_equal(restored.predict_log_ratio(X, theta), est.predict_log_ratio(X, theta))
+    np.testing.assert_array_equal(restored.predict(X, theta), est.predict(X, theta))
 
 
 def test_double_in_pipeline_with_routing(data):

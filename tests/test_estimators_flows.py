@@ -113,7 +113,15 @@ def test_prediction_methods_are_consistent(trained):
                                est.log_likelihood(x, th0) - est.log_likelihood(x, th1), atol=1e-5)
     np.testing.assert_array_equal(est.predict(x, th0), est.log_likelihood(x, th0))
     per_event = np.tile(th0, (300, 1))
-    np.testing.assert_allclose(est.log_likelihood(x, per_event), est.log_likelihood(x, th0), atol=1e-6)
+    np.testing.assert_allclose(est.predict(x, per_event), est.log_likelihood(x, th0), atol=1e-6)
+    # a grid of points: (n_theta, n_events), row j equal to the single-point call
+    grid = np.stack([th0, th1, [0.0, 0.0]])
+    np.testing.assert_allclose(est.log_likelihood(x, grid)[1], est.log_likelihood(x, th1), atol=1e-6)
+    np.testing.assert_allclose(est.predict_log_ratio(x, grid, th1)[0], est.predict_log_ratio(x, th0, th1),
+                               atol=1e-6)
+    assert est.score_at(x, grid).shape == (3, 300, 2)
+    with pytest.raises(ValueError, match="no reference point: pass theta1"):
+        est.predict_log_ratio(x, th0)
     # autograd score vs central differences of the log-likelihood
     eps = 1e-2
     fd = np.stack([(est.log_likelihood(x, th0 + eps * e) - est.log_likelihood(x, th0 - eps * e)) / (2 * eps)
@@ -147,7 +155,8 @@ def test_reproducible_and_one_dimensional():
     b = NDE(flow="nsf", transforms=2, random_state=1, **{**FAST, "max_epochs": 3}).fit(x, theta=theta)
     np.testing.assert_array_equal(a.log_likelihood(x, [0.2]), b.log_likelihood(x, [0.2]))
     assert a.n_parameters_ == 1 and a.score_at(x, 0.2).shape == (800, 1)
-    assert a.log_likelihood(x, theta).shape == (800,)
+    assert a.predict(x, theta).shape == (800,)
+    assert a.log_likelihood(x, theta[:5]).shape == (5, 800)
 
 
 def test_sklearn_api_and_gridsearch_over_alpha(data):
@@ -164,7 +173,7 @@ def test_sklearn_api_and_gridsearch_over_alpha(data):
     # score is the mean log-likelihood
     best = search.best_estimator_
     assert best.score(small["X"], theta=small["theta"]) == pytest.approx(
-        np.mean(best.log_likelihood(small["X"], small["theta"])))
+        np.mean(best.predict(small["X"], small["theta"])))
 
 
 def test_input_errors(data):
@@ -180,7 +189,7 @@ def test_input_errors(data):
     with pytest.raises(ValueError, match="alpha"):
         SCANDAL(alpha=-1.0).fit(X, theta=theta, t_xz=data["t_xz"][:200])
     est = NDE(max_epochs=1, hidden_layer_sizes=(8,)).fit(X, theta=theta)
-    with pytest.raises(ValueError, match="theta1 must have shape"):
+    with pytest.raises(ValueError, match="theta1 must be one parameter point"):
         est.predict_log_ratio(X, [0.0, 0.0], [0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="needs theta"):
         est.log_likelihood(X, None)

@@ -75,34 +75,56 @@ def test_augmented_methods_beat_carl(trained):
 def test_score_at_matches_truth_and_autograd(trained):
     models, _ = trained
     X, th = ratio_eval_grid(500)
+    X = X[:500]
+    points = np.unique(th)[:, None]
     est = models["ALICES"]
-    t_hat = est.score_at(X, th)
-    assert t_hat.shape == (X.shape[0], 1)
+    t_hat = est.score_at(X, points)  # protocol: every event at every point
+    assert t_hat.shape == (points.shape[0], X.shape[0], 1)
+    truth = np.stack([true_score(X, p) for p in points[:, 0]])
     # ALICES learns the score (measured MSE 0.008); CARL does not constrain it (measured 0.27)
-    assert np.mean((t_hat[:, 0] - true_score(X, th[:, 0])) ** 2) < 0.03
+    assert np.mean((t_hat[:, :, 0] - truth) ** 2) < 0.03
+    np.testing.assert_array_equal(est.score_at(X, points[3]), t_hat[3])
     eps = 1e-2
-    fd = (est.predict_log_ratio(X, th + eps) - est.predict_log_ratio(X, th - eps)) / (2 * eps)
-    np.testing.assert_allclose(t_hat[:, 0], fd, atol=2e-3)
+    fd = (est.predict_log_ratio(X, points + eps) - est.predict_log_ratio(X, points - eps)) / (2 * eps)
+    np.testing.assert_allclose(t_hat[:, :, 0], fd, atol=2e-3)
+    with pytest.raises(ValueError, match="score_at needs theta"):
+        est.score_at(X)
 
 
 def test_prediction_api(trained):
     models, _ = trained
     est = models["ALICE"]
     X, th = ratio_eval_grid(50)
-    lr = est.predict_log_ratio(X, th)
+    lr = est.predict(X, theta=th)  # per-event theta (scikit-learn face)
     assert lr.shape == (X.shape[0],) and lr.dtype == np.float64
-    np.testing.assert_array_equal(est.predict(X, theta=th), lr)
-    # one point broadcast to all events: scalar, (1,), (1, 1) and 1-D per-event theta are equivalent
+    # the protocol on a grid of points agrees with per-event evaluation
+    points = np.unique(th)[:, None]
+    grid = est.predict_log_ratio(X[:50], points)
+    assert grid.shape == (points.shape[0], 50)
+    np.testing.assert_allclose(grid.reshape(-1), lr, rtol=1e-6, atol=1e-6)
+    # one point: scalar and (1,) are equivalent; predict also broadcasts per-event rows
     point = est.predict_log_ratio(X, 0.5)
+    assert point.shape == (X.shape[0],)
+    np.testing.assert_array_equal(est.predict_log_ratio(X, np.array([0.5])), point)
     for th_variant in (np.array([0.5]), np.array([[0.5]]), np.full(X.shape[0], 0.5), np.full((X.shape[0], 1), 0.5)):
-        np.testing.assert_array_equal(est.predict_log_ratio(X, th_variant), point)
+        np.testing.assert_array_equal(est.predict(X, th_variant), point)
+    # theta1: the difference of two log ratios against the reference
+    np.testing.assert_allclose(est.predict_log_ratio(X, 0.5, -0.3), point - est.predict_log_ratio(X, -0.3),
+                               rtol=1e-12, atol=1e-12)
+    # per-event rows given to the protocol are a grid of n_theta = n_events points: a warning says so
+    with pytest.warns(UserWarning, match="one row per event"):
+        assert est.predict_log_ratio(X[:4], th[:4]).shape == (4, 4)
     proba = est.predict_proba(X, th)
     assert proba.shape == (X.shape[0], 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(lr)))
     assert not hasattr(models["ROLR"], "predict_proba")
     with pytest.raises(ValueError, match="theta must have shape"):
-        est.predict_log_ratio(X, np.zeros((3, 1)))
+        est.predict(X, np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="theta0 must be one parameter point"):
+        est.predict_log_ratio(X, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="theta1 must be one parameter point"):
+        est.predict_log_ratio(X, 0.0, [0.0, 1.0])
     with pytest.raises(ValueError, match="expecting 1 features"):
         est.predict_log_ratio(np.zeros((3, 2)), 0.0)
     with pytest.raises(ValueError, match="NaN or inf"):
@@ -115,7 +137,7 @@ def test_score_is_alpha_independent_cross_entropy(trained, data):
     args = (test["X"], test["y"])
     for name in ("CARL", "ALICES"):
         est = models[name]
-        lr = est.predict_log_ratio(test["X"], test["theta"])
+        lr = est.predict(test["X"], test["theta"])
         s_xz = 1 / (1 + test["r_xz"])
         s_hat = 1 / (1 + np.exp(lr))
         expected = np.mean(s_xz * np.log(s_hat) + (1 - s_xz) * np.log(1 - s_hat))
@@ -166,9 +188,9 @@ def test_determinism_and_no_global_rng_side_effects(data):
     torch_state = torch.random.get_rng_state().clone()
     X, th = ratio_eval_grid(50)
     kw = dict(hidden_layer_sizes=(16,), max_epochs=3)
-    a = _fit(ALICES, small, random_state=7, **kw).predict_log_ratio(X, th)
-    b = _fit(ALICES, small, random_state=7, **kw).predict_log_ratio(X, th)
-    c = _fit(ALICES, small, random_state=8, **kw).predict_log_ratio(X, th)
+    a = _fit(ALICES, small, random_state=7, **kw).predict(X, th)
+    b = _fit(ALICES, small, random_state=7, **kw).predict(X, th)
+    c = _fit(ALICES, small, random_state=8, **kw).predict(X, th)
     _fit(ALICES, small, random_state=None, **kw)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
@@ -221,10 +243,10 @@ def test_state_roundtrip_and_pickle(trained):
         restored = type(est)._from_fitted_state(state)
         assert restored.get_params() == est.get_params()
         assert restored.n_parameters_ == 1 and restored.n_epochs_ == est.n_epochs_
-        np.testing.assert_array_equal(restored.predict_log_ratio(X, th), est.predict_log_ratio(X, th))
-        np.testing.assert_array_equal(restored.score_at(X, th), est.score_at(X, th))
+        np.testing.assert_array_equal(restored.predict(X, th), est.predict(X, th))
+        np.testing.assert_array_equal(restored.score_at(X, 0.3), est.score_at(X, 0.3))
         unpickled = pickle.loads(pickle.dumps(est))
-        np.testing.assert_array_equal(unpickled.predict_log_ratio(X, th), est.predict_log_ratio(X, th))
+        np.testing.assert_array_equal(unpickled.predict(X, th), est.predict(X, th))
     with pytest.raises(ValueError, match="cannot load it into"):
         CARL()._set_fitted_state(models["ALICE"]._get_fitted_state())
     state = models["CARL"]._get_fitted_state()
@@ -252,7 +274,7 @@ def test_pipeline_with_metadata_routing(data):
         pipe.fit(small["X"], small["y"], theta=small["theta"], r_xz=small["r_xz"], t_xz=small["t_xz"])
         lr = pipe.predict(X, theta=th)
         carl = pipe[-1]
-        np.testing.assert_allclose(lr, carl.predict_log_ratio(pipe[0].transform(X), th))
+        np.testing.assert_allclose(lr, carl.predict(pipe[0].transform(X), th))
         np.testing.assert_allclose(pipe.predict_proba(X, theta=th)[:, 1], 1 / (1 + np.exp(lr)))
         s = pipe.score(small["X"], small["y"], theta=small["theta"], r_xz=small["r_xz"])
         assert s == pytest.approx(carl.score(pipe[0].transform(small["X"]), small["y"], theta=small["theta"],

@@ -57,7 +57,7 @@ def x_eval():
 
 
 def _mse(est, x_eval):
-    pred = est.predict_log_ratio(x_eval, GRID[1:], REF)
+    pred = est.predict_log_ratio(x_eval, GRID[1:], REF).T  # protocol: (n_theta, n_events)
     truth = TOY.log_ratio(x_eval, GRID[1:], REF)
     assert pred.shape == truth.shape == (len(x_eval), len(GRID) - 1)
     mse = np.mean((pred - truth) ** 2, axis=0)
@@ -98,7 +98,7 @@ def test_ratio_properties(trained, calibration, x_eval):
     np.testing.assert_allclose(est.predict_log_ratio(x, a, b), -est.predict_log_ratio(x, b, a), atol=1e-12)
     single = est.predict_log_ratio(x, a, REF)
     assert single.shape == (500,)
-    np.testing.assert_array_equal(single, est.predict_log_ratio(x, a[None], REF)[:, 0])
+    np.testing.assert_array_equal(single, est.predict_log_ratio(x, a[None], REF)[0])
     # the calibrated histograms are normalised: E_{x ~ p(x|0)}[r(x | a, 0)] = 1 on the calibration sample
     # (up to the min_probability floor of empty bins)
     x_ref = calibration["x_unw"][np.all(calibration["th_unw"] == 0.0, axis=1)]
@@ -124,8 +124,17 @@ def test_api_and_errors(trained, train, calibration):
     fresh.calibrate(x, np.repeat(GRID[:2], 50, axis=0))
     with pytest.raises(ValueError, match="not a calibration point"):
         fresh.predict_log_ratio(x, GRID[3], REF)
-    with pytest.raises(ValueError, match="theta1 must be one point"):
+    with pytest.raises(ValueError, match="theta1 must be one parameter point"):
         fresh.predict_log_ratio(x, GRID[1], GRID[:2])
+    with pytest.raises(ValueError, match="pass theta1"):
+        fresh.predict_log_ratio(x, GRID[1])
+    # fitted with its reference point, theta1 defaults to it and score_at refuses other points
+    ref = SALLINO(hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(x, train[1][:100], theta=GRID[0])
+    ref.calibrate(x, np.repeat(GRID[:2], 50, axis=0))
+    np.testing.assert_array_equal(ref.predict_log_ratio(x, GRID[1]), ref.predict_log_ratio(x, GRID[1], GRID[0]))
+    assert ref.score_at(x, GRID[0]).shape == (100, 2)
+    with pytest.raises(ValueError, match="only at its reference point"):
+        ref.score_at(x, GRID[1])
     with pytest.raises(ValueError, match="n_bins"):
         SALLINO(n_bins=0).fit(x, train[1][:100])
     # refitting discards the calibration

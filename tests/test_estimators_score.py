@@ -42,7 +42,7 @@ def test_sally_converges_to_true_score(fitted, toy):
     mse = np.mean((pred - truth) ** 2)
     print(f"SALLY score MSE {mse:.5f}")
     assert mse < THRESHOLD
-    np.testing.assert_array_equal(fitted.score_at(X_test), pred)
+    np.testing.assert_array_equal(fitted.score_at(X_test), pred[:, None])  # protocol: always (n, n_params)
 
 
 def test_untrained_sally_fails_the_threshold(toy):

@@ -32,24 +32,28 @@ def _psd_violation(matrix: np.ndarray) -> float:
 
 
 class ExactScore:
-    """Oracle score estimator: ``predict`` returns the toy's exact score at ``theta``."""
+    """Oracle score estimator (inference protocol): ``score_at`` returns the toy's exact score."""
+
+    capabilities = frozenset({"score"})
 
     def __init__(self, toy: ToySimulator, theta: np.ndarray) -> None:
         self.toy, self.theta = toy, theta
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.toy.score(X, self.theta)
+    def score_at(self, X: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+        return self.toy.score(X, self.theta if theta is None else theta)
 
 
 class ScaledEnsemble:
     """Ensemble protocol: members are the exact score times member-specific factors."""
 
+    capabilities = frozenset({"score"})
+
     def __init__(self, toy: ToySimulator, theta: np.ndarray, factors: list[float]) -> None:
         self.exact = ExactScore(toy, theta)
         self.factors = np.asarray(factors)
 
-    def predict_members(self, X: np.ndarray) -> np.ndarray:
-        return self.factors[:, None, None] * self.exact.predict(X)[None]
+    def predict_all(self, method: str, X: np.ndarray, *args) -> np.ndarray:
+        return self.factors[:, None, None] * getattr(self.exact, method)(X, *args)[None]
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +165,14 @@ def test_full_information_ensemble_mean_and_covariance(toy, fisher):
 
 def test_full_information_rejects_bad_estimators(fisher):
     class WrongShape:
-        def predict(self, X):
+        capabilities = frozenset({"score"})
+
+        def score_at(self, X, theta=None):
             return np.zeros((len(X), 3))
 
-    with pytest.raises(ValueError, match=r"expected \(\d+, 2\)"):
+    with pytest.raises(ValueError, match="returned 3 score components, expected 2"):
         fisher.full_information(THETA, WrongShape(), LUMI)
-    with pytest.raises(TypeError, match="predict"):
+    with pytest.raises(TypeError, match="'score' capability"):
         fisher.full_information(THETA, object(), LUMI)
     with pytest.raises(ValueError, match="luminosity"):
         fisher.rate_information(THETA, -1.0)
@@ -305,7 +311,9 @@ def test_full_information_with_nuisance_needs_nuisance_scores(toy):
         fi.full_information(THETA, ExactScore(toy, THETA), LUMI, include_nuisance=True)
 
     class ScoreWithNuisance:
-        def predict(self, X):
+        capabilities = frozenset({"score"})
+
+        def score_at(self, X, theta=None):
             # the normalisation nuisance does not change the shape: x-level score component 0
             return np.concatenate([toy.score(X, THETA), np.zeros((len(X), 1))], axis=1)
 
@@ -313,6 +321,9 @@ def test_full_information_with_nuisance_needs_nuisance_scores(toy):
     rate = fi.rate_information(THETA, LUMI, include_nuisance=True)
     np.testing.assert_allclose(info[2, :], rate[2, :], rtol=1e-10)
     np.testing.assert_allclose(info[:2, :2], fi.full_information(THETA, ExactScore(toy, THETA), LUMI), rtol=1e-10)
+    # without include_nuisance, a (theta, nu) score estimator contributes its theta part
+    np.testing.assert_allclose(fi.full_information(THETA, ScoreWithNuisance(), LUMI),
+                               fi.full_information(THETA, ExactScore(toy, THETA), LUMI), rtol=1e-12)
 
 
 # -- profile / project / distances ----------------------------------------------------------------------------

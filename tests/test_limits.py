@@ -21,27 +21,51 @@ THETA_REF = np.array([0.3, -0.2])  # denominator of the ratio estimator; must no
 
 
 class OracleRatio:
-    """Ratio estimator returning the exact ``log p(x|theta) - log p(x|theta_ref)``; records its batch sizes."""
+    """Exact ``log p(x|theta0) - log p(x|theta1)`` through the inference protocol; records its batch sizes.
 
-    def __init__(self, toy: ToySimulator, theta_ref: np.ndarray, doubly: bool = False) -> None:
-        self.toy, self.theta_ref, self.doubly = toy, theta_ref, doubly
+    ``theta_ref=None``: no reference point (like NDE or a doubly parameterised estimator), theta1 is required.
+    """
+
+    capabilities = frozenset({"ratio"})
+
+    def __init__(self, toy: ToySimulator, theta_ref: np.ndarray | None) -> None:
+        self.toy, self.theta_ref = toy, theta_ref
         self.rows: list[int] = []
 
-    def predict_log_ratio(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        assert X.shape[0] == theta.shape[0]
-        self.rows.append(X.shape[0])
-        if self.doubly:
-            assert theta.shape[1] == 4
-            return self.toy.log_ratio(X, theta[:, :2], theta[:, 2:], paired=True)
-        assert theta.shape[1] == 2
-        return self.toy.log_ratio(X, theta, self.theta_ref, paired=True)
+    def predict_log_ratio(self, X: np.ndarray, theta0: np.ndarray, theta1: np.ndarray | None = None) -> np.ndarray:
+        if theta1 is None:
+            assert self.theta_ref is not None, "theta1 is required"
+            theta1 = self.theta_ref
+        th0 = np.asarray(theta0, dtype=np.float64)
+        single = th0.ndim == 1
+        th0 = np.atleast_2d(th0)
+        assert th0.shape[1] == 2 and np.shape(theta1) == (2,)
+        self.rows.append(X.shape[0] * th0.shape[0])
+        out = self.toy.log_ratio(X, th0, theta1).reshape(X.shape[0], -1).T  # protocol: (n_theta, n_events)
+        return out[0] if single else out
+
+
+class OracleDensity:
+    """Exact ``log p(x|theta)`` through the inference protocol (the ``"density"`` capability)."""
+
+    capabilities = frozenset({"density"})
+
+    def __init__(self, toy: ToySimulator) -> None:
+        self.toy = toy
+
+    def log_likelihood(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        th = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        out = self.toy.log_likelihood(X, th).reshape(X.shape[0], -1).T
+        return out[0] if np.ndim(theta) == 1 else out
 
 
 class ExactScore:
+    capabilities = frozenset({"score"})
+
     def __init__(self, toy: ToySimulator, theta: np.ndarray) -> None:
         self.toy, self.theta = toy, theta
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def score_at(self, X: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
         return self.toy.score(X, self.theta)
 
 
@@ -91,11 +115,31 @@ def test_ratio_limits_with_oracle_match_exact(toy, events, grid, exact_asimov):
     np.testing.assert_allclose(res.log_likelihood_rate, n * np.log(total) - total, rtol=1e-12)
 
 
-def test_ratio_limits_doubly_parameterised(toy, events, grid, exact_asimov):
+def test_ratio_limits_without_reference_point(toy, events, grid, exact_asimov):
+    """An estimator without a reference (NDE, Double*): theta_ref or, by default, the first grid point is theta1;
+    q does not depend on the choice."""
     limits = AsymptoticLimits(events, LUMI)
-    res = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=OracleRatio(toy, None, doubly=True),
-                                 theta_ref=THETA_REF)
+    for theta_ref in (THETA_REF, None):
+        res = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=OracleRatio(toy, None),
+                                     theta_ref=theta_ref)
+        np.testing.assert_allclose(res.q, exact_asimov.q, rtol=1e-9, atol=1e-8)
+
+
+def test_likelihood_mode_with_a_density_matches_exact(toy, events, grid, exact_asimov):
+    limits = AsymptoticLimits(events, LUMI)
+    res = limits.expected_limits(THETA_TRUE, grid, mode="likelihood", estimator=OracleDensity(toy))
     np.testing.assert_allclose(res.q, exact_asimov.q, rtol=1e-9, atol=1e-8)
+    assert res.mode == "likelihood"
+
+
+def test_modes_name_the_missing_capability(toy, events, grid):
+    limits = AsymptoticLimits(events, LUMI)
+    with pytest.raises(TypeError, match="'ratio' capability.*ExactScore has \\['score'\\]"):
+        limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=ExactScore(toy, THETA_TRUE))
+    with pytest.raises(TypeError, match="'density' capability"):
+        limits.expected_limits(THETA_TRUE, grid, mode="likelihood", estimator=OracleRatio(toy, THETA_REF))
+    with pytest.raises(TypeError, match="'score' capability"):
+        limits.expected_limits(THETA_TRUE, grid, mode="score", estimator=OracleDensity(toy))
 
 
 def test_histogram_and_sally_limits_weaker_than_exact(toy, events, grid, exact_asimov):
@@ -114,7 +158,7 @@ def test_histogram_and_sally_limits_weaker_than_exact(toy, events, grid, exact_a
         region, exact_region = res.confidence_region(0.68), exact_asimov.confidence_region(0.68)
         assert np.all(region[exact_region]), name
         assert res.q.max() > 0.3 * q_exact.max(), name
-        assert res.info["edges"] and res.mode in ("histogram", "sally")
+        assert res.info["edges"] and res.mode in ("histogram", "score")
     # the 2-D histogram and the score histogram know more than x1 alone
     assert results["x1 x2"].q.sum() > results["x1"].q.sum()
     assert results["sally"].q.sum() > results["x1"].q.sum()
@@ -198,13 +242,13 @@ def test_errors(toy, events, grid):
     limits = AsymptoticLimits(events, LUMI)
     with pytest.raises(ValueError, match="mode must be one of"):
         limits.expected_limits(THETA_TRUE, grid, mode="nde")
-    with pytest.raises(ValueError, match="predict_log_ratio"):
+    with pytest.raises(ValueError, match="'ratio' capability"):
         limits.expected_limits(THETA_TRUE, grid, mode="ratio")
     with pytest.raises(ValueError, match="observables"):
         limits.expected_limits(THETA_TRUE, grid, mode="histogram")
     with pytest.raises(ValueError, match="not in the event set"):
         limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=["mjj"])
-    with pytest.raises(ValueError, match="score estimator"):
+    with pytest.raises(ValueError, match="'score' capability"):
         limits.expected_limits(THETA_TRUE, grid, mode="sally")
     with pytest.raises(ValueError, match="grid"):
         limits.expected_limits(THETA_TRUE, grid[:, :1], mode="histogram", observables=["x1"])

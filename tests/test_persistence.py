@@ -53,16 +53,17 @@ def _fit_and_predict(name, cls, d):
         return est, lambda e: (e.predict(X), e.predict_log_ratio(X, [0.5, -0.5], [0.0, 0.0]))
     if name in ("NDE", "SCANDAL"):
         est = cls(flow="nsf" if name == "NDE" else "maf", **TINY).fit(X, theta=d["theta"], t_xz=d["t_xz"])
-        return est, lambda e: (e.log_likelihood(X, d["theta"]), e.score_at(X, [0.1, 0.2]),
+        return est, lambda e: (e.predict(X, d["theta"]), e.log_likelihood(X, d["grid"][:3]), e.score_at(X, [0.1, 0.2]),
                                e.sample(10, [0.0, 0.0], random_state=3))
     if name == "Ensemble":
         est = Ensemble(CARL(**TINY), n_estimators=2, random_state=1).fit(X, d["y"], theta=d["theta"])
-        return est, lambda e: e.predict_log_ratio(X, d["theta"], return_std=True)
+        return est, lambda e: e.predict_log_ratio(X, [0.5, -0.5], return_std=True)
     if name.startswith("Double"):
         est = cls(**TINY).fit(X, d["y"], theta=d["theta2"], r_xz=d["r_xz"], t_xz=d["t_xz"], t_xz1=d["t_xz1"])
-        return est, lambda e: (e.predict_log_ratio(X, d["theta2"]), e.score_at(X, d["theta2"]))
+        return est, lambda e: (e.predict(X, d["theta2"]), e.predict_log_ratio(X, [0.5, -0.5], [0.0, 0.0]),
+                               e.score_at(X, [0.1, 0.2]))
     est = cls(**TINY).fit(X, d["y"], theta=d["theta"], r_xz=d["r_xz"], t_xz=d["t_xz"])
-    return est, lambda e: (e.predict_log_ratio(X, d["theta"]), e.score_at(X, d["theta"]))
+    return est, lambda e: (e.predict(X, d["theta"]), e.predict_log_ratio(X, [0.5, -0.5]), e.score_at(X, [0.1, 0.2]))
 
 
 @pytest.mark.parametrize("name", sorted(estimator_registry()))

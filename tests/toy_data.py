@@ -104,12 +104,12 @@ def log_r_mse(estimator, theta1: float | None = None) -> float:
     estimator is evaluated at ``[theta0, theta1]``.
     """
     X, th0 = ratio_eval_grid()
-    if theta1 is None:
-        pred = estimator.predict_log_ratio(X, th0)
-        truth = true_log_r(X, th0[:, 0])
-    else:
-        pred = estimator.predict_log_ratio(X, np.hstack([th0, np.full_like(th0, theta1)]))
-        truth = true_log_r(X, th0[:, 0], theta1)
+    # the inference protocol on the grid: every event at every theta0 point, shape (n_theta, n_x)
+    points = np.unique(th0[:, 0])
+    x = X[: X.shape[0] // points.size]
+    pred = estimator.predict_log_ratio(x, points[:, None], None if theta1 is None else [theta1])
+    assert pred.shape == (points.size, x.shape[0])
+    truth = np.stack([true_log_r(x, p, THETA1 if theta1 is None else theta1) for p in points])
     return float(np.mean((pred - truth) ** 2))
 
 
@@ -120,5 +120,5 @@ def double_log_r_mse(estimator, n: int = 20_000, seed: int = 54321) -> float:
     th0 = rng.uniform(*PRIOR, size=n)
     th1 = rng.uniform(*PRIOR, size=n)
     x, _ = simulate(th1, rng)
-    pred = estimator.predict_log_ratio(x[:, None], np.stack([th0, th1], axis=1))
+    pred = estimator.predict(x[:, None], np.stack([th0, th1], axis=1))  # per-event [theta0, theta1]
     return float(np.mean((pred - true_log_r(x, th0, th1)) ** 2))

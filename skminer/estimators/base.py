@@ -439,11 +439,11 @@ class ClassifierOutputMixin:
         ----------
         X : array-like of shape (n_events, n_features)
         theta : array-like
-            As for ``predict_log_ratio``.
+            Per event or one point, as for ``predict`` (routed metadata inside meta-estimators).
 
         Returns
         -------
         ndarray of shape (n_events, 2)
         """
-        log_r = self.predict_log_ratio(X, theta)
+        log_r = self.predict(X, theta)
         return np.stack([expit(log_r), expit(-log_r)], axis=1)

@@ -2,10 +2,11 @@
 DoubleRASCAL, DoubleALICES.
 
 The network is ``log r_hat(x | theta0, theta1) = f(x, theta0, theta1)``, with ``theta0`` and ``theta1`` both
-varying over the training sample. API: ``theta`` is always the stacked array ``[theta0, theta1]`` of shape
-``(n_events, 2 * n_parameters)`` (or ``(2 * n_parameters,)`` for one pair at prediction time), in ``fit``,
-``predict_log_ratio``, ``predict``, ``predict_proba``, ``score`` and ``score_at``; ``score_at`` returns the
-derivative with respect to ``theta0``.
+varying over the training sample. In the scikit-learn methods (``fit``, ``predict``, ``predict_proba``,
+``score``) ``theta`` is the stacked array ``[theta0, theta1]`` of shape ``(n_events, 2 * n_parameters)`` (or
+``(2 * n_parameters,)`` for one pair at prediction time). The inference protocol takes the points separately:
+``predict_log_ratio(X, theta0, theta1)`` (``theta1`` is required: there is no fixed reference) and
+``score_at(X, theta)`` (the derivative with respect to ``theta0`` at ``theta0 = theta1 = theta``).
 
 Labels and augmented data as for the singly parameterised estimators: ``y = 0`` for ``x ~ p(x | theta0)``,
 ``y = 1`` for ``x ~ p(x | theta1)``, both classes sharing the ``(theta0, theta1)`` pairs; ``r_xz`` is the joint
@@ -17,8 +18,6 @@ score at ``theta1``. With ``t_xz1`` the score term of CASCAL/RASCAL/ALICES also 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from .base import ClassifierOutputMixin
 from .ratio import _PARAMS_DOC, RatioEstimatorBase, _AlphaRatioEstimatorBase
@@ -62,21 +61,6 @@ def _fit_doc(loss: str) -> str:
 class _DoubleMixin:
     _double = True
     __metadata_request__fit = {"theta": True, "r_xz": True, "t_xz": True, "t_xz1": True}
-
-    def score_at(self, X: Any, theta: Any) -> np.ndarray:
-        """Estimated score ``d log r_hat(x | theta0, theta1) / d theta0`` (= ``t(x | theta0)``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_events, n_features)
-        theta : array-like of shape (2 n_parameters,) or (n_events, 2 n_parameters)
-            Stacked ``[theta0, theta1]``.
-
-        Returns
-        -------
-        ndarray of shape (n_events, n_parameters)
-        """
-        return RatioEstimatorBase.score_at(self, X, theta)
 
 
 class DoubleCARL(_DoubleMixin, ClassifierOutputMixin, RatioEstimatorBase):

@@ -5,12 +5,14 @@ default) its own bootstrap resample of the training events; per-event fit metada
 ``t_xz`` ...) is resampled with the same indices. Training uses :class:`joblib.Parallel` with the active
 backend (so ``with joblib.parallel_backend("dask"): ens.fit(...)`` distributes it).
 
-Predictions: :meth:`Ensemble.predict_all` stacks the per-member outputs of any public prediction method
-(``predict``, ``predict_log_ratio``, ``score_at``, ``log_likelihood`` ...) along a new first axis;
-``predict``/``predict_log_ratio``/``score_at``/``log_likelihood`` return the member mean and, with
-``return_std=True``, the member standard deviation (``ddof=1``). :meth:`Ensemble.calibrate` forwards the
-calibration data to every SALLINO member. The Fisher information of an ensemble is
-computed from :attr:`Ensemble.members_` / :meth:`Ensemble.predict_all` in :mod:`skminer.inference.fisher`.
+Predictions: an ensemble answers the inference protocol of its members (``capabilities`` are the template's):
+``predict_log_ratio(X, theta0, theta1=None)``, ``score_at(X, theta=None)``, ``log_likelihood(X, theta)`` and
+``predict`` return the member mean and, with ``return_std=True``, the member standard deviation (``ddof=1``).
+:meth:`Ensemble.predict_all` stacks the per-member outputs of any public prediction method along a new first
+axis (:class:`~skminer.inference.FisherInformation` uses it for the information spread over members).
+:meth:`Ensemble.score` applies the members' model-selection criterion to the mean prediction, and metadata
+(``theta``, ``r_xz``, ``t_xz``) is routed to the members' requests, so ``GridSearchCV(Ensemble(...))`` works.
+:meth:`Ensemble.calibrate` forwards the calibration data to every SALLINO member.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._arrays import from_awkward
+from ..methods import capabilities_of
 from ..threads import default_threads, limit_threads
 from ._torch_utils import seed_from_random_state
+from .persistence import lookup_class, params_for_state, params_from_state, register_estimator, registered_class_name
 
 logger = logging.getLogger("skminer.estimators")
 
@@ -56,6 +62,7 @@ def _take(a: Any, idx: np.ndarray | None) -> Any:
     return np.asarray(a)[idx]
 
 
+@register_estimator
 class Ensemble(BaseEstimator):
     """An ensemble of independently trained copies of a skminer estimator.
 
@@ -165,6 +172,7 @@ class Ensemble(BaseEstimator):
         self.n_features_in_ = int(X_arr.shape[1])
         return self
 
+    @available_if(lambda self: hasattr(self.estimator, "calibrate"))
     def calibrate(self, X: Any, *args: Any, **kwargs: Any) -> Ensemble:
         """Call ``calibrate`` on every member with the same calibration data (SALLINO members).
 
@@ -219,40 +227,102 @@ class Ensemble(BaseEstimator):
         std = outs.std(axis=0, ddof=1) if outs.shape[0] > 1 else np.zeros_like(mean)
         return mean, std
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The inference-protocol capabilities of the members (those of the template estimator)."""
+        return capabilities_of(self.estimator)
+
     def predict(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Member mean of ``predict`` (and the member standard deviation with ``return_std=True``)."""
         return self._reduce("predict", X, args, kwargs, return_std)
 
-    def predict_members(self, X: Any) -> np.ndarray:
-        """Per-member ``predict(X)``, shape ``(n_estimators, n_events, ...)``.
+    def _member_method(self, method: str) -> bool:
+        return hasattr(self.members_[0] if hasattr(self, "members_") else self.estimator, method)
 
-        This is the protocol :class:`~skminer.inference.FisherInformation` uses for an ensemble of score
-        estimators (SALLY): ``full_information(..., return_covariance=True)`` then gives the mean information
-        and its covariance over the members.
-        """
+    @available_if(lambda self: self._member_method("predict_proba"))
+    def predict_proba(self, X: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Member mean of ``predict_proba`` (classifier-type ratio members), shape ``(n_events, 2)``."""
+        return self._reduce("predict_proba", X, args, kwargs, False)
+
+    def predict_members(self, X: Any) -> np.ndarray:
+        """Per-member ``predict(X)``, shape ``(n_estimators, n_events, ...)``."""
         return self.predict_all("predict", X)
 
-    def predict_log_ratio(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+    @available_if(lambda self: "ratio" in self.capabilities)
+    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any = None, *, return_std: bool = False
                           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Member mean (and std with ``return_std=True``) of ``predict_log_ratio``; arguments as for a member."""
-        return self._reduce("predict_log_ratio", X, args, kwargs, return_std)
+        """Member mean (and std with ``return_std=True``) of ``predict_log_ratio`` (inference protocol).
 
-    def score_at(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta0 : array-like of shape (n_parameters,) or (n_theta, n_parameters)
+        theta1 : array-like of shape (n_parameters,), optional
+            As for the members.
+        return_std : bool, default=False
+
+        Returns
+        -------
+        ndarray of shape (n_events,) or (n_theta, n_events), and the member standard deviation of the same shape
+        """
+        return self._reduce("predict_log_ratio", X, (theta0, theta1), {}, return_std)
+
+    @available_if(lambda self: "score" in self.capabilities)
+    def score_at(self, X: Any, theta: Any = None, *, return_std: bool = False
                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Member mean (and std with ``return_std=True``) of the estimated score ``score_at``."""
-        return self._reduce("score_at", X, args, kwargs, return_std)
+        """Member mean (and std with ``return_std=True``) of the estimated score ``score_at`` (protocol).
 
-    def log_likelihood(self, X: Any, *args: Any, return_std: bool = False, **kwargs: Any
+        Returns
+        -------
+        ndarray of shape (n_events, n_parameters) (or with a leading grid axis), and the member std
+        """
+        return self._reduce("score_at", X, (theta,), {}, return_std)
+
+    @available_if(lambda self: "density" in self.capabilities)
+    def log_likelihood(self, X: Any, theta: Any, *, return_std: bool = False
                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Member mean (and std with ``return_std=True``) of ``log_likelihood`` (flow members)."""
-        return self._reduce("log_likelihood", X, args, kwargs, return_std)
+        """Member mean (and std with ``return_std=True``) of ``log_likelihood`` (density members; protocol)."""
+        return self._reduce("log_likelihood", X, (theta,), {}, return_std)
+
+    def score(self, X: Any, y: Any = None, **params: Any) -> float:
+        """The members' model-selection criterion applied to the ensemble's (mean) prediction.
+
+        SALLY / SALLINO: R^2 of the mean predicted score; ratio estimators: minus the cross entropy of the mean
+        ``log r_hat``; NDE / SCANDAL: the mean of the averaged ``log p_hat``. Greater is better, so
+        :class:`~sklearn.model_selection.GridSearchCV` can tune an ensemble.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        y : array-like, optional
+            As for the members' ``score``.
+        **params
+            The members' ``score`` metadata (``theta``, ``r_xz``, ``sample_weight``); ``theta`` goes to the
+            prediction, the rest to the criterion.
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self, "members_")
+        criterion = getattr(self.members_[0], "_score_prediction", None)
+        if criterion is None:
+            raise TypeError(f"the members ({type(self.members_[0]).__name__}) have no skminer score criterion")
+        predict_params = {k: params.pop(k) for k in ("theta",) if k in params}
+        prediction = self.predict(X, **predict_params)
+        return criterion(prediction, y, **params)
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """Route ``fit`` / ``score`` / ``predict`` metadata (theta, r_xz, t_xz ...) to the template's requests."""
+        mapping = MethodMapping()
+        for method in ("fit", "score", "predict", "predict_proba"):
+            mapping.add(caller=method, callee=method)
+        return MetadataRouter(owner=type(self).__name__).add(estimator=self.estimator, method_mapping=mapping)
 
     # ------------------------------------------------------------------ persistence hooks
     def _get_fitted_state(self) -> dict[str, Any]:
         """Template class and hyperparameters, own parameters and the nested fitted states of the members."""
-        from .persistence import params_for_state, registered_class_name
-
         check_is_fitted(self, "members_")
         own = {k: v for k, v in self.get_params(deep=False).items() if k != "estimator"}
         return {
@@ -268,8 +338,6 @@ class Ensemble(BaseEstimator):
     @classmethod
     def _from_fitted_state(cls, state: Mapping[str, Any], device: str | None = None) -> Ensemble:
         """Rebuild a fitted ensemble from :meth:`_get_fitted_state` (``device`` overrides every member's)."""
-        from .persistence import lookup_class, params_from_state
-
         if not isinstance(state, Mapping) or state.get("format") != _STATE_FORMAT or "members" not in state:
             raise ValueError("state is not an Ensemble state from _get_fitted_state")
         template_cls = lookup_class(state["estimator"]["class"], where="Ensemble template")

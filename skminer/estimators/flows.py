@@ -13,8 +13,10 @@ API (conventions of the ratio estimators): ``fit(X, y=None, *, theta, t_xz=None)
 GridSearchCV); ``log_likelihood(X, theta)``; ``predict_log_ratio(X, theta0, theta1)`` =
 ``log p_hat(x | theta0) - log p_hat(x | theta1)`` (MadMiner's ratio convention); ``score_at(X, theta)``;
 ``sample(n, theta, random_state)``; ``score(X, y=None, *, theta)`` = mean log-likelihood (independent of
-``alpha``, so ``GridSearchCV`` can tune ``alpha``). Parameter arguments at prediction time are one point
-``(n_parameters,)`` (broadcast to all events) or one row per event ``(n_events, n_parameters)``.
+``alpha``, so ``GridSearchCV`` can tune ``alpha``). The inference-protocol methods (``log_likelihood``,
+``predict_log_ratio``, ``score_at``) take parameter *points*: one point ``(n_parameters,)`` or a grid
+``(n_theta, n_parameters)`` (result ``(n_theta, n_events, ...)``); ``predict`` and ``score`` take ``theta``
+per event ``(n_events, n_parameters)`` or one point, as metadata.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from .._arrays import from_awkward
+from .._metadata import MissingMetadataError, missing_metadata_message
 from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
+from ._protocol import evaluate_grid, one_point, parameter_points
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
-from .base import NeuralEstimatorBase, _store_params
+from .base import EVAL_BATCH_SIZE, NeuralEstimatorBase, _store_params
 from .losses import score_mse
 
 __all__ = ["NDE", "SCANDAL", "FlowNet", "FlowCriterion", "FLOWS"]
@@ -134,15 +138,15 @@ class FlowCriterion(nn.Module):
 
 
 def _missing_theta(owner: str, method: str) -> str:
-    return (f"{owner}.{method}() needs theta (the parameter point of each event), but theta is None. Inside a "
-            "Pipeline or GridSearchCV theta reaches the estimator only through scikit-learn's metadata routing: "
-            "call sklearn.set_config(enable_metadata_routing=True) and pass theta=... to the outer method.")
+    return missing_metadata_message(f"{owner}.{method}()", "theta", "the parameter point of each event")
 
 
 class _FlowEstimatorBase(NeuralEstimatorBase):
     """Shared implementation of NDE and SCANDAL (not for direct use)."""
 
     _fitted_attributes = ("n_parameters_",)
+    #: What the inference protocol can ask of these estimators (see :mod:`skminer.methods`).
+    capabilities: ClassVar[frozenset[str]] = frozenset({"density", "ratio", "score"})
     __metadata_request__fit = {"theta": True, "t_xz": True}
     __metadata_request__score = {"theta": True}
     __metadata_request__predict = {"theta": True}
@@ -197,7 +201,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         owner = type(self).__name__
         self._check_params()
         if theta is None:
-            raise ValueError(_missing_theta(owner, "fit"))
+            raise MissingMetadataError(_missing_theta(owner, "fit"))
         X = validate_data(self, from_awkward(X), dtype=np.float64)
         n = X.shape[0]
         theta = check_array(theta, dtype=np.float64, ensure_2d=False, input_name="theta")
@@ -242,60 +246,109 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
     def _inputs(self, X: Any, theta: Any, method: str, name: str = "theta") -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "net_")
         if theta is None:
-            raise ValueError(_missing_theta(type(self).__name__, method))
+            raise MissingMetadataError(_missing_theta(type(self).__name__, method))
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         return X, self._broadcast_theta(theta, X.shape[0], name)
 
+    def _grid(self, X: Any, theta: Any, name: str, grad: bool = False) -> tuple[np.ndarray, bool]:
+        """``log p_hat`` ``(n_theta, n_events)`` (or the score ``(n_theta, n_events, n_parameters)``) on a grid."""
+        check_is_fitted(self, "net_")
+        owner = type(self).__name__
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
+        points, single = parameter_points(theta, self.n_parameters_, name, owner, X.shape[0])
+        if grad:
+            def fn(m, x, th):
+                return m.log_prob_and_score(x, th)[1]
+        else:
+            def fn(m, x, th):
+                return m.log_prob(x, th)
+        out = evaluate_grid(lambda arrays, g: self._evaluate(fn, arrays, grad=g), X, points, EVAL_BATCH_SIZE,
+                            grad=grad)
+        return out, single
+
     def log_likelihood(self, X: Any, theta: Any) -> np.ndarray:
-        """Estimated ``log p(x | theta)``.
+        """Estimated ``log p(x | theta)`` (inference protocol, ``"density"`` capability).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta : array-like of shape (n_parameters,) or (n_theta, n_parameters)
+            One parameter point, or a grid of them (every event at every point).
+
+        Returns
+        -------
+        ndarray of shape (n_events,) for one point, else (n_theta, n_events)
+        """
+        if theta is None:
+            raise MissingMetadataError(_missing_theta(type(self).__name__, "log_likelihood"))
+        out, single = self._grid(X, theta, "theta")
+        return out[0] if single else out
+
+    def _predict_rows(self, X: Any, theta: Any, method: str) -> np.ndarray:
+        X, theta = self._inputs(X, theta, method)
+        return self._evaluate(lambda m, x, th: m.log_prob(x, th), [X, theta])
+
+    def predict(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Estimated ``log p(x | theta)`` with parameters per event (the scikit-learn face: theta is metadata).
 
         Parameters
         ----------
         X : array-like of shape (n_events, n_features)
         theta : array-like of shape (n_parameters,) or (n_events, n_parameters)
+            One point for all events, or one row per event.
 
         Returns
         -------
         ndarray of shape (n_events,)
         """
-        X, theta = self._inputs(X, theta, "log_likelihood")
-        return self._evaluate(lambda m, x, th: m.log_prob(x, th), [X, theta])
+        return self._predict_rows(X, theta, "predict")
 
-    def predict(self, X: Any, theta: Any = None) -> np.ndarray:
-        """Same as :meth:`log_likelihood` (so that ``Pipeline.predict(X, theta=...)`` works)."""
-        X, theta = self._inputs(X, theta, "predict")
-        return self._evaluate(lambda m, x, th: m.log_prob(x, th), [X, theta])
-
-    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any) -> np.ndarray:
-        """Estimated ``log r(x | theta0, theta1) = log p_hat(x | theta0) - log p_hat(x | theta1)``.
+    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any = None) -> np.ndarray:
+        """Estimated ``log r(x | theta0, theta1) = log p_hat(x | theta0) - log p_hat(x | theta1)`` (protocol).
 
         Parameters
         ----------
         X : array-like of shape (n_events, n_features)
-        theta0, theta1 : array-like of shape (n_parameters,) or (n_events, n_parameters)
+        theta0 : array-like of shape (n_parameters,) or (n_theta, n_parameters)
+            Numerator point, or a grid of them.
+        theta1 : array-like of shape (n_parameters,)
+            Denominator point (required: a density estimator has no reference point).
 
         Returns
         -------
-        ndarray of shape (n_events,)
+        ndarray of shape (n_events,) for one ``theta0``, else (n_theta, n_events)
         """
-        X, th0 = self._inputs(X, theta0, "predict_log_ratio", "theta0")
-        th1 = self._broadcast_theta(theta1, X.shape[0], "theta1")
-        return self._evaluate(lambda m, x, a, b: m.log_prob(x, a) - m.log_prob(x, b), [X, th0, th1])
+        owner = type(self).__name__
+        if theta0 is None:
+            raise MissingMetadataError(_missing_theta(owner, "predict_log_ratio"))
+        if theta1 is None:
+            raise ValueError(f"{owner} estimates a density and has no reference point: pass theta1 (the "
+                             "denominator point) to predict_log_ratio(X, theta0, theta1)")
+        check_is_fitted(self, "net_")
+        point1 = one_point(theta1, self.n_parameters_, "theta1", owner)
+        log_p0, single = self._grid(X, theta0, "theta0")
+        log_p1, _ = self._grid(X, point1, "theta1")
+        out = log_p0 - log_p1
+        return out[0] if single else out
 
-    def score_at(self, X: Any, theta: Any) -> np.ndarray:
-        """Estimated score ``grad_theta log p_hat(x | theta)`` (autograd).
+    def score_at(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Estimated score ``grad_theta log p_hat(x | theta)`` by autograd (inference protocol).
 
         Parameters
         ----------
-        X, theta
-            As for :meth:`log_likelihood`.
+        X : array-like of shape (n_events, n_features)
+        theta : array-like of shape (n_parameters,) or (n_theta, n_parameters)
+            Point(s) (required: a density estimator has a score at every point).
 
         Returns
         -------
-        ndarray of shape (n_events, n_parameters)
+        ndarray of shape (n_events, n_parameters) for one point, else (n_theta, n_events, n_parameters)
         """
-        X, theta = self._inputs(X, theta, "score_at")
-        return self._evaluate(lambda m, x, th: m.log_prob_and_score(x, th)[1], [X, theta], grad=True)
+        if theta is None:
+            raise ValueError(f"{type(self).__name__}.score_at needs theta: a density estimator has a score at "
+                             "every parameter point, so the point must be given")
+        out, single = self._grid(X, theta, "theta", grad=True)
+        return out[0] if single else out
 
     def sample(self, n_samples: int, theta: Any, random_state: Any = None) -> np.ndarray:
         """Draw events from the estimated ``p_hat(x | theta)`` at one parameter point.
@@ -340,15 +393,17 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         -------
         float
         """
-        if theta is None:
-            raise ValueError(_missing_theta(type(self).__name__, "score"))
-        lp = self.log_likelihood(X, theta)
+        return self._score_prediction(self._predict_rows(X, theta, "score"), y, sample_weight=sample_weight)
+
+    def _score_prediction(self, log_p: np.ndarray, y: Any = None, *, sample_weight: Any = None) -> float:
+        """The :meth:`score` criterion for per-event predictions ``log_p`` (shared with :class:`Ensemble`)."""
+        log_p = np.asarray(log_p, dtype=np.float64)
         if sample_weight is None:
-            return float(np.mean(lp))
+            return float(np.mean(log_p))
         w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        if w.shape != lp.shape:
-            raise ValueError(f"sample_weight must have shape {lp.shape}, got {w.shape}")
-        return float(np.sum(w * lp) / np.sum(w))
+        if w.shape != log_p.shape:
+            raise ValueError(f"sample_weight must have shape {log_p.shape}, got {w.shape}")
+        return float(np.sum(w * log_p) / np.sum(w))
 
 
 _PARAMS_DOC = """

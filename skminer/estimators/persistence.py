@@ -27,10 +27,12 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
+from ..methods import METHODS
 
 logger = logging.getLogger("skminer.estimators")
 
-__all__ = ["save_estimator", "load_estimator", "estimator_kind", "estimator_registry", "FILE_MAGIC", "FILE_VERSION"]
+__all__ = ["save_estimator", "load_estimator", "estimator_kind", "estimator_registry", "register_estimator",
+           "FILE_MAGIC", "FILE_VERSION"]
 
 #: Marker stored in every estimator file.
 FILE_MAGIC = "skminer-estimator"
@@ -40,24 +42,35 @@ _ARRAY_KEY = "__ndarray__"
 _SAFE_TORCH = "2.10"  # the declared floor of pyproject.toml
 
 
+#: Meta-estimators registered with :func:`register_estimator` (the method classes come from the method table).
+_REGISTERED: dict[str, type] = {}
+
+
+def register_estimator(cls: type) -> type:
+    """Class decorator: allow ``cls`` (a skminer meta-estimator such as Ensemble) in estimator files.
+
+    The estimator classes of the methods are allowed through :data:`skminer.methods.METHODS`; registration is
+    for classes outside the table, so that this module needs no import of them (no import cycle).
+    """
+    other = _REGISTERED.get(cls.__name__)
+    if other is not None and other is not cls:
+        raise ValueError(f"an estimator class named {cls.__name__} is already registered ({other.__module__})")
+    _REGISTERED[cls.__name__] = cls
+    return cls
+
+
 def estimator_registry() -> dict[str, type]:
     """The allow-list of estimator classes that can be saved and loaded, keyed by class name.
 
     Returns
     -------
     dict of str to type
-        SALLY, SALLINO, the singly and doubly parameterised ratio estimators, NDE, SCANDAL and Ensemble.
+        The classes of every row of :data:`skminer.methods.METHODS` plus the registered meta-estimators
+        (:class:`~skminer.estimators.ensemble.Ensemble`).
     """
-    from .double_ratio import DoubleALICE, DoubleALICES, DoubleCARL, DoubleCASCAL, DoubleRASCAL, DoubleROLR
-    from .ensemble import Ensemble
-    from .flows import NDE, SCANDAL
-    from .ratio import ALICE, ALICES, CARL, CASCAL, RASCAL, ROLR
-    from .sallino import SALLINO
-    from .score import SALLY
-
-    classes = (SALLY, SALLINO, CARL, ROLR, ALICE, CASCAL, RASCAL, ALICES, DoubleCARL, DoubleROLR, DoubleALICE,
-               DoubleCASCAL, DoubleRASCAL, DoubleALICES, NDE, SCANDAL, Ensemble)
-    return {cls.__name__: cls for cls in classes}
+    registry = {m.class_name: m.load() for m in METHODS.values()}
+    registry.update(_REGISTERED)
+    return registry
 
 
 def registered_class_name(estimator: Any) -> str:

@@ -34,9 +34,11 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from .._arrays import from_awkward
+from .._metadata import MissingMetadataError, missing_metadata_message
 from ._data_checks import check_training_data
 from ._net import RatioNet, Standardizer
-from .base import ClassifierOutputMixin, NeuralEstimatorBase, _store_params
+from ._protocol import evaluate_grid, one_point, parameter_points
+from .base import EVAL_BATCH_SIZE, ClassifierOutputMixin, NeuralEstimatorBase, _store_params
 from .losses import (
     RatioCriterion,
     log_r_xz_from_r_xz,
@@ -52,13 +54,9 @@ def _missing_theta_message(owner: str, method: str, double: bool) -> str:
     what = "the stacked parameter points [theta0, theta1] of each event" if double else \
         "the parameter point theta0 of each event"
     fit_request = "theta=True, r_xz=True, t_xz=True" + (", t_xz1=True" if double else "")
-    return (
-        f"{owner}.{method}() needs theta ({what}), but theta is None. If {owner} sits inside a Pipeline, "
-        "GridSearchCV or another meta-estimator, theta can only reach it through scikit-learn's metadata "
-        "routing: call sklearn.set_config(enable_metadata_routing=True) and pass theta=... (and r_xz=..., "
-        "t_xz=...) to the outer fit/score/predict. The requests default to True; to set them explicitly use "
-        f"est.set_fit_request({fit_request}) and est.set_score_request(theta=True, r_xz=True)."
-    )
+    return (missing_metadata_message(f"{owner}.{method}()", "theta", what) + " The requests default to True; to "
+            f"set them explicitly use est.set_fit_request({fit_request}) and est.set_score_request(theta=True, "
+            "r_xz=True).")
 
 
 class RatioEstimatorBase(NeuralEstimatorBase):
@@ -69,6 +67,8 @@ class RatioEstimatorBase(NeuralEstimatorBase):
 
     _method: ClassVar[str] = "carl"
     _double: ClassVar[bool] = False
+    #: What the inference protocol can ask of these estimators (see :mod:`skminer.methods`).
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ratio", "score"})
     _fitted_attributes = ("n_parameters_",)
 
     __metadata_request__fit = {"theta": True, "r_xz": True, "t_xz": True}
@@ -166,7 +166,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         owner = type(self).__name__
         self._check_params()
         if theta is None:
-            raise ValueError(_missing_theta_message(owner, "fit", self._double))
+            raise MissingMetadataError(_missing_theta_message(owner, "fit", self._double))
         X, y = validate_data(self, from_awkward(X), y, dtype=np.float64, y_numeric=True)
         n = X.shape[0]
         if not np.all(np.isin(y, (0.0, 1.0))):
@@ -199,48 +199,131 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     def _check_predict_inputs(self, X: Any, theta: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "net_")
         if theta is None:
-            raise ValueError(_missing_theta_message(type(self).__name__, method, self._double))
+            raise MissingMetadataError(_missing_theta_message(type(self).__name__, method, self._double))
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         return X, self._broadcast_theta(theta, X.shape[0])
 
-    def predict_log_ratio(self, X: Any, theta: Any) -> np.ndarray:
-        """Estimated ``log r(x | theta0, theta1)``.
+    def _grid(self, X: np.ndarray, rows: np.ndarray, grad: bool = False) -> np.ndarray:
+        """Network outputs for every event at every parameter row: ``(n_rows, n_events)`` log r, or with
+        ``grad`` the score ``(n_rows, n_events, n_parameters)`` with respect to ``theta0``."""
+        p = self.n_parameters_
+        if grad:
+            def fn(m, x, th):
+                return m.log_r_and_score(x, th)[1][:, :p]
+        else:
+            def fn(m, x, th):
+                return m.log_r(x, th)
+        return evaluate_grid(lambda arrays, g: self._evaluate(fn, arrays, grad=g), X, rows, EVAL_BATCH_SIZE,
+                             grad=grad)
+
+    def _network_rows(self, points0: np.ndarray, point1: np.ndarray | None) -> np.ndarray:
+        if not self._double:
+            return points0
+        return np.hstack([points0, np.broadcast_to(point1, points0.shape)])
+
+    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any = None) -> np.ndarray:
+        """Estimated ``log r(x | theta0, theta1) = log p(x | theta0) - log p(x | theta1)`` (inference protocol).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta0 : array-like of shape (n_parameters,) or (n_theta, n_parameters)
+            One numerator point, or a grid of them (every event is evaluated at every point).
+        theta1 : array-like of shape (n_parameters,), optional
+            Denominator point. Singly parameterised estimators default to their training reference (the
+            ``y = 1`` sample) and otherwise return ``log r_hat(x | theta0) - log r_hat(x | theta1)``, both
+            relative to that reference. Doubly parameterised estimators have no reference and need it.
+
+        Returns
+        -------
+        ndarray of shape (n_events,) for one ``theta0``, else (n_theta, n_events)
+
+        Raises
+        ------
+        ValueError
+            On wrong shapes (e.g. a stacked ``[theta0, theta1]`` for a doubly parameterised estimator), or a
+            missing ``theta1`` for a doubly parameterised one.
+        """
+        check_is_fitted(self, "net_")
+        owner = type(self).__name__
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
+        p = self.n_parameters_
+        points0, single = parameter_points(theta0, p, "theta0", owner, X.shape[0])
+        if self._double:
+            if theta1 is None:
+                raise ValueError(f"{owner} is doubly parameterised and has no fixed reference point: pass theta1 "
+                                 "(the denominator point) to predict_log_ratio(X, theta0, theta1)")
+            point1 = one_point(theta1, p, "theta1", owner)
+            out = self._grid(X, self._network_rows(points0, point1))
+        else:
+            out = self._grid(X, points0)
+            if theta1 is not None:
+                out = out - self._grid(X, one_point(theta1, p, "theta1", owner)[None, :])
+        return out[0] if single else out
+
+    def _predict_rows(self, X: Any, theta: Any, method: str) -> np.ndarray:
+        X, theta = self._check_predict_inputs(X, theta, method)
+        return self._evaluate(lambda m, x, th: m.log_r(x, th), [X, theta])
+
+    def predict(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Estimated ``log r`` with parameters per event (the scikit-learn face: theta is routed metadata).
 
         Parameters
         ----------
         X : array-like of shape (n_events, n_features)
         theta : array-like
-            Singly parameterised: ``theta0`` as one point ``(n_parameters,)`` (broadcast to all events) or one
-            row per event ``(n_events, n_parameters)``. Doubly parameterised: ``[theta0, theta1]`` stacked,
-            ``(2 n_parameters,)`` or ``(n_events, 2 n_parameters)``.
+            Singly parameterised: ``theta0`` as one point ``(n_parameters,)`` or one row per event
+            ``(n_events, n_parameters)``. Doubly parameterised: ``[theta0, theta1]`` stacked, ``(2 n_parameters,)``
+            or ``(n_events, 2 n_parameters)`` (the layout of ``fit``).
 
         Returns
         -------
         ndarray of shape (n_events,)
         """
-        X, theta = self._check_predict_inputs(X, theta, "predict_log_ratio")
-        return self._evaluate(lambda m, x, th: m.log_r(x, th), [X, theta])
+        return self._predict_rows(X, theta, "predict")
 
-    def predict(self, X: Any, theta: Any = None) -> np.ndarray:
-        """Same as :meth:`predict_log_ratio` (so that ``Pipeline.predict(X, theta=...)`` works)."""
-        X, theta = self._check_predict_inputs(X, theta, "predict")
-        return self._evaluate(lambda m, x, th: m.log_r(x, th), [X, theta])
+    def score_at(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Estimated score ``t(x | theta) = d log p(x | theta) / d theta`` by autograd (inference protocol).
 
-    def score_at(self, X: Any, theta: Any) -> np.ndarray:
-        """Estimated score ``d log r_hat(x | theta0, theta1) / d theta0`` (= ``t(x | theta0)``), by autograd.
+        It is ``d log r_hat(x | theta, theta1) / d theta`` (for a doubly parameterised estimator at
+        ``theta1 = theta``), which does not depend on the denominator.
 
         Parameters
         ----------
-        X, theta
-            As for :meth:`predict_log_ratio`.
+        X : array-like of shape (n_events, n_features)
+        theta : array-like of shape (n_parameters,) or (n_theta, n_parameters)
+            Point(s) at which the score is evaluated (required: a ratio estimator has a score at every point).
 
         Returns
         -------
-        ndarray of shape (n_events, n_parameters)
+        ndarray of shape (n_events, n_parameters) for one point, else (n_theta, n_events, n_parameters)
         """
-        X, theta = self._check_predict_inputs(X, theta, "score_at")
-        p = self.n_parameters_
-        return self._evaluate(lambda m, x, th: m.log_r_and_score(x, th)[1][:, :p], [X, theta], grad=True)
+        check_is_fitted(self, "net_")
+        owner = type(self).__name__
+        if theta is None:
+            raise ValueError(f"{owner}.score_at needs theta: a ratio estimator estimates the score at every "
+                             "parameter point, so the point must be given")
+        X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
+        points, single = parameter_points(theta, self.n_parameters_, "theta", owner, X.shape[0])
+        rows = np.hstack([points, points]) if self._double else points
+        out = self._grid(X, rows, grad=True)
+        return out[0] if single else out
+
+    def _score_prediction(self, log_r: np.ndarray, y: Any, *, r_xz: Any = None, sample_weight: Any = None
+                          ) -> float:
+        """The :meth:`score` criterion for per-event predictions ``log_r`` (shared with :class:`Ensemble`)."""
+        log_r = np.asarray(log_r, dtype=np.float64)
+        n = log_r.shape[0]
+        y = column_or_1d(np.asarray(y, dtype=np.float64))
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},), got {y.shape}")
+        if r_xz is not None:
+            target = expit(-log_r_xz_from_r_xz(self._check_event_array(r_xz, "r_xz", n, None)))
+        else:
+            target = y
+        if sample_weight is not None:
+            sample_weight = self._check_event_array(sample_weight, "sample_weight", n, None)
+        return -ratio_cross_entropy(log_r, target, sample_weight)
 
     # sample_weight is accepted because Pipeline.score always forwards it under metadata routing
     def score(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, sample_weight: Any = None) -> float:
@@ -263,20 +346,8 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         -------
         float
         """
-        if theta is None:
-            raise ValueError(_missing_theta_message(type(self).__name__, "score", self._double))
-        log_r = self.predict_log_ratio(X, theta)
-        n = log_r.shape[0]
-        y = column_or_1d(np.asarray(y, dtype=np.float64))
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},), got {y.shape}")
-        if r_xz is not None:
-            target = expit(-log_r_xz_from_r_xz(self._check_event_array(r_xz, "r_xz", n, None)))
-        else:
-            target = y
-        if sample_weight is not None:
-            sample_weight = self._check_event_array(sample_weight, "sample_weight", n, None)
-        return -ratio_cross_entropy(log_r, target, sample_weight)
+        log_r = self._predict_rows(X, theta, "score")
+        return self._score_prediction(log_r, y, r_xz=r_xz, sample_weight=sample_weight)
 
 
 class _AlphaRatioEstimatorBase(RatioEstimatorBase):

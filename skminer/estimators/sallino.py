@@ -22,7 +22,9 @@ The densities are histograms of ``h`` over *calibration events* at ``theta0`` an
      ``sample_weight[:, j]`` are the event weights at ``theta[j]`` (e.g. ``EventSet.weights_at(grid)``;
      negative weights are allowed, bins with a negative total are floored).
 
-3. ``predict_log_ratio(X, theta0, theta1)``: both points must be on the calibration grid. The histogram of
+3. ``predict_log_ratio(X, theta0, theta1=None)``: both points must be on the calibration grid (``theta1``
+   defaults to the reference point when ``fit`` was given ``theta=``; a grid of ``theta0`` gives
+   ``(n_theta, n_events)``). The histogram of
    ``h`` for the pair uses ``n_bins`` bins of equal probability under the equal mixture of the two calibration
    distributions (outer bins open to infinity); the bin widths cancel in the ratio.
 
@@ -41,6 +43,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._arrays import from_awkward
+from ._protocol import one_point, parameter_points
 from .base import _store_params
 from .score import SALLY
 
@@ -95,6 +98,8 @@ class SALLINO(SALLY):
     """
 
     _fitted_attributes = SALLY._fitted_attributes + _CALIBRATION_ATTRIBUTES
+    #: Score at the reference; log likelihood ratios between calibration points after :meth:`calibrate`.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"score", "ratio"})
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **SALLY._parameter_constraints,
@@ -111,7 +116,7 @@ class SALLINO(SALLY):
         _store_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any) -> SALLINO:
+    def fit(self, X: Any, y: Any, *, theta: Any = None) -> SALLINO:
         """Train the score network (as :meth:`SALLY.fit`) and discard any previous calibration.
 
         Parameters
@@ -120,6 +125,9 @@ class SALLINO(SALLY):
             Events drawn at the reference point.
         y : array-like of shape (n_events,) or (n_events, n_parameters)
             Joint score ``t(x, z | theta_ref)``.
+        theta : array-like, optional
+            The reference point, as for :meth:`SALLY.fit`; it is also the default ``theta1`` of
+            :meth:`predict_log_ratio`.
 
         Returns
         -------
@@ -128,7 +136,7 @@ class SALLINO(SALLY):
         for name in _CALIBRATION_ATTRIBUTES:
             if hasattr(self, name):
                 delattr(self, name)
-        super().fit(X, y)
+        super().fit(X, y, theta=theta)
         return self
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
@@ -226,36 +234,42 @@ class SALLINO(SALLY):
         bins_x = np.searchsorted(inner, h_x, side="right")
         return np.log(p0[bins_x]) - np.log(p1[bins_x])
 
-    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any) -> np.ndarray:
-        """Estimated ``log r(x | theta0, theta1) = log p_hat(h | theta0) - log p_hat(h | theta1)``.
+    def predict_log_ratio(self, X: Any, theta0: Any, theta1: Any = None) -> np.ndarray:
+        """Estimated ``log r(x | theta0, theta1) = log p_hat(h | theta0) - log p_hat(h | theta1)`` (protocol).
 
         Parameters
         ----------
         X : array-like of shape (n_events, n_features)
         theta0 : array-like of shape (n_parameters,) or (n_theta, n_parameters)
-            One calibration point, or several (evaluated one after the other against ``theta1``).
-        theta1 : array-like of shape (n_parameters,)
-            A calibration point (typically the reference point).
+            One calibration point, or several (the events' scores are computed once for all of them).
+        theta1 : array-like of shape (n_parameters,), optional
+            A calibration point; default the reference point ``theta_ref_`` (when fitted with ``theta=``).
 
         Returns
         -------
-        ndarray of shape (n_events,) for one ``theta0``, else (n_events, n_theta)
+        ndarray of shape (n_events,) for one ``theta0``, else (n_theta, n_events)
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before :meth:`calibrate`.
+        ValueError
+            If a point is not on the calibration grid, or ``theta1`` is missing and no reference is known.
         """
         check_is_fitted(self, "net_")
+        owner = type(self).__name__
         if not hasattr(self, "calibration_theta_"):
-            raise NotFittedError("SALLINO needs calibration events: call calibrate(X_cal, theta, sample_weight) "
+            raise NotFittedError(f"{owner} needs calibration events: call calibrate(X_cal, theta, sample_weight) "
                                  "after fit")
         p = self.n_outputs_
-        th0 = np.asarray(theta0, dtype=np.float64)
-        single = th0.ndim <= 1
-        th0 = th0.reshape(1, -1) if single else th0
-        th1 = np.asarray(theta1, dtype=np.float64).reshape(-1)
-        if th0.ndim != 2 or th0.shape[1] != p:
-            raise ValueError(f"theta0 must have shape ({p},) or (n_theta, {p}), got {np.shape(theta0)}")
-        if th1.shape != (p,):
-            raise ValueError(f"theta1 must be one point of shape ({p},), got {np.shape(theta1)}")
+        if theta1 is None:
+            theta1 = getattr(self, "theta_ref_", None)
+            if theta1 is None:
+                raise ValueError(f"{owner}: pass theta1 (a calibration point), or fit with theta=<reference point> "
+                                 "so that it defaults to the reference")
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
+        th0, single = parameter_points(theta0, p, "theta0", owner, X.shape[0])
+        i1 = self._grid_index(one_point(theta1, p, "theta1", owner), "theta1")
         t_x = self._scores(X)
-        i1 = self._grid_index(th1, "theta1")
-        out = np.stack([self._log_ratio_pair(t_x, self._grid_index(row, "theta0"), i1) for row in th0], axis=1)
-        return out[:, 0] if single else out
+        out = np.stack([self._log_ratio_pair(t_x, self._grid_index(row, "theta0"), i1) for row in th0], axis=0)
+        return out[0] if single else out

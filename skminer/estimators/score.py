@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
+from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -66,7 +67,10 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
     >>> model.fit(x_train, t_xz_train).predict(x_test)  # doctest: +SKIP
     """
 
-    _fitted_attributes = ("n_outputs_", "_y_1d_")
+    _fitted_attributes = ("n_outputs_", "_y_1d_", "theta_ref_")
+    #: What the inference protocol can ask of SALLY (see :mod:`skminer.methods`): the score at its reference.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"score"})
+    __metadata_request__fit = {"theta": True}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -84,7 +88,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         return ScoreCriterion(scale)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any) -> SALLY:
+    def fit(self, X: Any, y: Any, *, theta: Any = None) -> SALLY:
         """Train on events ``X`` drawn at the reference point and their joint scores ``y = t_xz``.
 
         Parameters
@@ -92,6 +96,9 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         X : array-like of shape (n_events, n_features)
         y : array-like of shape (n_events,) or (n_events, n_parameters)
             Joint score ``t(x, z | theta_ref)``. With 1-D ``y``, :meth:`predict` returns 1-D output.
+        theta : array-like of shape (n_parameters,) or (n_events, n_parameters), optional
+            The reference point (``TrainingSample.theta0`` of a local score sample: the same row for every
+            event). Stored as ``theta_ref_`` so that :meth:`score_at` can refuse other points.
 
         Returns
         -------
@@ -99,6 +106,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         """
         self._check_params()
         X, y = validate_data(self, from_awkward(X), y, multi_output=True, y_numeric=True, dtype=np.float64)
+        self.theta_ref_ = None if theta is None else self._reference_point(theta, X.shape[0])
         self._y_1d_ = y.ndim == 1
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
         self.n_outputs_ = int(y2.shape[1])
@@ -130,6 +138,55 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         t = self._evaluate(lambda module, x: module(x), [X])
         return t[:, 0] if self._y_1d_ else t
 
-    def score_at(self, X: Any) -> np.ndarray:
-        """Alias of :meth:`predict` (the estimated score at the reference point)."""
-        return self.predict(X)
+    def _score_prediction(self, prediction: np.ndarray, y: Any, *, sample_weight: Any = None) -> float:
+        """The :meth:`score` criterion (R^2) for predictions ``prediction`` (shared with :class:`Ensemble`)."""
+        return float(r2_score(y, prediction, sample_weight=sample_weight))
+
+    @staticmethod
+    def _reference_point(theta: Any, n: int) -> np.ndarray:
+        th = np.asarray(theta, dtype=np.float64)
+        if th.ndim == 1 and th.size == n > 1:  # one parameter, one value per event
+            th = th.reshape(n, 1)
+        elif th.ndim <= 1:  # one point
+            th = th.reshape(1, -1)
+        if th.shape[0] not in (1, n) or not np.all(np.isfinite(th)):
+            raise ValueError(f"theta must be the reference point (one finite row, or the same row for each of the "
+                             f"{n} events), got shape {np.shape(theta)}")
+        distinct = np.unique(th, axis=0)
+        if distinct.shape[0] != 1:
+            raise ValueError(f"SALLY learns the score at one reference point, but theta has {distinct.shape[0]} "
+                             "distinct rows (use a ratio or density estimator for parameterised training)")
+        return distinct[0]
+
+    def score_at(self, X: Any, theta: Any = None) -> np.ndarray:
+        """Estimated score ``t_hat(x)`` at the reference point (inference protocol, ``"score"`` capability).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_events, n_features)
+        theta : array-like of shape (n_parameters,), optional
+            The point the score is asked at. SALLY knows only its reference: when it was fitted with
+            ``theta=`` (``theta_ref_``), any other point raises ``ValueError``; without a recorded reference
+            the point is taken on trust.
+
+        Returns
+        -------
+        ndarray of shape (n_events, n_outputs)
+            Always 2-D (``n_outputs`` = number of score components, including nuisance components when
+            trained with them).
+
+        Raises
+        ------
+        ValueError
+            If ``theta`` differs from the recorded reference point.
+        """
+        check_is_fitted(self, "net_")
+        if theta is not None and getattr(self, "theta_ref_", None) is not None:
+            ref = np.asarray(self.theta_ref_, dtype=np.float64)
+            th = np.asarray(theta, dtype=np.float64).reshape(-1)
+            scale = np.maximum(1.0, np.abs(ref))
+            if th.shape != ref.shape or not np.all(np.abs(th - ref) <= 1e-9 * scale):
+                raise ValueError(f"{type(self).__name__} estimates the score only at its reference point "
+                                 f"{ref.tolist()}, not at theta={np.asarray(theta).tolist()}")
+        t = self.predict(X)
+        return t.reshape(-1, 1) if t.ndim == 1 else t

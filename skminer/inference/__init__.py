@@ -3,7 +3,6 @@
 from .fisher import (
     FisherInformation,
     InformationDistribution,
-    ScoreEnsemble,
     distance_for_cl,
     fisher_contour,
     fisher_distance,
@@ -17,7 +16,6 @@ __all__ = [
     "FisherInformation",
     "InformationDistribution",
     "LimitResult",
-    "ScoreEnsemble",
     "distance_for_cl",
     "fisher_contour",
     "fisher_distance",

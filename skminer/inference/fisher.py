@@ -12,7 +12,8 @@ with the score ``t = grad_theta log p(x|theta)``. :class:`FisherInformation` est
 * :meth:`~FisherInformation.truth_information`: everything at parton level observable,
   ``L * sum_events grad w grad w^T / w``;
 * :meth:`~FisherInformation.rate_information`: the first term of eq. 16;
-* :meth:`~FisherInformation.full_information`: eq. 16 with a score estimator (SALLY) for ``t(x)``;
+* :meth:`~FisherInformation.full_information`: eq. 16 with any estimator of the score ``t(x)`` (the ``"score"``
+  capability of the inference protocol: SALLY, ratio and density estimators, ensembles, pipelines);
 * :meth:`~FisherInformation.histogram_information` / :meth:`~FisherInformation.histogram_information_2d`:
   the information in histograms of one or two observables;
 * :meth:`~FisherInformation.information_distribution`: where in an observable the information sits.
@@ -28,18 +29,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from ..methods import require_capability
+from ..pipeline import as_protocol_estimator
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
 from .nuisance import nuisance_constraint_information, profile_information, project_information
 
 __all__ = [
     "FisherInformation",
     "InformationDistribution",
-    "ScoreEnsemble",
     "fisher_distance",
     "fisher_contour",
     "distance_for_cl",
@@ -49,13 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class ScoreEnsemble(Protocol):
-    """An ensemble of score estimators: ``predict_members(X)`` returns ``(n_members, n_events, n_params)``."""
-
-    def predict_members(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -362,42 +357,48 @@ class FisherInformation:
         grad = g.sum(axis=0)
         return _symmetrize(lumi / sigma * np.outer(grad, grad))
 
-    def _predict_scores(self, estimator: Any, x: np.ndarray, n_out: int) -> np.ndarray:
-        """Scores ``(n_members, n_events, n_out)``; ensembles through ``predict_members``."""
-        if isinstance(estimator, ScoreEnsemble):
-            t = np.asarray(estimator.predict_members(x), dtype=np.float64)
-            if t.ndim == 2 and n_out == 1:
-                t = t[:, :, None]
-            if t.ndim != 3 or t.shape[1:] != (x.shape[0], n_out):
-                raise ValueError(f"estimator.predict_members returned shape {t.shape}, expected "
-                                 f"(n_members, {x.shape[0]}, {n_out})")
-        elif hasattr(estimator, "predict"):
-            t = np.asarray(estimator.predict(x), dtype=np.float64)
-            if t.ndim == 1 and n_out == 1:
-                t = t[:, None]
-            if t.shape != (x.shape[0], n_out):
-                raise ValueError(f"estimator.predict returned shape {t.shape}, expected ({x.shape[0]}, {n_out}) "
-                                 "(one score component per parameter"
-                                 + (" and nuisance parameter)" if n_out > self.n_parameters else ")"))
-            t = t[None]
+    def _predict_scores(self, estimator: Any, x: np.ndarray, theta: np.ndarray, n_out: int, purpose: str
+                        ) -> np.ndarray:
+        """Estimated scores ``(n_members, n_events, n_out)`` at ``theta`` through the inference protocol.
+
+        An :class:`~skminer.estimators.Ensemble` (also at the end of a Pipeline) gives one row per member
+        (``predict_all("score_at", ...)``), any other estimator with the ``"score"`` capability one row. A
+        score estimator trained on ``(theta, nu)`` scores (``n_parameters + n_nuisance`` components) gives its
+        theta part when ``n_out == n_parameters``.
+        """
+        estimator = as_protocol_estimator(estimator)
+        require_capability(estimator, "score", purpose)
+        owner = type(estimator).__name__
+        if hasattr(estimator, "predict_all"):
+            t = np.asarray(estimator.predict_all("score_at", x, theta), dtype=np.float64)
         else:
-            raise TypeError(f"estimator must have predict(X) or predict_members(X), got {type(estimator).__name__}")
+            t = np.asarray(estimator.score_at(x, theta), dtype=np.float64)[None]
+        if t.ndim != 3 or t.shape[1] != x.shape[0]:
+            raise ValueError(f"{owner}.score_at returned shape {t.shape[1:]}, expected ({x.shape[0]}, {n_out})")
+        width = t.shape[2]
+        if width == self.n_parameters + self.n_nuisance and n_out == self.n_parameters and self.n_nuisance:
+            t = t[:, :, :n_out]  # the theta part of a (theta, nu) score estimator
+        elif width != n_out:
+            raise ValueError(f"{owner}.score_at returned {width} score components, expected {n_out} (one per "
+                             "parameter" + (" and nuisance parameter)" if n_out > self.n_parameters else ")"))
         if not np.all(np.isfinite(t)):
-            raise ValueError("the score estimator returned NaN or inf")
+            bad = int(np.sum(~np.all(np.isfinite(t), axis=2)))
+            raise ValueError(f"{owner}.score_at returned NaN or inf for {bad} (member, event) pairs")
         return t
 
     def full_information_members(self, theta: Any, estimator: Any, luminosity: float, include_rate: bool = True,
                                  include_nuisance: bool = False) -> np.ndarray:
-        """Eq. 16 for every member of a score-estimator ensemble, shape ``(n_members, n, n)``.
+        """Eq. 16 for every member of an ensemble, shape ``(n_members, n, n)``.
 
-        A plain estimator counts as an ensemble of one. See :meth:`full_information` for the arguments.
+        Any other estimator counts as an ensemble of one. See :meth:`full_information` for the arguments.
         """
         lumi = _check_luminosity(luminosity)
         w, g = self._weights_and_gradients(theta, include_nuisance)
         n_out = g.shape[1]
         nz = w != 0
         x = np.asarray(self.events.x, dtype=np.float64)[nz]
-        t = self._predict_scores(estimator, x, n_out)
+        t = self._predict_scores(estimator, x, _as_point(theta, self.n_parameters), n_out,
+                                 "FisherInformation.full_information")
         kin = lumi * np.einsum("e,mei,mej->mij", w[nz], t, t, optimize=True)
         if include_rate:
             sigma = w.sum()
@@ -410,26 +411,29 @@ class FisherInformation:
     def full_information(self, theta: Any, estimator: Any, luminosity: float, include_rate: bool = True,
                          include_nuisance: bool = False, return_covariance: bool = False,
                          ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Detector-level information with a score estimator (eq. 16).
+        """Detector-level information with any estimator of the score (eq. 16).
 
         ``I = L * sum_events w(theta) t_hat(x) t_hat(x)^T + L / sigma grad sigma grad sigma^T``, i.e.
         ``L sigma E_theta[t_hat t_hat^T]`` plus the rate term, with the expectation over the events weighted at
-        ``theta``. The estimator should estimate the score at ``theta`` (the SALLY reference point).
+        ``theta`` and ``t_hat = estimator.score_at(x, theta)``.
 
         Parameters
         ----------
         theta : array-like, shape (n_parameters,)
             Parameter point (the estimator's reference point).
-        estimator : object
-            ``predict(X) -> (n_events, n)`` (e.g. :class:`~skminer.estimators.SALLY`), or an ensemble with
-            ``predict_members(X) -> (n_members, n_events, n)``.
+        estimator : estimator with the ``"score"`` capability
+            Any skminer estimator answering ``score_at(X, theta)`` -- SALLY (whose reference point must be
+            ``theta``), SALLINO, ratio, doubly parameterised ratio and density estimators -- an
+            :class:`~skminer.estimators.Ensemble` of them (the mean over members; the member spread with
+            ``return_covariance=True``), or a Pipeline (skminer's or scikit-learn's) ending in one.
         luminosity : float
             Integrated luminosity in pb^-1.
         include_rate : bool
             Add the rate term (first term of eq. 16).
         include_nuisance : bool
             Information on ``(theta, nu)``; the estimator must then return ``n_parameters + n_nuisance`` score
-            components (trained on the joint score including the nuisance components ``a``).
+            components (trained on the joint score including the nuisance components ``a``). Without it, such an
+            estimator contributes its first ``n_parameters`` components.
         return_covariance : bool
             Also return the covariance of the information over ensemble members.
 
@@ -439,6 +443,11 @@ class FisherInformation:
             For an ensemble, the mean over members.
         covariance : ndarray, shape (n, n, n, n)
             Only with ``return_covariance=True``: ``Cov(I_ij, I_kl)`` over members (zero for one estimator).
+
+        Raises
+        ------
+        TypeError
+            If the estimator lacks the ``"score"`` capability (the message names it).
         """
         members = self.full_information_members(theta, estimator, luminosity, include_rate, include_nuisance)
         mean, cov = information_mean_and_covariance(members)
@@ -519,8 +528,8 @@ class FisherInformation:
         bins : int or array-like
             ``int``: equal-width bins between the smallest and largest value of events with ``w != 0``;
             array: explicit edges (events outside are left out, with a log message).
-        estimator : object or None
-            Score estimator (``predict``; an ensemble contributes its mean information). ``None``: truth level.
+        estimator : estimator with the ``"score"`` capability, or None
+            As for :meth:`full_information` (an ensemble contributes its mean score). ``None``: truth level.
         include_nuisance : bool
             Extend to ``(theta, nu)`` at ``nu = 0`` (the estimator must then return nuisance components too).
 
@@ -567,7 +576,8 @@ class FisherInformation:
             if not sigma > 0:
                 raise ValueError(f"cross section at theta={np.asarray(theta).tolist()} is {sigma:.4g} <= 0")
             x = np.asarray(self.events.x, dtype=np.float64)[sel]
-            t = self._predict_scores(estimator, x, g.shape[1]).mean(axis=0)
+            t = self._predict_scores(estimator, x, _as_point(theta, self.n_parameters), g.shape[1],
+                                     "FisherInformation.information_distribution").mean(axis=0)
             u = t + g.sum(axis=0)[None, :] / sigma
             ww, idx = w[sel], index[sel]
             kind = "full"

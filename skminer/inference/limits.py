@@ -9,8 +9,13 @@ degrees of freedom (Wilks), which turns ``q`` into p-values. The kinematic term 
 
 * ``mode="histogram"``: a (multi-dimensional) histogram of chosen observables, expected bin contents from
   the morphed event weights (Poisson per bin);
-* ``mode="sally"``: a histogram of the estimated score ``estimator.predict(x)`` (SALLY);
-* ``mode="ratio"``: a likelihood-ratio estimator, ``sum_events log r_hat(x_e|theta, theta_ref)``.
+* ``mode="score"`` (alias ``"sally"``): the same with a histogram of the estimated score
+  ``estimator.score_at(x, theta_ref)`` (any estimator with the ``"score"`` capability, typically SALLY);
+* ``mode="ratio"``: any estimator with the ``"ratio"`` capability, ``sum_events log r_hat(x_e|theta, theta_ref)``;
+* ``mode="likelihood"``: any estimator with the ``"density"`` capability, ``sum_events log p_hat(x_e|theta)``.
+
+Estimators are used through the inference protocol (:mod:`skminer.methods`), so ensembles and pipelines
+(skminer's or scikit-learn's) work like the estimators they hold.
 
 Expected limits use the Asimov data set: the event set's events weighted with ``L w(theta_true)``.
 """
@@ -26,6 +31,8 @@ import numpy as np
 from scipy import stats
 
 from .._arrays import axis_edges
+from ..methods import require_capability
+from ..pipeline import as_protocol_estimator
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
 from .fisher import _as_point, _check_luminosity
 
@@ -33,7 +40,9 @@ __all__ = ["AsymptoticLimits", "LimitResult", "fisher_limits", "theta_grid", "p_
 
 logger = logging.getLogger(__name__)
 
-MODES = ("histogram", "sally", "ratio")
+MODES = ("histogram", "score", "ratio", "likelihood")
+#: Older mode names that mean the same as a mode of :data:`MODES`.
+_MODE_ALIASES = {"sally": "score"}
 
 
 def p_values_from_q(q: np.ndarray, n_dof: int) -> np.ndarray:
@@ -245,19 +254,20 @@ class AsymptoticLimits:
             Parameter point assumed true; the Asimov data are the events weighted with ``L w(theta_true)``.
         grid : ndarray, shape (n_grid, n_params)
             Parameter points to test (see :func:`theta_grid`).
-        mode : {"histogram", "sally", "ratio"}
-            Source of the kinematic likelihood (module docstring).
+        mode : {"histogram", "score", "ratio", "likelihood"}
+            Source of the kinematic likelihood (module docstring); ``"sally"`` means ``"score"``.
         observables : str, int or sequence, optional
             ``mode="histogram"``: observables (names or column indices) of the (multi-dimensional) histogram.
         bins : int, array of edges, or sequence of them (one per dimension)
             Histogram binning for ``"histogram"`` and ``"sally"``; ``int`` bins get equal Asimov content
             (weighted quantiles at ``binning_theta``), explicit edges get extra under-/overflow bins.
-        estimator : object, optional
-            ``"sally"``: ``predict(X) -> (n, k)`` score estimator; ``"ratio"``: ``predict_log_ratio(X, theta)``
-            with ``theta`` of shape ``(n, n_params)`` giving ``log r(x|theta, theta_ref)``.
+        estimator : estimator, optional
+            With the capability the mode needs (``"score"``, ``"ratio"`` or ``"density"``); an Ensemble
+            contributes its mean, a Pipeline transforms ``X`` first. A missing capability raises ``TypeError``.
         theta_ref : array-like, optional
-            ``"ratio"`` with a doubly parameterised estimator: the denominator point, appended to every theta
-            row (``theta`` then has ``2 n_params`` columns).
+            ``"ratio"``: the denominator point ``theta1`` of ``predict_log_ratio`` (default: the first grid
+            point; the choice shifts the log likelihood by a constant and leaves ``q`` unchanged).
+            ``"score"``: the point the score is asked at (SALLY checks it against its reference).
         include_rate : bool
             Include the Poisson rate term (extended likelihood); otherwise only the shape is used.
         binning_theta : array-like, optional
@@ -364,11 +374,14 @@ class AsymptoticLimits:
     def _limits(self, grid: Any, mode: str, *, x_data: np.ndarray | None, data_weights: np.ndarray | None,
                 observables: Any, bins: Any, estimator: Any, theta_ref: Any, include_rate: bool,
                 binning_weights: np.ndarray | None, n_dof: int | None, extra: dict[str, Any]) -> LimitResult:
+        mode = _MODE_ALIASES.get(mode, mode)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         grid = _as_grid(grid, self.n_parameters)
-        if mode == "ratio":
-            kin, total = self._ratio_terms(grid, x_data, data_weights, estimator, theta_ref)
+        if mode in ("ratio", "likelihood"):
+            kin = self._kinematic_terms(grid, x_data, data_weights,
+                                        self._kinematic_function(mode, estimator, theta_ref, grid))
+            total = self.luminosity * self._cross_sections(grid)
             n = x_data.shape[0] if data_weights is None else float(data_weights.sum())
             with np.errstate(divide="ignore", invalid="ignore"):
                 rate = np.where(total > 0, n * np.log(np.where(total > 0, total, 1.0)) - total, -np.inf)
@@ -381,7 +394,7 @@ class AsymptoticLimits:
                 names = list(getattr(self.events, "observable_names", []))
                 labels = [names[c] if len(names) > c else f"x[{c}]" for c in cols]
             else:
-                values, data_values = self._sally_values(estimator, x_data)
+                values, data_values = self._score_values(estimator, x_data, theta_ref)
                 labels = [f"t_hat[{i}]" for i in range(values.shape[1])]
             per_dim = self._per_dim_bins(bins, values.shape[1])
             if binning_weights is None:  # observed data without binning_theta: quantiles of the data
@@ -398,20 +411,27 @@ class AsymptoticLimits:
         return LimitResult.from_log_likelihood(grid, ll, mode=mode, n_dof=n_dof, log_likelihood_kinematic=kin,
                                                log_likelihood_rate=rate, info=info)
 
-    def _sally_values(self, estimator: Any, x_data: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        if estimator is None or not hasattr(estimator, "predict"):
-            raise ValueError("mode='sally' needs a fitted score estimator with predict(X)")
+    def _score_values(self, estimator: Any, x_data: np.ndarray | None, theta_ref: Any
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Estimated scores of the event set (and of the observed events) for the score histogram."""
+        if estimator is None:
+            raise ValueError("mode='score' needs an estimator with the 'score' capability (e.g. a fitted SALLY)")
+        estimator = as_protocol_estimator(estimator)
+        require_capability(estimator, "score", "AsymptoticLimits mode='score'")
+        ref = None if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
+        n_nu = int(getattr(self.events, "n_nuisance", 0) or 0)
 
-        def predict(x: np.ndarray) -> np.ndarray:
-            t = np.asarray(estimator.predict(x), dtype=np.float64)
-            t = t[:, None] if t.ndim == 1 else t
+        def scores(x: np.ndarray) -> np.ndarray:
+            t = np.asarray(estimator.score_at(x, ref), dtype=np.float64)
             if t.ndim != 2 or t.shape[0] != x.shape[0] or not np.all(np.isfinite(t)):
-                raise ValueError(f"estimator.predict returned shape {t.shape} or non-finite values for "
-                                 f"{x.shape[0]} events")
+                raise ValueError(f"{type(estimator).__name__}.score_at returned shape {t.shape} or non-finite "
+                                 f"values for {x.shape[0]} events")
+            if n_nu and t.shape[1] == self.n_parameters + n_nu:
+                t = t[:, : self.n_parameters]  # the theta part of a (theta, nu) score estimator
             return t
 
-        values = predict(np.asarray(self.events.x, dtype=np.float64))
-        return values, None if x_data is None else predict(x_data)
+        values = scores(np.asarray(self.events.x, dtype=np.float64))
+        return values, None if x_data is None else scores(x_data)
 
     def _histogram_terms(self, grid: np.ndarray, values: np.ndarray, edges: list[np.ndarray],
                          data_values: np.ndarray | None, data_weights: np.ndarray | None,
@@ -436,10 +456,22 @@ class AsymptoticLimits:
                            int(np.sum(counts < 0)))
         return kin, rate, total
 
-    def _ratio_terms(self, grid: np.ndarray, x_data: np.ndarray | None, data_weights: np.ndarray | None,
-                     estimator: Any, theta_ref: Any) -> tuple[np.ndarray, np.ndarray]:
-        if estimator is None or not hasattr(estimator, "predict_log_ratio"):
-            raise ValueError("mode='ratio' needs a fitted ratio estimator with predict_log_ratio(X, theta)")
+    def _kinematic_function(self, mode: str, estimator: Any, theta_ref: Any, grid: np.ndarray
+                            ) -> Any:
+        """``f(x, grid_chunk) -> (n_chunk, n_events)``: log r_hat against ``theta_ref`` or log p_hat."""
+        capability = "ratio" if mode == "ratio" else "density"
+        if estimator is None:
+            raise ValueError(f"mode={mode!r} needs an estimator with the {capability!r} capability")
+        estimator = as_protocol_estimator(estimator)
+        require_capability(estimator, capability, f"AsymptoticLimits mode={mode!r}")
+        if mode == "likelihood":
+            return lambda x, g: estimator.log_likelihood(x, g)
+        ref = grid[0] if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
+        return lambda x, g: estimator.predict_log_ratio(x, g, ref)
+
+    def _kinematic_terms(self, grid: np.ndarray, x_data: np.ndarray | None, data_weights: np.ndarray | None,
+                         evaluate: Any) -> np.ndarray:
+        """``sum_events c_e f(x_e | theta)`` for every grid point (``c``: Asimov weights or 1 per observed event)."""
         if data_weights is None:
             x = x_data
             c = np.ones(x.shape[0])
@@ -447,21 +479,15 @@ class AsymptoticLimits:
             nz = data_weights != 0
             x = np.asarray(self.events.x, dtype=np.float64)[nz]
             c = data_weights[nz]
-        ref = None if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
         n = x.shape[0]
         kin = np.empty(grid.shape[0])
         for sl in self._grid_chunks(grid.shape[0], n):
             g = grid[sl]
-            k = g.shape[0]
-            xb = np.tile(x, (k, 1))
-            tb = np.repeat(g, n, axis=0)
-            if ref is not None:
-                tb = np.hstack([tb, np.broadcast_to(ref, tb.shape)])
-            lr = np.asarray(estimator.predict_log_ratio(xb, tb), dtype=np.float64).reshape(-1)
-            if lr.size != k * n:
-                raise ValueError(f"estimator.predict_log_ratio returned {lr.size} values for {k * n} rows")
-            if np.any(np.isnan(lr)):
-                raise ValueError("estimator.predict_log_ratio returned NaN")
-            kin[sl] = lr.reshape(k, n) @ c
-        total = self.luminosity * self._cross_sections(grid)
-        return kin, total
+            values = np.asarray(evaluate(x, g), dtype=np.float64).reshape(-1, n)
+            if values.shape[0] != g.shape[0]:
+                raise ValueError(f"the estimator returned {values.size} values for {g.shape[0]} grid points x {n} "
+                                 "events")
+            if np.any(np.isnan(values)):
+                raise ValueError(f"the estimator returned NaN for {int(np.isnan(values).sum())} (point, event) pairs")
+            kin[sl] = values @ c
+        return kin

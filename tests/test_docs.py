@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["quickstart.md", "tutorial.md", "howto/model-selection.md", "howto/ensembles.md", "howto/persistence.md",
-         "howto/threads.md", "howto/training.md"]
+PAGES = ["quickstart.md", "tutorial.md", "howto/model-selection.md", "howto/compare-methods.md", "howto/ensembles.md",
+         "howto/persistence.md", "howto/threads.md", "howto/training.md"]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 

@@ -1,0 +1,153 @@
+"""Scorers for cross-validating and comparing skminer estimators (theta, r_xz, t_xz through metadata routing).
+
+scikit-learn's built-in scorers (``"roc_auc"``, ``"neg_log_loss"`` ...) call ``predict_proba(X)`` without
+metadata, so a parameterised estimator cannot receive ``theta`` from them. The scorers here request the
+metadata they need (``theta``; ``r_xz``; ``t_xz``) and pass it on, so that with
+``sklearn.set_config(enable_metadata_routing=True)``::
+
+    cross_validate(CARL(), X, y, params={"theta": theta, "r_xz": r_xz}, scoring={"auc": metrics.roc_auc, ...})
+
+evaluates every fold with the fold's own rows of ``theta``. Greater is better for all of them.
+
+* :data:`roc_auc`: area under the ROC curve of ``s_hat = 1 / (1 + r_hat)`` for the labels ``y``;
+* :data:`neg_log_loss`: minus the cross entropy of ``s_hat`` against ``y``;
+* :data:`neg_ratio_mse`: minus ``mean[(1 - y) (1/r_hat - 1/r_xz)^2 + y (r_hat - r_xz)^2]``;
+* :data:`neg_score_mse`: minus ``mean |t_hat(x | theta) - t_xz|^2`` over events drawn at ``theta`` (``y = 0``).
+
+The last two are *proper* augmented-data scores (arXiv:1805.12244, section 3; arXiv:1907.10621, section III):
+``E[r_xz | x] = r(x)`` on ``y = 1`` events, ``E[1/r_xz | x] = 1/r(x)`` on ``y = 0`` events and ``E[t_xz | x] =
+t(x)`` on events drawn at ``theta``, so their expectation is the error against the unknown true ``r`` / ``t``
+plus a model-independent constant: they rank models like the true error does, on validation data alone.
+
+Missing metadata raises :class:`MissingMetadataError`, which says whether routing is off or on (then the caller
+did not pass the metadata). scikit-learn's cross-validation turns scorer exceptions into NaN scores with a
+warning unless ``error_score="raise"``; pass it when comparing methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy.special import log_expit
+from sklearn.metrics import roc_auc_score
+from sklearn.utils.metadata_routing import MetadataRequest
+
+from ._metadata import MissingMetadataError, missing_metadata_message
+from .methods import capabilities_of
+from .pipeline import as_protocol_estimator
+
+__all__ = ["MissingMetadataError", "ProtocolScorer", "roc_auc", "neg_log_loss", "neg_ratio_mse", "neg_score_mse",
+           "SCORERS"]
+
+
+def _per_event(value: Any, n: int, name: str) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64)
+    if a.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per event ({n}), got shape {a.shape}")
+    return a
+
+
+class ProtocolScorer:
+    """A scorer ``scorer(estimator, X, y=None, **metadata) -> float`` that requests metadata through routing.
+
+    Parameters
+    ----------
+    name : str
+    function : callable
+        ``function(estimator, X, y, **metadata) -> float`` (greater is better).
+    metadata : tuple of str
+        Metadata requested for scoring (all required).
+    """
+
+    def __init__(self, name: str, function: Callable[..., float], metadata: tuple[str, ...]) -> None:
+        self.name = name
+        self.function = function
+        self.metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"skminer.metrics.{self.name}"
+
+    def get_metadata_routing(self) -> MetadataRequest:
+        """Request ``theta`` (and ``r_xz`` / ``t_xz``) for the ``score`` call of the routing caller."""
+        request = MetadataRequest(owner=repr(self))
+        for key in self.metadata:
+            request.score.add_request(param=key, alias=True)
+        return request
+
+    def __call__(self, estimator: Any, X: Any, y: Any = None, **metadata: Any) -> float:
+        for key in self.metadata:
+            if metadata.get(key) is None:
+                raise MissingMetadataError(missing_metadata_message(repr(self), key))
+        return float(self.function(as_protocol_estimator(estimator), X, y, **metadata))
+
+
+def _log_r(estimator: Any, X: Any, theta: Any) -> np.ndarray:
+    if "ratio" not in capabilities_of(estimator) or not hasattr(estimator, "predict"):
+        raise TypeError(f"{type(estimator).__name__} is not a ratio estimator with predict(X, theta)")
+    return np.asarray(estimator.predict(X, theta=theta), dtype=np.float64)
+
+
+def _labels(y: Any, n: int) -> np.ndarray:
+    if y is None:
+        raise MissingMetadataError("the ratio scorers need the labels y (0: x drawn at theta0, 1: at theta1)")
+    return _per_event(y, n, "y").reshape(-1)
+
+
+def _roc_auc(estimator: Any, X: Any, y: Any, theta: Any) -> float:
+    log_r = _log_r(estimator, X, theta)
+    return roc_auc_score(_labels(y, log_r.size), -log_r)  # s = 1 / (1 + r) grows with -log r
+
+
+def _neg_log_loss(estimator: Any, X: Any, y: Any, theta: Any) -> float:
+    log_r = _log_r(estimator, X, theta)
+    y = _labels(y, log_r.size)
+    # log s = log_expit(-log r), log (1 - s) = log_expit(log r): finite for any log r
+    return float(np.mean(y * log_expit(-log_r) + (1 - y) * log_expit(log_r)))
+
+
+def _neg_ratio_mse(estimator: Any, X: Any, y: Any, theta: Any, r_xz: Any) -> float:
+    log_r = _log_r(estimator, X, theta)
+    y = _labels(y, log_r.size)
+    r_xz = _per_event(r_xz, log_r.size, "r_xz").reshape(-1)
+    with np.errstate(over="ignore", divide="ignore"):
+        err = np.where(y == 1, (np.exp(log_r) - r_xz) ** 2, (np.exp(-log_r) - 1.0 / r_xz) ** 2)
+    if not np.all(np.isfinite(err)):
+        raise ValueError(f"neg_ratio_mse: {int(np.sum(~np.isfinite(err)))} events have an infinite ratio error "
+                         "(r_xz or r_hat overflows)")
+    return -float(np.mean(err))
+
+
+def _neg_score_mse(estimator: Any, X: Any, y: Any, theta: Any, t_xz: Any) -> float:
+    """Minus mean |t_hat(x|theta) - t_xz|^2 over events drawn at their theta (y = 0 for ratio samples)."""
+    if "score" not in capabilities_of(estimator):
+        raise TypeError(f"{type(estimator).__name__} has no 'score' capability (score_at)")
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    theta = _per_event(theta, n, "theta").reshape(n, -1)
+    t_xz = _per_event(t_xz, n, "t_xz").reshape(n, -1)
+    keep = np.ones(n, dtype=bool) if y is None or np.ndim(y) != 1 or not np.all(np.isin(y, (0, 1))) else \
+        np.asarray(y) == 0
+    p = t_xz.shape[1]
+    points, index = np.unique(theta[keep, :p], axis=0, return_inverse=True)  # Double*: theta0 is the first half
+    index = index.reshape(-1)
+    x_keep, t_keep = X[keep], t_xz[keep]
+    sq = np.empty(x_keep.shape[0])
+    for j, point in enumerate(points):  # the protocol evaluates one point for many events
+        rows = index == j
+        t_hat = np.asarray(estimator.score_at(x_keep[rows], point), dtype=np.float64).reshape(int(rows.sum()), -1)
+        sq[rows] = np.sum((t_hat[:, :p] - t_keep[rows]) ** 2, axis=1)
+    return -float(np.mean(sq))
+
+
+#: ROC AUC of ``s_hat = 1/(1 + r_hat)`` (ratio estimators; requests ``theta``).
+roc_auc = ProtocolScorer("roc_auc", _roc_auc, ("theta",))
+#: Minus the cross entropy of ``s_hat`` against the labels (ratio estimators; requests ``theta``).
+neg_log_loss = ProtocolScorer("neg_log_loss", _neg_log_loss, ("theta",))
+#: Minus the ROLR-type squared error of ``r_hat`` against the joint ratio (requests ``theta``, ``r_xz``).
+neg_ratio_mse = ProtocolScorer("neg_ratio_mse", _neg_ratio_mse, ("theta", "r_xz"))
+#: Minus the squared error of the estimated score against the joint score (requests ``theta``, ``t_xz``).
+neg_score_mse = ProtocolScorer("neg_score_mse", _neg_score_mse, ("theta", "t_xz"))
+#: All scorers by name.
+SCORERS: dict[str, ProtocolScorer] = {s.name: s for s in (roc_auc, neg_log_loss, neg_ratio_mse, neg_score_mse)}

@@ -1,0 +1,106 @@
+"""skminer.metrics: scorers that receive theta / r_xz / t_xz through metadata routing, and clear errors without.
+
+The properness of the augmented-data scores is checked with oracles on the tractable toy of
+``test_estimators_toy`` (exact ratio and score): the exact model must outscore perturbed ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
+from toy_data import local_sample, ratio_sample, true_log_r, true_score
+
+from skminer import MissingMetadataError, metrics
+from skminer.estimators import CARL, SALLY, Ensemble
+
+TINY = {"hidden_layer_sizes": (8,), "max_epochs": 2, "random_state": 0}
+
+
+class OracleRatio:
+    """Exact log r(x | theta, 0) of the toy, scaled by ``factor`` (1: exact), shifted by ``shift``."""
+
+    capabilities = frozenset({"ratio", "score"})
+
+    def __init__(self, factor: float = 1.0, shift: float = 0.0) -> None:
+        self.factor, self.shift = factor, shift
+
+    def predict(self, X, theta=None):
+        theta = np.broadcast_to(np.asarray(theta, dtype=np.float64).reshape(-1, 1), (len(X), 1))
+        return self.factor * true_log_r(X, theta[:, 0]) + self.shift
+
+    def score_at(self, X, theta=None):
+        return (self.factor * true_score(X, float(np.asarray(theta).reshape(-1)[0])) + self.shift)[:, None]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return ratio_sample(3000, seed=3)
+
+
+def test_proper_scores_rank_the_exact_model_first(data):
+    """E[r_xz | x] = r(x): the exact ratio and score beat perturbed ones on augmented data alone."""
+    md = {"theta": data["theta"], "r_xz": data["r_xz"], "t_xz": data["t_xz"]}
+    exact = OracleRatio()
+    for scorer in (metrics.neg_ratio_mse, metrics.neg_score_mse, metrics.neg_log_loss):
+        kwargs = {k: md[k] for k in scorer.metadata}
+        best = scorer(exact, data["X"], data["y"], **kwargs)
+        for wrong in (OracleRatio(1.3), OracleRatio(0.7), OracleRatio(1.0, 0.2)):
+            assert scorer(wrong, data["X"], data["y"], **kwargs) < best, (scorer, wrong.factor, wrong.shift)
+    auc = metrics.roc_auc(exact, data["X"], data["y"], theta=data["theta"])
+    assert auc == pytest.approx(roc_auc_score(data["y"], -exact.predict(data["X"], data["theta"])))
+    assert 0.5 < auc < 1.0
+
+
+def test_cross_validation_routes_theta_and_gives_finite_scores(data):
+    carl = CARL(**TINY)
+    md = {"theta": data["theta"], "r_xz": data["r_xz"], "t_xz": data["t_xz"]}
+    with sklearn.config_context(enable_metadata_routing=True):
+        res = cross_validate(carl, data["X"], data["y"], params=md, cv=KFold(2, shuffle=True, random_state=0),
+                             scoring={"auc": metrics.roc_auc, "ll": metrics.neg_log_loss,
+                                      "r": metrics.neg_ratio_mse, "t": metrics.neg_score_mse}, error_score="raise")
+        for key in ("auc", "ll", "r", "t"):
+            assert np.all(np.isfinite(res[f"test_{key}"])), key
+        # sklearn's own roc_auc cannot pass theta: the estimator's error says so instead of blaming routing
+        with pytest.raises(MissingMetadataError, match="scikit-learn's own scorers"):
+            cross_val_score(carl, data["X"], data["y"], params=md, scoring="roc_auc", cv=2, error_score="raise")
+
+
+def test_missing_metadata_is_a_clear_error(data):
+    fitted = CARL(**TINY).fit(data["X"], data["y"], theta=data["theta"])
+    with sklearn.config_context(enable_metadata_routing=False):
+        with pytest.raises(MissingMetadataError, match="routing is off"):
+            metrics.roc_auc(fitted, data["X"], data["y"])
+        # GridSearchCV with routing off: score cannot receive theta; with error_score="raise" it is an error
+        search = GridSearchCV(CARL(**TINY), {"lr": [1e-3, 1e-2]}, cv=KFold(2), error_score="raise")
+        with pytest.raises(MissingMetadataError, match="routing is off"):
+            search.fit(data["X"], data["y"], theta=data["theta"])
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.raises(MissingMetadataError, match="pass theta=..."):
+            metrics.roc_auc(fitted, data["X"], data["y"])
+        with pytest.raises(MissingMetadataError, match="r_xz"):
+            metrics.neg_ratio_mse(fitted, data["X"], data["y"], theta=data["theta"])
+
+
+def test_ensemble_score_and_grid_search():
+    """Case ../shared/cases/ensemble-score: GridSearchCV(Ensemble(SALLY)) over a nested parameter."""
+    X, t = local_sample(1200, seed=2)
+    tmpl = Ensemble(SALLY(hidden_layer_sizes=[8, 8], max_epochs=2, random_state=0), n_estimators=2, random_state=0)
+    gs = GridSearchCV(tmpl, {"estimator__hidden_layer_sizes": [(4,), (16, 16)]},
+                      cv=KFold(2, shuffle=True, random_state=0), error_score="raise").fit(X, t)
+    assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))
+    best = gs.best_estimator_
+    assert best.score(X, t) == pytest.approx(1 - np.sum((t - best.predict(X)) ** 2) / np.sum((t - t.mean()) ** 2))
+    # ratio ensembles: the members' criterion on the mean log r, with theta routed to the members
+    d = ratio_sample(1000, seed=5)
+    with sklearn.config_context(enable_metadata_routing=True):
+        gs = GridSearchCV(Ensemble(CARL(**TINY), n_estimators=2, random_state=0), {"estimator__lr": [1e-3, 1e-2]},
+                          cv=KFold(2, shuffle=True, random_state=0), error_score="raise")
+        gs.fit(d["X"], d["y"], theta=d["theta"], r_xz=d["r_xz"])
+    assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))
+    ens = gs.best_estimator_
+    member = ens.members_[0]
+    assert ens.score(d["X"], d["y"], theta=d["theta"]) == pytest.approx(
+        member._score_prediction(ens.predict(d["X"], theta=d["theta"]), d["y"]))

@@ -38,7 +38,12 @@ autosummary_generate = True
 # scikit-learn generates set_*_request methods whose docstrings link into scikit-learn's own glossary
 _SKLEARN_GENERATED = ["set_fit_request", "set_score_request", "set_predict_request", "set_predict_proba_request",
                       "set_transform_request", "get_metadata_routing"]
+# Inherited members are listed (every estimator page shows its prediction methods: predict_log_ratio, score_at,
+# log_likelihood, predict_proba, score ...), except those of the third-party / builtin bases named here.
+_FOREIGN_BASES = ["object", "BaseEstimator", "RegressorMixin", "Module", "NeuralNet", "Pipeline", "BaseException",
+                  "Exception", "ValueError", "Protocol", "dict", "tuple", "Generic"]
 autodoc_default_options = {"members": True, "show-inheritance": True, "member-order": "bysource",
+                           "inherited-members": ",".join(_FOREIGN_BASES),
                            "exclude-members": ",".join(_SKLEARN_GENERATED)}
 autodoc_typehints = "none"  # the numpydoc parameter sections document the types
 # optional heavy dependencies: document the modules even where they are not installed

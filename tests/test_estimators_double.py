@@ -102,7 +102,7 @@ def test_double_api_and_score(trained):
     with pytest.raises(ValueError, match="no fixed reference point: pass theta1"):
         est.predict_log_ratio(X, [0.3])
     with pytest.raises(ValueError, match="theta0 must be one parameter point"):
-        est.predict_log_ratio(X, [0.3, -0.2], [0.0])  # the stacked layout of fit is not a protocol point
+        est.predict_log_ratio(X, [[0.3, -0.2]], [0.0])  # the stacked layout of fit is not a protocol point
     with pytest.raises(ValueError, match=r"\[theta0, theta1\]"):
         DoubleCARL(max_epochs=1).fit(X, np.zeros(2000), theta=th0)
     with pytest.raises(ValueError, match="even number of columns"):

@@ -2,7 +2,8 @@
 
 Every ``import`` inside ``skminer`` (module level *and* inside functions: a function-level import is still a
 dependency) is read from the source with :mod:`ast`. A module may import its own component and anything in a
-lower layer, never a higher one, and the module graph has no cycles. A new top-level module or package must be
+lower layer, never a higher one, and the module graph has no cycles. Imports under ``if TYPE_CHECKING:`` are
+annotations only and do not count. A new top-level module or package must be
 placed in :data:`LAYERS` (the order is documented in docs/architecture.md).
 """
 
@@ -20,15 +21,16 @@ ROOT = Path(__file__).resolve().parents[1] / "skminer"
 LAYERS: dict[str, int] = {
     "_atomic": 0, "_metadata": 0, "parameters": 0, "methods": 0,
     "morphing": 1,
-    "events": 2, "io": 2,
-    "simulation": 3, "augmentation": 3,
-    "estimators": 4,
-    "pipeline": 5,
-    "inference": 6,
-    "metrics": 7, "plotting": 7,
-    "config": 8, "analysis": 8,
-    "cli": 9,
-    "__main__": 10,
+    "io": 2,
+    "events": 3,
+    "simulation": 4, "augmentation": 4,
+    "estimators": 5,
+    "pipeline": 6,
+    "inference": 7,
+    "metrics": 8, "plotting": 8,
+    "config": 9, "analysis": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 
 
@@ -37,12 +39,28 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def _runtime_nodes(tree: ast.AST):
+    """All nodes except those under ``if TYPE_CHECKING:`` (annotations only, no runtime dependency)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node) if not _is_type_checking(child))
+
+
 def _imports(path: Path) -> set[str]:
     """Absolute names of the skminer modules ``path`` imports (``from . import x`` resolved to ``pkg.x``)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "skminer")
         elif isinstance(node, ast.ImportFrom):

@@ -71,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "METHODS": "methods",
     "capabilities_of": "methods",
     "MissingMetadataError": "_metadata",
+    "GridShapeWarning": "_metadata",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sklearn
 
-__all__ = ["MissingMetadataError", "missing_metadata_message"]
+__all__ = ["MissingMetadataError", "GridShapeWarning", "missing_metadata_message"]
 
 
 class MissingMetadataError(ValueError):
     """An estimator or scorer did not receive the metadata (theta, r_xz, t_xz) it needs."""
+
+
+class GridShapeWarning(UserWarning):
+    """A protocol method got a grid with one row per event: probably per-event parameters meant for ``predict``.
+
+    Code that builds genuine grids (AsymptoticLimits) filters it.
+    """
 
 
 def missing_metadata_message(owner: str, name: str, what: str = "") -> str:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .._metadata import GridShapeWarning
+
 __all__ = ["parameter_points", "one_point", "evaluate_grid"]
 
 
@@ -62,7 +64,7 @@ def parameter_points(theta: Any, n_parameters: int, name: str, owner: str, n_eve
     if not single and n_events is not None and n_events > 1 and th.shape[0] == n_events:
         warnings.warn(f"{owner}: {name} has one row per event ({n_events}); protocol methods evaluate every event "
                       "at every row (a grid, result shape (n_theta, n_events)). For one parameter point per event "
-                      "use predict(X, theta=...).", UserWarning, stacklevel=3)
+                      "use predict(X, theta=...).", GridShapeWarning, stacklevel=3)
     return th, single
 
 

@@ -23,6 +23,7 @@ Expected limits use the Asimov data set: the event set's events weighted with ``
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from .._arrays import axis_edges
+from .._metadata import GridShapeWarning
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
@@ -483,7 +485,9 @@ class AsymptoticLimits:
         kin = np.empty(grid.shape[0])
         for sl in self._grid_chunks(grid.shape[0], n):
             g = grid[sl]
-            values = np.asarray(evaluate(x, g), dtype=np.float64).reshape(-1, n)
+            with warnings.catch_warnings():  # a chunk may happen to have as many points as there are events
+                warnings.simplefilter("ignore", GridShapeWarning)
+                values = np.asarray(evaluate(x, g), dtype=np.float64).reshape(-1, n)
             if values.shape[0] != g.shape[0]:
                 raise ValueError(f"the estimator returned {values.size} values for {g.shape[0]} grid points x {n} "
                                  "events")

@@ -78,7 +78,7 @@ def test_every_method_answers_the_protocol(name, events, grid):
         what = f"{name} ({kind})"
         caps = capabilities_of(model)
         assert caps == row.capabilities and caps <= CAPABILITIES, what
-        assert isinstance(model, SkPipeline) or hasattr(model, "predict_log_ratio") == ("ratio" in caps), what
+        assert type(model) is SkPipeline or hasattr(model, "predict_log_ratio") == ("ratio" in caps), what
         if kind == "sklearn pipeline":
             model = Pipeline(model.steps)
         if "ratio" in caps:
@@ -86,7 +86,8 @@ def test_every_method_answers_the_protocol(name, events, grid):
             many = model.predict_log_ratio(x, grid, REF)
             assert one.shape == (50,) and many.shape == (len(grid), 50), what
             assert np.all(np.isfinite(many)), what
-            np.testing.assert_allclose(model.predict_log_ratio(x, REF, REF), 0.0, atol=1e-5, err_msg=what)
+            if row.family != "double_ratio":  # a doubly parameterised network learns r(x|theta, theta) = 1 only
+                np.testing.assert_allclose(model.predict_log_ratio(x, REF, REF), 0.0, atol=1e-5, err_msg=what)
             try:  # the reference default: either the estimator has one, or it says theta1 is needed
                 np.testing.assert_allclose(model.predict_log_ratio(x, POINT) - model.predict_log_ratio(x, REF),
                                            one, rtol=1e-4, atol=1e-4, err_msg=what)

@@ -71,11 +71,11 @@ def test_cross_validation_routes_theta_and_gives_finite_scores(data):
 def test_missing_metadata_is_a_clear_error(data):
     fitted = CARL(**TINY).fit(data["X"], data["y"], theta=data["theta"])
     with sklearn.config_context(enable_metadata_routing=False):
-        with pytest.raises(MissingMetadataError, match="routing is off"):
+        with pytest.raises(MissingMetadataError, match="routing, which is off"):
             metrics.roc_auc(fitted, data["X"], data["y"])
         # GridSearchCV with routing off: score cannot receive theta; with error_score="raise" it is an error
         search = GridSearchCV(CARL(**TINY), {"lr": [1e-3, 1e-2]}, cv=KFold(2), error_score="raise")
-        with pytest.raises(MissingMetadataError, match="routing is off"):
+        with pytest.raises(MissingMetadataError, match="routing, which is off"):
             search.fit(data["X"], data["y"], theta=data["theta"])
     with sklearn.config_context(enable_metadata_routing=True):
         with pytest.raises(MissingMetadataError, match="pass theta=..."):

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import sklearn
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ["quickstart.md", "tutorial.md", "howto/model-selection.md", "howto/compare-methods.md", "howto/ensembles.md",
@@ -30,9 +31,10 @@ def test_examples_run(page, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__docs__"}
-    for i, block in enumerate(_blocks(page)):
-        code = compile(block, f"{page}[block {i}]", "exec")
-        exec(code, namespace)  # noqa: S102 - our own documentation, not user input
+    with sklearn.config_context():  # a page may switch metadata routing on; later tests must not inherit it
+        for i, block in enumerate(_blocks(page)):
+            code = compile(block, f"{page}[block {i}]", "exec")
+            exec(code, namespace)  # noqa: S102 - our own documentation, not user input
 
 
 # blocks that need a MadGraph / Pythia installation, or are fragments continuing the text

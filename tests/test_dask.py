@@ -53,10 +53,9 @@ def test_grid_search_and_ensemble_match_local_runs(client):
                                   local_search.cv_results_["mean_test_score"])
     assert dask_search.best_params_ == local_search.best_params_
     x, theta = d["X"][:50], d["theta"][:50]
-    np.testing.assert_array_equal(dask_search.best_estimator_.predict_log_ratio(x, theta),
-                                  local_search.best_estimator_.predict_log_ratio(x, theta))
-    np.testing.assert_array_equal(dask_ens.predict_all("predict_log_ratio", x, theta),
-                                  local_ens.predict_all("predict_log_ratio", x, theta))
+    np.testing.assert_array_equal(dask_search.best_estimator_.predict(x, theta),  # theta per event
+                                  local_search.best_estimator_.predict(x, theta))
+    np.testing.assert_array_equal(dask_ens.predict_all("predict", x, theta), local_ens.predict_all("predict", x, theta))
     # an ensemble member fitted on a worker kept the worker's single thread (the client asked for its share)
     assert client.submit(_ensemble_member_threads, pure=False).result() == 1
 

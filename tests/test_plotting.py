@@ -15,10 +15,14 @@ THETA = np.array([0.0, 0.0])
 
 
 class ExactScore:
+    """The toy's exact score through the inference protocol (the ``"score"`` capability)."""
+
+    capabilities = frozenset({"score"})
+
     def __init__(self, toy: ToySimulator, theta: np.ndarray) -> None:
         self.toy, self.theta = toy, theta
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def score_at(self, X: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
         return self.toy.score(X, self.theta)
 
 

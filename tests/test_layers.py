@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1] / "skminer"
 
 #: Layer of each top-level component of skminer (lower imports nothing higher).
 LAYERS: dict[str, int] = {
-    "_atomic": 0, "_metadata": 0, "_arrays": 0, "parameters": 0, "methods": 0,
+    "_atomic": 0, "_metadata": 0, "_arrays": 0, "_yaml": 0, "_run_folder": 0, "threads": 0, "parameters": 0,
+    "methods": 0,
     "morphing": 1,
     "io": 2,
     "events": 3,
@@ -28,7 +29,7 @@ LAYERS: dict[str, int] = {
     "pipeline": 6,
     "inference": 7,
     "metrics": 8, "plotting": 8, "io.pyhf": 8,  # pyhf export: HistFactory workspaces of inference results
-    "config": 9, "analysis": 9,
+    "_config_schema": 9, "config": 9, "analysis": 9,
     "cli": 10,
     "__main__": 11,
 }

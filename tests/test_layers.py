@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1] / "skminer"
 
 #: Layer of each top-level component of skminer (lower imports nothing higher).
 LAYERS: dict[str, int] = {
-    "_atomic": 0, "_metadata": 0, "_arrays": 0, "_yaml": 0, "_run_folder": 0, "threads": 0, "parameters": 0,
+    "_atomic": 0, "_metadata": 0, "_arrays": 0, "_random": 0, "_yaml": 0, "_run_folder": 0, "threads": 0,
+    "parameters": 0,
     "methods": 0,
     "morphing": 1,
     "io": 2,

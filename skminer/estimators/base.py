@@ -445,5 +445,5 @@ class ClassifierOutputMixin:
         -------
         ndarray of shape (n_events, 2)
         """
-        log_r = self.predict(X, theta)
+        log_r = self._predict_rows(X, theta, "predict_proba")  # per-event log r, as predict
         return np.stack([expit(log_r), expit(-log_r)], axis=1)

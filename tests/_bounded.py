@@ -29,8 +29,10 @@ try:
     exec(compile(sys.argv[2], "<snippet>", "exec"), namespace)
 except BaseException as err:  # noqa: BLE001 - reported to the test
     error = f"{{type(err).__name__}}: {{err}}"
-print("@@" + json.dumps({{"error": error, "seconds": time.perf_counter() - start,
-                         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM belongs to this program's address space; ru_maxrss would keep the forking parent's size across exec
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak_kib = int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("@@" + json.dumps({{"error": error, "seconds": time.perf_counter() - start, "peak_rss_mib": peak_kib / 1024}}))
 """
 
 

@@ -100,6 +100,16 @@ class ParameterSpec(_Section):
 
 class MorphingSpec(_Section):
     max_overall_power: Annotated[int, Field(strict=True, ge=1)] = 2
+    fit: Literal["exact", "least_squares"] = "exact"  # least squares only when asked (skminer.closure)
+    closure_tolerance: Annotated[float, Field(gt=0)] = 100.0  # WARNING above this many units of weight precision
+    closure_error: Annotated[float, Field(gt=0)] = 0.01  # error above this relative deviation
+
+
+class ObservableSpec(_Section):
+    """An observable with a default for events lacking the object it refers to."""
+
+    expression: str
+    default: float = float("nan")
 
 
 class SystematicsSpec(_Section):
@@ -111,7 +121,7 @@ class SystematicsSpec(_Section):
 
 class ReaderSpec(_Section):
     files: Annotated[list[str], Field(min_length=1)]
-    observables: Annotated[dict[Name, str], Field(min_length=1)]
+    observables: Annotated[dict[Name, str | ObservableSpec], Field(min_length=1)]
     cuts: list[str] = []
     sampling_benchmark: Name | None = None
     morphing_basis: list[Name] | None = None
@@ -122,6 +132,7 @@ class ReaderSpec(_Section):
 class DelphesSpec(ReaderSpec):
     lhe_files: list[str] | None = None
     weight_names: list[Name] | None = None
+    missing_events: Literal["not_processed", "vetoed"] | None = None  # a tree shorter than its LHE file
 
 
 class HepMCSpec(ReaderSpec):

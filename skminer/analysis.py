@@ -197,7 +197,7 @@ class Analysis:
                                 tuple(p.get("range", (-1.0, 1.0))))
         for name, values in cfg["benchmarks"].items():
             space.add_benchmark(name, values)
-        morpher = Morpher.from_space(space, cfg["morphing"]["max_overall_power"])
+        morpher = Morpher.from_space(space, cfg["morphing"]["max_overall_power"], fit=cfg["morphing"]["fit"])
         return space, morpher
 
     def _theta_ref(self, space: ParameterSpace, value: Any) -> np.ndarray:
@@ -229,9 +229,20 @@ class Analysis:
             events = self._simulator().simulate(sim_cfg["n_events"], benchmarks=benchmarks, random_state=cfg["seed"])
         else:
             events = self._read_files(sim_cfg["simulator"], sim_cfg[sim_cfg["simulator"]])
+        events = self._check_morphing(events)
         events.save(self.out / "events.h5")
         logger.info("simulated %d events with observables %s", len(events), events.observable_names)
         return ["events.h5"]
+
+    def _check_morphing(self, events: EventSet) -> EventSet:
+        """Morphing closure and positivity over the parameter ranges (:mod:`skminer.closure`), kept in metadata."""
+        from .closure import check_morphing_closure, negative_cross_sections
+
+        mcfg = self.config["morphing"]
+        closure = check_morphing_closure(events, tolerance=mcfg["closure_tolerance"], gross=mcfg["closure_error"])
+        negative = negative_cross_sections(events, tolerance=mcfg["closure_tolerance"])
+        return events._replace(metadata={**events.metadata, "morphing_closure": closure.to_dict(),
+                                         "negative_cross_sections": negative})
 
     def _read_files(self, kind: str, section: dict[str, Any]) -> EventSet:
         """Read LHE, Delphes or HepMC files with the configured observables, cuts and morphing basis."""
@@ -239,8 +250,16 @@ class Analysis:
 
         space, morpher = self._space_and_morpher()
         basis = section.get("morphing_basis")
-        if basis is None:  # the best-conditioned basis among the simulated benchmarks
-            index = morpher.select_basis(space.benchmark_values, space.ranges, random_state=self.config["seed"])
+        if basis is None and morpher.fit == "least_squares":  # fit the components to every benchmark
+            basis = space.benchmark_names
+        elif basis is None:  # the best-conditioned basis among the simulated benchmarks, keeping the sampling
+            # benchmark and the reference points where the morphing is then exact
+            keep = [section.get("sampling_benchmark"), self.config["augmentation"]["theta_ref"],
+                    self.config["inference"]["theta_ref"]]
+            required = [space.benchmark_index(b) for b in dict.fromkeys(keep)
+                        if isinstance(b, str) and b in space.benchmarks]
+            index = morpher.select_basis(space.benchmark_values, space.ranges, random_state=self.config["seed"],
+                                         required=required)
             basis = [space.benchmark_names[i] for i in index]
         lhe_files = section.get("lhe_files") or [None] * len(section["files"])
         systematics = None
@@ -251,6 +270,8 @@ class Analysis:
             systematics = Systematics.from_lhe(source, **section["systematics"])
         reader_cls = {"lhe": LHEReader, "delphes": DelphesReader, "hepmc": HepMCReader}[kind]
         extra = {"objects": section.get("objects")} if kind == "hepmc" else {}
+        if kind == "delphes":
+            extra["missing_events"] = section.get("missing_events")
         reader = reader_cls(space, observables=section["observables"], cuts=list(section.get("cuts") or ()),
                             morpher=morpher, morphing_basis=basis, weight_ids=section.get("weight_ids"),
                             systematics=systematics, random_state=self.config["seed"], **extra)
@@ -367,7 +388,9 @@ class Analysis:
         if toy is not None:
             infos["exact (toy)"] = toy.fisher_information(theta_ref, lumi, kind="full")
         results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
-                                   "fisher_information": {k: np.asarray(v) for k, v in infos.items()}}
+                                   "fisher_information": {k: np.asarray(v) for k, v in infos.items()},
+                                   "morphing_closure": test.metadata.get("morphing_closure"),
+                                   "negative_cross_sections": test.metadata.get("negative_cross_sections")}
         if icfg["limits"]:
             grid = theta_grid(space.ranges, icfg["grid"]["n_points"])
             limits = AsymptoticLimits(test, luminosity=lumi)

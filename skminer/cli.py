@@ -28,6 +28,8 @@ DEMO_CONFIG = {
                                                "max_epochs": 60, "patience": 15}},
     "inference": {"luminosity": 100.0, "histograms": ["x1"], "n_bins": 20, "grid": {"n_points": 25},
                   "observed": {"theta": [0.3, -0.3]}},
+    # a benchmark outside the morphing basis: its weights check the morphing (closure table in results.json)
+    "benchmarks": {"closure_check": {"theta1": 0.5, "theta2": -0.5}},
 }
 #: Weight of the score term for ``skminer demo --method cascal|rascal|alices``: the toy's joint score is heavy
 #: tailed (standard deviation ~40 where the amplitude nearly vanishes), so the score term is weighted down.
@@ -37,6 +39,10 @@ DEMO_SCORE_ALPHA = 0.01
 def _print_summary(summary: dict) -> None:
     print("stages: " + ", ".join(f"{k} ({v})" for k, v in summary["stages"].items()))
     results = summary.get("results") or {}
+    if results.get("morphing_closure"):
+        from .closure import MorphingClosure
+
+        print(MorphingClosure.from_dict(results["morphing_closure"]))
     for name, info in results.get("fisher_information", {}).items():
         info = np.asarray(info)
         print(f"Fisher information {name:>22}: " + np.array2string(info, precision=4, suppress_small=True)
@@ -70,6 +76,10 @@ def _info(path: str) -> int:
     xs = events.weights.sum(axis=0)
     for name, x in zip(events.benchmark_names, xs, strict=True):
         print(f"  cross section at {name:>16}: {x:.6g} pb")
+    if events.morpher is not None:
+        from .closure import morphing_closure
+
+        print(morphing_closure(events))
     return 0
 
 

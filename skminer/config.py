@@ -269,6 +269,11 @@ class _Resolver:
             dup = sorted({p for p in params if params.count(p) > 1})
             if dup:
                 self.fail("parameters", f"duplicate parameter names {dup}")
+        overall = cfg["morphing"]["max_overall_power"]
+        for i, p in enumerate(cfg["parameters"] or []):
+            if p["max_power"] > overall:
+                self.fail(f"parameters[{i}].max_power", f"{p['max_power']} exceeds morphing.max_overall_power = "
+                          f"{overall}: those powers could never appear in the morphing; make them consistent")
         for key in ("files", "lhe_files"):
             if section.get(key) is not None:
                 section[key] = self._files(f"simulation.{kind}.{key}", section[key])
@@ -310,7 +315,8 @@ class _Resolver:
     def _expressions(self, kind: str, section: dict[str, Any]) -> None:
         from .simulation.observables import ExpressionError, parse_expression
 
-        items = [(f"simulation.{kind}.observables.{name}", expr) for name, expr in section["observables"].items()]
+        items = [(f"simulation.{kind}.observables.{name}", expr["expression"] if isinstance(expr, dict) else expr)
+                 for name, expr in section["observables"].items()]
         items += [(f"simulation.{kind}.cuts[{i}]", expr) for i, expr in enumerate(section["cuts"])]
         for field, expr in items:
             try:

@@ -32,7 +32,7 @@ import numpy as np
 from ._arrays import from_awkward
 from ._random import check_random_state
 from .io import FORMAT_VERSION, read_events, read_madminer, write_events, write_madminer
-from .morphing import Morpher
+from .morphing import Morpher, parameter_scales
 from .parameters import ParameterSpace
 
 __all__ = ["EventSet", "FORMAT_VERSION"]
@@ -212,8 +212,7 @@ class EventSet:
             if morpher.basis is None:
                 morpher = Morpher.from_dict(morpher.to_dict())
                 morpher.set_basis(points)
-            elif morpher.basis.shape != points.shape or not np.allclose(morpher.basis, points, rtol=1e-10,
-                                                                        atol=1e-12):
+            elif morpher.basis.shape != points.shape or not np.all(_same_points(morpher.basis, points, values)):
                 raise ValueError(f"morphing_basis {basis_names} (points {points.tolist()}) does not match "
                                  f"morpher.basis {morpher.basis.tolist()}")
             return morpher, basis_names
@@ -221,7 +220,7 @@ class EventSet:
             raise ValueError("morpher has no basis: give morphing_basis (benchmark names) or call set_basis()")
         names = []
         for row in morpher.basis:
-            hit = np.flatnonzero(np.all(np.isclose(values, row[None, :], rtol=1e-10, atol=1e-12), axis=1))
+            hit = np.flatnonzero(_same_points(values, row[None, :], values))
             if hit.size == 0:
                 raise ValueError(f"morpher basis point {row.tolist()} is not one of the benchmarks "
                                  f"{self.benchmark_names}; add its weights or pass morphing_basis")
@@ -320,8 +319,7 @@ class EventSet:
     def _benchmark_columns(self, th: np.ndarray) -> np.ndarray:
         """Columns of the benchmarks equal to the points ``th``; error if one is not a benchmark."""
         values = self.benchmark_values
-        tol = 1e-12 * np.maximum(1.0, np.abs(th))[:, None, :]
-        match = np.all(np.abs(values[None, :, :] - th[:, None, :]) <= tol, axis=2)  # (n_theta, n_benchmarks)
+        match = _same_points(values[None, :, :], th[:, None, :], values)  # (n_theta, n_benchmarks)
         missing = ~match.any(axis=1)
         if np.any(missing):
             raise ValueError(f"this EventSet has no morpher, so weights are only known at its benchmarks "
@@ -669,9 +667,10 @@ class EventSet:
             if s.space != first.space:
                 raise ValueError(f"cannot combine: event_sets[{i}].space = {s.space!r} differs from "
                                  f"event_sets[0].space = {first.space!r}")
-            if (s.morpher is None) != (first.morpher is None) or (
-                    s.morpher is not None and not (np.array_equal(s.morpher.components, first.morpher.components)
-                                                   and np.allclose(s.morpher.basis, first.morpher.basis))):
+            same_basis = s.morpher is None or first.morpher is None or (
+                np.array_equal(s.morpher.components, first.morpher.components)
+                and np.all(_same_points(s.morpher.basis, first.morpher.basis, first.benchmark_values)))
+            if (s.morpher is None) != (first.morpher is None) or not same_basis:
                 raise ValueError(f"cannot combine: event_sets[{i}] has a different morpher ({s.morpher!r} vs "
                                  f"{first.morpher!r})")
         n_total = sum(s.n_events for s in sets)
@@ -797,6 +796,14 @@ class EventSet:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def _same_points(a: np.ndarray, b: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Whether parameter points ``a`` and ``b`` (broadcast, last axis = parameters) agree to 1e-10 of each
+    parameter's own scale (the largest ``|value|`` in ``reference``), whatever its units."""
+    scale = parameter_scales(np.vstack([np.asarray(reference, dtype=np.float64).reshape(-1, a.shape[-1]),
+                                        np.asarray(b, dtype=np.float64).reshape(-1, a.shape[-1])]))
+    return np.all(np.abs(np.asarray(a) - np.asarray(b)) <= 1e-10 * scale, axis=-1)
+
+
 def _float_matrix(a: Any, name: str) -> np.ndarray:
     a = from_awkward(a, name)
     try:

@@ -19,9 +19,43 @@ from scipy import optimize
 
 from .parameters import ParameterSpace
 
-__all__ = ["Morpher", "find_components"]
+__all__ = ["Morpher", "find_components", "FITS"]
 
 logger = logging.getLogger(__name__)
+
+#: How :meth:`Morpher.set_basis` turns basis points into the morphing matrix: ``"exact"`` needs exactly one point
+#: per component (the morphing reproduces every basis point), ``"least_squares"`` fits the components to more
+#: points (the morphing no longer reproduces them; the residual must be checked, see
+#: :meth:`skminer.events.EventSet.morphing_closure`).
+FITS = ("exact", "least_squares")
+
+#: Largest condition number of the morphing system, computed with every parameter divided by its own scale
+#: (so that it does not depend on the units of the parameters): beyond it, rounding errors of the weights are
+#: amplified by more than ~1e14 / 1e16 = 1 % (float64).
+MAX_CONDITION = 1e14
+#: Condition number beyond which a candidate basis is not considered by :meth:`Morpher.optimize_basis` and
+#: :meth:`Morpher.select_basis`.
+MAX_CANDIDATE_CONDITION = 1e12
+
+
+def parameter_scales(points: np.ndarray) -> np.ndarray:
+    """Natural scale of each parameter: the largest ``|value|`` among ``points`` (1 where all are zero).
+
+    Thresholds on morphing systems (condition numbers, degeneracy) are applied to the parameters divided by
+    these scales, so a parameter quoted in GeV^-4 (values ~1e-12) is treated like one of order one.
+
+    Parameters
+    ----------
+    points : array-like, shape (n_points, n_parameters)
+        Basis points, or the ``(low, high)`` ranges transposed.
+
+    Returns
+    -------
+    ndarray, shape (n_parameters,)
+    """
+    pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    scale = np.max(np.abs(pts), axis=0) if pts.size else np.ones(pts.shape[1])
+    return np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
 
 
 def find_components(max_powers: Sequence[int], max_overall_power: int | None = None) -> np.ndarray:
@@ -68,6 +102,15 @@ class Morpher:
         ``None`` allows all products permitted by ``max_powers``.
     components : array-like of int, optional
         Explicit exponent vectors; overrides the two arguments above.
+    fit : {"exact", "least_squares"}
+        Default of :meth:`set_basis`: whether a basis must have exactly one point per component or the
+        components are fitted to more points by least squares.
+
+    Raises
+    ------
+    ValueError
+        If a parameter's ``max_power`` exceeds ``max_overall_power`` (its highest powers could never appear,
+        a sign of an inconsistent setup), or ``max_overall_power`` is negative.
 
     Attributes
     ----------
@@ -75,26 +118,42 @@ class Morpher:
     basis : ndarray, shape (n_basis, n_parameters) or None
     matrix : ndarray, shape (n_components, n_basis) or None
         Morphing matrix in MadMiner's convention: ``w(theta) = matrix.T @ component_values(theta)``.
+    fit : {"exact", "least_squares"}
+        How the matrix is obtained (see :data:`FITS`).
+    condition_number : float or None
+        Condition number of the basis system with the parameters divided by their scales
+        (:func:`parameter_scales`): independent of the parameters' units.
     """
 
     def __init__(self, max_powers: Sequence[int] | None = None, max_overall_power: int | None = None,
-                 components: np.ndarray | None = None) -> None:
+                 components: np.ndarray | None = None, fit: str = "exact") -> None:
+        if fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
         if components is not None:
             comps = np.asarray(components)
             if comps.ndim != 2 or not np.all(comps == np.round(comps)) or np.any(comps < 0):
                 raise ValueError("components must be a 2-D array of non-negative integer exponents")
             self.components = comps.astype(int)
         elif max_powers is not None:
+            if max_overall_power is not None:
+                too_high = [i for i, p in enumerate(max_powers) if int(p) > int(max_overall_power)]
+                if too_high:
+                    raise ValueError(f"max_powers {list(max_powers)} exceed max_overall_power={max_overall_power} "
+                                     f"for parameter(s) {too_high}: those powers could never appear; lower the "
+                                     "parameters' max_power or raise max_overall_power")
             self.components = find_components(max_powers, max_overall_power)
         else:
             raise ValueError("give either max_powers or components")
         self.basis: np.ndarray | None = None
         self.matrix: np.ndarray | None = None
+        self.fit = fit
+        self.condition_number: float | None = None
 
     @classmethod
-    def from_space(cls, space: ParameterSpace, max_overall_power: int | None = None) -> Morpher:
+    def from_space(cls, space: ParameterSpace, max_overall_power: int | None = None, fit: str = "exact"
+                   ) -> Morpher:
         """Morpher with the maximal powers of ``space``'s parameters."""
-        return cls(space.max_powers, max_overall_power)
+        return cls(space.max_powers, max_overall_power, fit=fit)
 
     @property
     def n_parameters(self) -> int:
@@ -124,34 +183,65 @@ class Morpher:
         return out
 
     # -- basis ----------------------------------------------------------------------------------------
-    def set_basis(self, basis: np.ndarray) -> Morpher:
+    def set_basis(self, basis: np.ndarray, fit: str | None = None) -> Morpher:
         """Fix the basis points and compute the morphing matrix.
 
-        With more basis points than components the matrix is the least-squares (pseudo-inverse) solution,
-        which is exact when the weights follow the polynomial structure.
+        Parameters
+        ----------
+        basis : array-like, shape (n_basis, n_parameters)
+            Parameter points whose weights are known.
+        fit : {"exact", "least_squares"}, optional
+            Default: the morpher's :attr:`fit`. ``"exact"``: exactly one point per component; the morphing reproduces every basis point.
+            ``"least_squares"``: ``n_basis >= n_components`` points, the components are fitted by least squares
+            (pseudo-inverse). The morphing then does not reproduce the basis points exactly; check the fit
+            residual with :meth:`skminer.events.EventSet.morphing_closure`.
+
+        Raises
+        ------
+        ValueError
+            If the basis has too few points, more points than components with ``fit="exact"``, or is
+            degenerate (condition number above :data:`MAX_CONDITION` with the parameters in units of their
+            own scale).
         """
+        fit = self.fit if fit is None else fit
+        if fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
         basis = np.asarray(basis, dtype=np.float64)
         if basis.ndim != 2 or basis.shape[1] != self.n_parameters:
             raise ValueError(f"basis must have shape (n_basis, {self.n_parameters}), got {basis.shape}")
+        if not np.all(np.isfinite(basis)):
+            raise ValueError(f"basis points must be finite, got {basis.tolist()}")
         if basis.shape[0] < self.n_components:
             raise ValueError(f"basis has {basis.shape[0]} points but morphing needs at least "
                              f"{self.n_components} (one per component)")
+        if basis.shape[0] > self.n_components and fit == "exact":
+            raise ValueError(f"basis has {basis.shape[0]} points for {self.n_components} morphing components: an "
+                             "exact morphing needs one point per component. Choose a subset (select_basis) or ask "
+                             "for a least-squares fit over all points (fit='least_squares'; its residual is "
+                             "reported by the morphing closure check)")
+        self.matrix, self.condition_number = self._matrix_for(basis)
         self.basis = basis.copy()
-        self.matrix = self._matrix_for(basis)
+        self.fit = fit
         return self
 
-    def _matrix_for(self, basis: np.ndarray) -> np.ndarray:
-        a = self.component_values(basis)  # (n_basis, n_components): A[b, c]
-        if a.shape[0] == a.shape[1]:
-            cond = np.linalg.cond(a)
-            if not np.isfinite(cond) or cond > 1e14:
-                raise ValueError(f"morphing basis is degenerate (condition number {cond:.3g}); "
-                                 "choose other basis points or call optimize_basis")
-            return np.linalg.inv(a)
-        rank = np.linalg.matrix_rank(a)
-        if rank < self.n_components:
-            raise ValueError(f"morphing basis has rank {rank} < {self.n_components} components")
-        return np.linalg.pinv(a)
+    def _matrix_for(self, basis: np.ndarray) -> tuple[np.ndarray, float]:
+        """Morphing matrix (MadMiner convention) and scale-free condition number of ``basis``."""
+        scale = parameter_scales(basis)
+        a_scaled = self.component_values(basis / scale)  # (n_basis, n_components), parameters of order one
+        # A = A_scaled D with D = diag(prod_i scale_i^e_ci), so pinv(A) = D^-1 pinv(A_scaled)
+        d = np.prod(scale[None, :] ** self.components, axis=1)
+        cond = float(np.linalg.cond(a_scaled))
+        if a_scaled.shape[0] == a_scaled.shape[1]:
+            if not np.isfinite(cond) or cond > MAX_CONDITION:
+                raise ValueError(f"morphing basis is degenerate (condition number {cond:.3g} with each parameter "
+                                 f"in units of its largest basis value {scale.tolist()}); choose other basis "
+                                 "points or call optimize_basis")
+            return np.linalg.inv(a_scaled) / d[:, None], cond
+        if not np.isfinite(cond) or cond > MAX_CONDITION:
+            rank = np.linalg.matrix_rank(a_scaled)
+            raise ValueError(f"morphing basis has rank {rank} for {self.n_components} components (condition "
+                             f"number {cond:.3g} with the parameters in units of {scale.tolist()})")
+        return np.linalg.pinv(a_scaled) / d[:, None], cond
 
     def _require_basis(self) -> np.ndarray:
         if self.matrix is None:
@@ -180,7 +270,7 @@ class Morpher:
         Large values mean large cancellations between basis weights and hence poor numerical precision.
         """
         thetas = _uniform(ranges, n_test, np.random.default_rng(random_state), self.n_parameters)
-        matrix = self._require_basis() if basis is None else self._matrix_for(np.asarray(basis, float))
+        matrix = self._require_basis() if basis is None else self._matrix_for(np.asarray(basis, float))[0]
         return float(np.mean(np.sum((self.component_values(thetas) @ matrix) ** 2, axis=1)))
 
     def optimize_basis(self, ranges: np.ndarray, fixed: np.ndarray | None = None, n_trials: int = 200,
@@ -216,14 +306,15 @@ class Morpher:
         n_free = self.n_components - fixed.shape[0]
         if n_free < 0:
             raise ValueError(f"{fixed.shape[0]} fixed points exceed the {self.n_components} components")
+        unit = parameter_scales(ranges.T)  # every parameter in units of its range: scale-free conditioning
         test = _uniform(ranges, n_test, rng, self.n_parameters)
-        test_components = self.component_values(test)
+        test_components = self.component_values(test / unit)
 
         def cost(free_flat: np.ndarray) -> float:
             basis = np.vstack([fixed, free_flat.reshape(n_free, self.n_parameters)])
-            a = self.component_values(basis)
+            a = self.component_values(basis / unit)
             cond = np.linalg.cond(a)
-            if not np.isfinite(cond) or cond > 1e12:
+            if not np.isfinite(cond) or cond > MAX_CANDIDATE_CONDITION:
                 return np.inf
             return float(np.mean(np.sum((test_components @ np.linalg.inv(a)) ** 2, axis=1)))
 
@@ -250,7 +341,8 @@ class Morpher:
         return basis
 
     def select_basis(self, candidates: np.ndarray, ranges: np.ndarray, max_combinations: int = 20_000,
-                     n_test: int = 1000, random_state: int | None = 0) -> np.ndarray:
+                     n_test: int = 1000, random_state: int | None = 0, required: Sequence[int] = ()
+                     ) -> np.ndarray:
         """Choose the basis among existing points (e.g. simulated benchmarks), then set it.
 
         Every subset of ``n_components`` candidates is scored by the expected squared morphing weights over
@@ -269,6 +361,10 @@ class Morpher:
             Parameter points used to estimate the expectation.
         random_state : int or None
             Seed of the test points (and of the subsets when they are sampled).
+        required : sequence of int
+            Candidates that the basis should contain (e.g. the sampling benchmark and the reference point, where
+            the morphing is then exact). Subsets containing all of them are preferred; when none of those is
+            non-degenerate, every subset is considered and a warning names the left-out candidates.
 
         Returns
         -------
@@ -281,17 +377,24 @@ class Morpher:
         k = self.n_components
         if cand.shape[0] < k:
             raise ValueError(f"{cand.shape[0]} candidate points cannot span the {k} morphing components")
+        required = sorted({int(i) for i in required})
+        if any(not 0 <= i < cand.shape[0] for i in required):
+            raise ValueError(f"required candidates {required} out of range for {cand.shape[0]} candidates")
         rng = np.random.default_rng(random_state)
-        test_components = self.component_values(_uniform(ranges, n_test, rng, self.n_parameters))
-        cand_components = self.component_values(cand)  # (n_candidates, n_components)
-        if math.comb(cand.shape[0], k) <= max_combinations:
-            subsets = np.array(list(itertools.combinations(range(cand.shape[0]), k)), dtype=int)
-        else:
-            subsets = np.array([np.sort(rng.choice(cand.shape[0], k, replace=False))
-                                for _ in range(max_combinations)])
-        a = cand_components[subsets]  # (n_subsets, k, k): rows are basis points
-        cond = np.linalg.cond(a)
-        ok = np.isfinite(cond) & (cond < 1e12)
+        scale = parameter_scales(np.asarray(ranges, dtype=np.float64).reshape(self.n_parameters, 2).T)
+        test_components = self.component_values(_uniform(ranges, n_test, rng, self.n_parameters) / scale)
+        cand_components = self.component_values(cand / scale)  # (n_candidates, n_components), scale-free
+        ok = np.zeros(0, dtype=bool)
+        for keep in ([required] if 0 < len(required) <= k else []) + [[]]:
+            subsets = self._subsets(cand.shape[0], k, keep, max_combinations, rng)
+            a = cand_components[subsets]  # (n_subsets, k, k): rows are basis points
+            cond = np.linalg.cond(a)
+            ok = np.isfinite(cond) & (cond < MAX_CANDIDATE_CONDITION)
+            if np.any(ok):
+                break
+            if keep:
+                logger.warning("no non-degenerate morphing basis contains all of the candidates %s (points %s); "
+                               "choosing among all subsets", keep, cand[keep].tolist())
         if not np.any(ok):
             raise ValueError("no subset of the candidate points forms a non-degenerate morphing basis")
         a = a[ok]
@@ -305,18 +408,34 @@ class Morpher:
         self.set_basis(cand[best])
         return best
 
+    @staticmethod
+    def _subsets(n: int, k: int, keep: Sequence[int], max_combinations: int, rng: np.random.Generator
+                 ) -> np.ndarray:
+        """Subsets of ``k`` of ``n`` indices that contain ``keep`` (all, or ``max_combinations`` random ones)."""
+        rest = np.array([i for i in range(n) if i not in keep], dtype=int)
+        m = k - len(keep)
+        if math.comb(rest.size, m) <= max_combinations:
+            free = np.array(list(itertools.combinations(rest, m)), dtype=int).reshape(-1, m)
+        else:
+            free = np.array([rng.choice(rest, m, replace=False) for _ in range(max_combinations)]).reshape(-1, m)
+        fixed = np.broadcast_to(np.asarray(keep, dtype=int), (free.shape[0], len(keep)))
+        return np.sort(np.hstack([fixed, free]), axis=1)
+
     # -- serialisation --------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-serialisable description (components and basis)."""
         return {"components": self.components.tolist(),
-                "basis": None if self.basis is None else self.basis.tolist()}
+                "basis": None if self.basis is None else self.basis.tolist(), "fit": self.fit}
 
     @classmethod
     def from_dict(cls, d: dict) -> Morpher:
         """Inverse of :meth:`to_dict`."""
-        m = cls(components=np.asarray(d["components"], dtype=int))
+        m = cls(components=np.asarray(d["components"], dtype=int), fit=d.get("fit") or "exact")
         if d.get("basis") is not None:
-            m.set_basis(np.asarray(d["basis"], dtype=np.float64))
+            basis = np.asarray(d["basis"], dtype=np.float64)
+            # descriptions written before the fit was recorded: more points than components meant least squares
+            fit = d.get("fit") or ("least_squares" if basis.shape[0] > m.n_components else "exact")
+            m.set_basis(basis, fit=fit)
         return m
 
     def __repr__(self) -> str:

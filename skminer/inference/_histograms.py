@@ -3,6 +3,11 @@
 A binning of one variable is stored as its *inner* edges ``e_1 < ... < e_{k}``: it has ``k + 1`` bins, the
 first and last open (under- and overflow), so every finite value falls into exactly one bin and no rate is
 lost. ``bin = searchsorted(inner, value, side="right")``, i.e. bin ``j`` holds ``e_j <= value < e_{j+1}``.
+
+Automatic binnings of several variables have cells that few or no simulated events fill (a 20 x 20 grid of
+correlated scores is mostly empty), and data falling into them make the likelihood ``-inf``.
+:func:`merge_sparse_cells` therefore joins every cell with less than a minimum expected count (or a minimum number
+of simulated events) to the nearest cell that has enough.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import sparse
+from scipy import sparse, spatial
 
 from .._arrays import axis_edges
 
@@ -92,3 +97,49 @@ def indicator(index: np.ndarray, n_bins: int) -> sparse.csr_matrix:
     """Sparse ``(n_bins, n_events)`` matrix with a one where event ``i`` falls into bin ``b``."""
     n = index.size
     return sparse.csr_matrix((np.ones(n), (index, np.arange(n))), shape=(n_bins, n))
+
+
+def merge_sparse_cells(index: np.ndarray, dims: Sequence[int], expected: np.ndarray, min_expected: float,
+                       min_events: int) -> np.ndarray:
+    """Map histogram cells to merged bins that each have enough expected events and simulated events.
+
+    Cells with an expected count below ``min_expected`` or fewer than ``min_events`` simulated events are joined to
+    the nearest (in cell-index space, a k-d tree query) cell that has both; every merged bin then has at least the
+    minimum counts, so no data event can fall into a bin without simulated events.
+
+    Parameters
+    ----------
+    index : ndarray of int, shape (n_events,)
+        Flat cell of every simulated event (:func:`bin_indices`).
+    dims : sequence of int
+        Cells per dimension.
+    expected : ndarray, shape (n_events,)
+        Expected number of events each simulated event stands for (luminosity times weight at the binning point).
+    min_expected : float
+        Minimum expected count per merged bin.
+    min_events : int
+        Minimum number of simulated events per merged bin.
+
+    Returns
+    -------
+    ndarray of int, shape (prod(dims),)
+        Merged bin of every cell, ``0 .. n_merged - 1``.
+    """
+    n_cells = int(np.prod(dims))
+    counts = np.bincount(index, minlength=n_cells)
+    mu = np.bincount(index, weights=np.asarray(expected, dtype=np.float64), minlength=n_cells)
+    dense = (mu >= min_expected) & (counts >= min_events)
+    if not np.any(dense):
+        logger.warning("no histogram cell has %g expected and %d simulated events (total expected %.4g, %d "
+                       "events): using a single bin", min_expected, min_events, mu.sum(), counts.sum())
+        return np.zeros(n_cells, dtype=np.int64)
+    remap = np.empty(n_cells, dtype=np.int64)
+    remap[dense] = np.arange(int(dense.sum()))
+    if not np.all(dense):
+        coords = np.stack(np.unravel_index(np.arange(n_cells), tuple(dims)), axis=1).astype(np.float64)
+        _, nearest = spatial.cKDTree(coords[dense]).query(coords[~dense])
+        remap[~dense] = nearest
+        logger.info("histogram: %d of %d cells have fewer than %g expected or %d simulated events and were merged "
+                    "into their nearest neighbours (%d bins)", int(np.sum(~dense)), n_cells, min_expected,
+                    min_events, int(dense.sum()))
+    return remap

@@ -35,7 +35,7 @@ from .._arrays import axis_edges
 from .._metadata import GridShapeWarning
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
-from ._histograms import BinsArg, bin_indices, indicator, inner_edges
+from ._histograms import BinsArg, bin_indices, indicator, inner_edges, merge_sparse_cells
 from .fisher import _as_point, _check_luminosity
 
 __all__ = ["AsymptoticLimits", "LimitResult", "fisher_limits", "theta_grid", "p_values_from_q"]
@@ -223,6 +223,14 @@ class AsymptoticLimits:
     max_batch_size : int
         Rows per estimator call in ratio mode (events x grid points), and the size of weight blocks
         (events x grid points) evaluated at once.
+    min_expected : float
+        Automatic (``int``) histogram binnings for observed limits merge cells with fewer expected events (at the
+        binning point and this luminosity) into their nearest neighbour
+        (:func:`~skminer.inference._histograms.merge_sparse_cells`).
+    min_simulated : int
+        Automatic binnings (expected and observed limits) also merge cells with fewer simulated events, so that no
+        data event falls into an empty bin and no bin rests on a handful of events. Explicit edges are used as
+        given (a WARNING counts observed events in bins without simulated events).
 
     Examples
     --------
@@ -232,7 +240,8 @@ class AsymptoticLimits:
     >>> res.best_fit, res.p_values                                              # doctest: +SKIP
     """
 
-    def __init__(self, events: Any, luminosity: float, *, max_batch_size: int = 1_000_000) -> None:
+    def __init__(self, events: Any, luminosity: float, *, max_batch_size: int = 1_000_000, min_expected: float = 1.0,
+                 min_simulated: int = 10) -> None:
         for attr in ("x", "weights_at", "cross_section"):
             if not hasattr(events, attr):
                 raise TypeError(f"events must be an EventSet (missing attribute {attr!r}), got {type(events).__name__}")
@@ -242,6 +251,10 @@ class AsymptoticLimits:
         self.luminosity = _check_luminosity(luminosity)
         self.max_batch_size = int(max_batch_size)
         self.n_parameters = int(events.space.n_parameters)
+        if not float(min_expected) >= 0 or int(min_simulated) < 0:
+            raise ValueError(f"min_expected and min_simulated must be >= 0, got {min_expected!r}, {min_simulated!r}")
+        self.min_expected = float(min_expected)
+        self.min_simulated = int(min_simulated)
 
     # -- public ---------------------------------------------------------------------------------------
     def expected_limits(self, theta_true: Any, grid: np.ndarray, mode: str = "histogram", *,
@@ -403,8 +416,15 @@ class AsymptoticLimits:
                 edges = [inner_edges(data_values[:, d], b, None, labels[d]) for d, b in enumerate(per_dim)]
             else:
                 edges = [inner_edges(values[:, d], b, binning_weights, labels[d]) for d, b in enumerate(per_dim)]
-            kin, rate, total = self._histogram_terms(grid, values, edges, data_values, data_weights)
-            info = {"edges": edges, "observables": labels}
+            cells = None
+            if all(isinstance(b, (int, np.integer)) for b in per_dim):  # automatic: no sparse cells
+                bw = binning_weights if binning_weights is not None else self._weights(grid.mean(axis=0)[None])[:, 0]
+                index, _ = bin_indices(values, edges)
+                # Asimov data fill exactly the simulated cells: only observed data need the expected minimum
+                cells = merge_sparse_cells(index, [e.size + 1 for e in edges], self.luminosity * bw,
+                                           self.min_expected if x_data is not None else 0.0, self.min_simulated)
+            kin, rate, total = self._histogram_terms(grid, values, edges, data_values, data_weights, cells)
+            info = {"edges": edges, "observables": labels, "cell_to_bin": cells}
         if not include_rate:
             rate = np.zeros_like(kin)
         ll = kin + rate
@@ -437,14 +457,23 @@ class AsymptoticLimits:
 
     def _histogram_terms(self, grid: np.ndarray, values: np.ndarray, edges: list[np.ndarray],
                          data_values: np.ndarray | None, data_weights: np.ndarray | None,
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                         cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         index, n_bins = bin_indices(values, edges)
+        if cells is not None:  # merged cells of an automatic binning
+            index, n_bins = cells[index], int(cells.max()) + 1
         ind = indicator(index, n_bins)
         if data_weights is not None:
             counts = np.asarray(ind @ data_weights).reshape(-1)
         else:
             data_index, _ = bin_indices(data_values, edges)
+            if cells is not None:
+                data_index = cells[data_index]
             counts = np.bincount(data_index, minlength=n_bins).astype(np.float64)
+            empty = (counts > 0) & (np.bincount(index, minlength=n_bins) == 0)
+            if np.any(empty):
+                logger.warning("%d observed events fall into %d histogram bins without simulated events (the "
+                               "likelihood is -inf there at every parameter point); use fewer or wider bins",
+                               int(counts[empty].sum()), int(empty.sum()))
         kin = np.empty(grid.shape[0])
         rate = np.empty(grid.shape[0])
         total = np.empty(grid.shape[0])

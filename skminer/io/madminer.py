@@ -242,7 +242,8 @@ def _rebuild_morpher(path: Path, components: np.ndarray, matrix: np.ndarray, spa
     the stored matrix (a deviation is a warning; the recomputed matrix is used)."""
     in_basis = np.any(matrix != 0.0, axis=0)
     basis_names = [n for n, keep in zip(phys_names, in_basis, strict=True) if keep]
-    morpher = Morpher(components=components)
+    # MadMiner's over-determined morphing (more basis benchmarks than components) is a least-squares fit
+    morpher = Morpher(components=components, fit="least_squares" if in_basis.sum() > components.shape[0] else "exact")
     try:
         morpher.set_basis(space.benchmark_values[in_basis])
     except ValueError as err:

@@ -10,6 +10,7 @@ and records a :class:`CutFlow`: the number of events and the summed weight that 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from .observables import EventObjects, Expression, ExpressionError, parse_expression
 
-__all__ = ["AnyOf", "Cut", "CutFlow", "CutFlowStep", "apply_cuts", "as_cuts"]
+__all__ = ["AnyOf", "Cut", "CutFlow", "CutFlowStep", "apply_cuts", "as_cuts", "warn_if_dropped", "DROP_WARNING_FRACTION"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,18 @@ class Cut:
         else:
             raise TypeError(f"cut definition must be a string expression or a callable, got "
                             f"{type(definition).__name__}")
+
+    def undefined(self, objects: EventObjects) -> np.ndarray:
+        """Boolean mask ``(n_events,)`` of events where the expression refers to a missing object.
+
+        Their outcome is ``pass_if_missing``; callables and :class:`AnyOf` report none.
+        """
+        if self.expression is None:
+            return np.zeros(objects.n_events, dtype=bool)
+        try:
+            return np.isnan(self.expression.evaluate(objects, default=math.nan, dtype=np.float64))
+        except ExpressionError as err:
+            raise ExpressionError(f"cut {self.name!r}: {err}") from None
 
     def evaluate(self, objects: EventObjects) -> np.ndarray:
         """Boolean mask ``(n_events,)`` of passing events."""
@@ -214,6 +227,27 @@ def apply_cuts(cuts: Sequence[Cut | str | Callable[[EventObjects], Any]], object
     flow = CutFlow(objects.n_events, float(w.sum()) if w is not None else float(objects.n_events))
     mask = np.ones(objects.n_events, dtype=bool)
     for cut in cut_list:
-        mask &= cut.evaluate(objects)
+        passed = cut.evaluate(objects)
+        if not cut.pass_if_missing:  # events failing only because an object is missing: easily unintended
+            lost = int(np.sum(mask & cut.undefined(objects)))
+            warn_if_dropped(f"cut {cut.name!r}", lost, int(mask.sum()),
+                            "because it refers to an object the events lack (Cut(..., pass_if_missing=True) keeps "
+                            "them)")
+        mask &= passed
         flow.add(cut.name, mask, w)
     return mask, flow
+
+
+#: Fraction of the events above which losing events to a missing object (a cut on it, an undefined observable)
+#: is a WARNING rather than an INFO message.
+DROP_WARNING_FRACTION = 0.02
+
+
+def warn_if_dropped(what: str, n_dropped: int, n_total: int, reason: str, label: str = "") -> None:
+    """Log the events lost to ``what``: a WARNING above :data:`DROP_WARNING_FRACTION` of ``n_total``, else INFO."""
+    if n_dropped <= 0:
+        return
+    fraction = n_dropped / max(n_total, 1)
+    level = logging.WARNING if fraction > DROP_WARNING_FRACTION else logging.INFO
+    logger.log(level, "%s%s removes %d of %d events (%.3g%%) %s", f"{label}: " if label else "", what, n_dropped,
+               n_total, 100.0 * fraction, reason)

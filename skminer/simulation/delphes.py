@@ -16,6 +16,7 @@ cross section, so the weights are divided by the number of events in the tree).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..closure import PRECISION_FLOAT32, PRECISION_LHE
 from ..morphing import Morpher
 from ..parameters import ParameterSpace
 from .cuts import Cut
@@ -41,7 +43,7 @@ from .lhe import (
 from .observables import EventObjects, Observable, make_vectors, require_hep
 from .smearing import Smearer
 
-__all__ = ["DelphesReader", "read_delphes_objects"]
+__all__ = ["DelphesReader", "read_delphes_objects", "count_lhe_events", "MISSING_EVENTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,49 @@ _BRANCHES = {
     "a": ("Photon", {"pt": "PT", "eta": "Eta", "phi": "Phi"}),
 }
 _MASSES = {"e": _ELECTRON_MASS, "mu": _MUON_MASS, "a": 0.0}
+
+#: Meanings of a Delphes tree with fewer events than its LHE file. ``"not_processed"``: the Delphes run processed
+#: only the first events (an unbiased subsample): the weights are normalised to the tree's events, the LHE cross
+#: section is kept. ``"vetoed"``: the missing events were removed upstream (merging vetoes, event filters, failed
+#: showers): the accepted cross section is ``n_tree / n_lhe`` of the LHE one.
+MISSING_EVENTS = ("not_processed", "vetoed")
+
+
+def count_lhe_events(path: str | os.PathLike) -> int:
+    """Number of ``<event>`` blocks of a (gzipped) LHE file, counted by streaming its lines."""
+    import gzip
+
+    path = Path(path)
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gz else open
+    n = 0
+    with opener(path, "rb") as f:
+        for line in f:
+            if line.lstrip().startswith(b"<event"):
+                n += 1
+    return n
+
+
+def _missing_events_factor(path: Path, n_tree: int, n_lhe: int, norm: str | float, missing: str | None) -> float:
+    """Factor on the normalised weights for a tree with fewer events than its LHE file (see MISSING_EVENTS)."""
+    if n_tree == n_lhe:
+        return 1.0
+    if n_tree > n_lhe:
+        raise ValueError(f"{path}: the tree has {n_tree} events but its LHE file only {n_lhe}; wrong lhe_path?")
+    if missing is None:
+        logger.warning("%s: the Delphes tree has %d events, its LHE file %d (%.3g%%); normalising as if Delphes "
+                       "processed only the first %d events (missing_events='not_processed'). If the other %d events "
+                       "were vetoed upstream (merging, filters), the cross section is %.3g times smaller: set "
+                       "missing_events='vetoed'", path, n_tree, n_lhe, 100.0 * n_tree / n_lhe, n_tree,
+                       n_lhe - n_tree, n_lhe / n_tree)
+        missing = "not_processed"
+    else:
+        logger.info("%s: tree %d events, LHE file %d; missing_events=%r", path, n_tree, n_lhe, missing)
+    fraction = n_tree / n_lhe
+    if missing == "vetoed":  # "average"/"xsec"/explicit cross sections normalise to the tree: scale down
+        return 1.0 if norm == "sum" else fraction
+    return 1.0 / fraction if norm == "sum" else 1.0  # "sum" of a subsample underestimates the total
 
 
 def _require_uproot() -> Any:
@@ -166,6 +211,9 @@ class DelphesReader(_EventFileReader):
         Default weight normalisation when a sample has no LHE file (``"xsec"`` needs one).
     tree : str
         Tree name.
+    missing_events : {None, "not_processed", "vetoed"}
+        What a tree with fewer events than its LHE file means for the normalisation (see :data:`MISSING_EVENTS`).
+        ``None``: normalise as for ``"not_processed"`` and log a WARNING naming both counts.
 
     Examples
     --------
@@ -183,10 +231,13 @@ class DelphesReader(_EventFileReader):
                  observables: Sequence[Observable | tuple] | Mapping[str, Any] | None = None,
                  cuts: Sequence[str | Cut | Callable[[EventObjects], Any]] | None = None,
                  smearer: Smearer | None = None, systematics: Any = None, normalization: str | float = "average",
-                 tree: str = "Delphes", random_state: Any = None) -> None:
+                 tree: str = "Delphes", random_state: Any = None, missing_events: str | None = None) -> None:
         super().__init__(space, benchmarks=benchmarks, weight_ids=weight_ids, morpher=morpher,
                          morphing_basis=morphing_basis, observables=observables, cuts=cuts, smearer=smearer,
                          systematics=systematics)
+        if missing_events not in (None, *MISSING_EVENTS):
+            raise ValueError(f"missing_events must be None or one of {list(MISSING_EVENTS)}, got {missing_events!r}")
+        self.missing_events = missing_events
         self.normalization = normalization
         self.tree = tree
         self.random_state = random_state
@@ -270,8 +321,16 @@ class DelphesReader(_EventFileReader):
                 raise ValueError(f"normalization must be 'average', 'sum', 'xsec' or a cross section in pb, got "
                                  f"{norm_setting!r}")
             norm, xs = norm_setting, math.nan
+        n_lhe = None if lhe_path is None else count_lhe_events(lhe_path)
+        factor = 1.0 if n_lhe is None else _missing_events_factor(path, n, n_lhe, norm, self.missing_events)
+        if factor != 1.0:  # a tree shorter than its LHE file (MISSING_EVENTS)
+            sample = dataclasses.replace(sample, k_factor=sample.k_factor * factor)
         result = self._weighted_sample(objects, nominal, by_name, sample, path, norm, xs, "Event.Weight",
-                                       {"lhe_path": None if lhe_path is None else str(lhe_path)},
+                                       {"lhe_path": None if lhe_path is None else str(lhe_path),
+                                        "n_lhe_events": n_lhe, "missing_events": self.missing_events,
+                                        # float32 Weight.Weight of weights printed with 8 digits in the LHE file
+                                        "weight_precision": PRECISION_FLOAT32
+                                        + (PRECISION_LHE if lhe_path is not None else 0.0)},
                                        "give lhe_path or weight_names")
         logger.debug("%s: %d events processed in %.2f s", path, n, time.perf_counter() - t0)
         return result

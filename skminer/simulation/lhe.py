@@ -49,12 +49,13 @@ from typing import Any
 
 import numpy as np
 
+from ..closure import PRECISION_LHE
 from ..events import EventSet
 from ..morphing import Morpher
 from ..parameters import ParameterSpace
 from ._lhe_events import EventChunk, iter_event_chunks
 from ._weight_checks import BenchmarkWeightStats, check_event_weights
-from .cuts import Cut, CutFlow, apply_cuts, as_cuts
+from .cuts import Cut, CutFlow, apply_cuts, as_cuts, warn_if_dropped
 from .observables import EventObjects, Observable, as_observables, evaluate_observables, make_vectors, require_hep
 from .smearing import ParticleSmearing, Smearer
 
@@ -466,10 +467,10 @@ class _EventFileReader:
         finite = np.all(np.isfinite(x), axis=1)
         full = mask.copy()
         full[mask] = finite
-        if not finite.all():
-            bad_obs = [o.name for k, o in enumerate(self.observables) if not np.all(np.isfinite(x[:, k]))]
-            logger.info("%s: dropping %d events with undefined observables %s (give the observables a default to "
-                        "keep them)", path, int((~finite).sum()), bad_obs)
+        for k, o in enumerate(self.observables):
+            warn_if_dropped(f"observable {o.name!r}", int(np.sum(~np.isfinite(x[:, k]))), x.shape[0],
+                            "where it is undefined (give it a default, {expression: ..., default: ...}, to keep "
+                            "them)", label=str(path))
         flow.add("finite observables", full, nominal)
         x = x[finite]
         weights = weight_matrix[full]
@@ -758,6 +759,7 @@ class LHEReader(_EventFileReader):
         sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
                            else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
         meta = {"path": str(path), "normalization": norm, "cross_section_init": info.cross_section,
+                "weight_precision": PRECISION_LHE,  # MG5 prints weights with 8 significant digits
                 "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
                 "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
         return _SampleResult(x, weights, sampling, a, b, n_read, _scaled_cutflow(flow, factor), sample.process,

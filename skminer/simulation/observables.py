@@ -686,13 +686,30 @@ class Observable:
         return f"Observable({self.name!r}, {self.definition!r}, default={self.default})"
 
 
+#: Keys of the mapping form of an observable definition, ``{expression: "a[0].pt", default: 0.0}``.
+OBSERVABLE_KEYS = ("expression", "default")
+
+
 def as_observables(observables: Iterable[Observable | tuple] | Mapping[str, Any]) -> list[Observable]:
     """Normalise observables given as :class:`Observable` objects, ``(name, definition[, default])`` tuples or a
-    ``{name: definition}`` mapping."""
+    ``{name: definition}`` mapping, where a definition is an expression, a callable or a mapping
+    ``{"expression": ..., "default": ...}`` (the YAML form of an observable with a default for events that lack
+    the object it refers to)."""
     items = observables.items() if isinstance(observables, Mapping) else observables
     out = []
     for item in items:
-        if isinstance(item, Observable):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Mapping):
+            name, spec = item
+            unknown = set(spec) - set(OBSERVABLE_KEYS)
+            if unknown or "expression" not in spec:
+                raise ValueError(f"observable {name!r}: a mapping definition needs 'expression' and may have "
+                                 f"'default'; got keys {sorted(spec)}")
+            try:
+                default = float(spec.get("default", math.nan))
+            except (TypeError, ValueError):
+                raise ValueError(f"observable {name!r}: default must be a number, got {spec['default']!r}") from None
+            out.append(Observable(name, spec["expression"], default))
+        elif isinstance(item, Observable):
             out.append(item)
         elif isinstance(item, tuple) and 2 <= len(item) <= 3:
             out.append(Observable(*item))

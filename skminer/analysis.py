@@ -385,11 +385,13 @@ class Analysis:
                 with_nu[f"full ({label})"] = fisher.full_information(theta_ref, model, lumi, include_nuisance=True)
             for name, info in with_nu.items():
                 infos[f"{name}, nuisance profiled"] = fisher.profile_nuisance(info)
+        diagnostics = self._diagnostics(test, model, theta_ref, fisher)
         if toy is not None:
             infos["exact (toy)"] = toy.fisher_information(theta_ref, lumi, kind="full")
         results: dict[str, Any] = {"theta_ref": theta_ref, "luminosity": lumi,
                                    "fisher_information": {k: np.asarray(v) for k, v in infos.items()},
                                    "morphing_closure": test.metadata.get("morphing_closure"),
+                                   "diagnostics": diagnostics,
                                    "negative_cross_sections": test.metadata.get("negative_cross_sections")}
         if icfg["limits"]:
             grid = theta_grid(space.ranges, icfg["grid"]["n_points"])
@@ -431,6 +433,23 @@ class Analysis:
         _save_npz_atomic(self.out / "results.npz", **arrays)
         self.results = results
         return ["results.json", "results.npz"]
+
+    def _diagnostics(self, test: EventSet, model: Any, theta_ref: np.ndarray, fisher: Any) -> dict[str, Any]:
+        """Sanity checks of the trained model (:mod:`skminer.inference.diagnostics`), for results.json."""
+        from .inference.diagnostics import convergence_diagnostics, ratio_diagnostics
+
+        method = self.config["training"]["method"]
+        out: dict[str, Any] = {"score": getattr(fisher, "diagnostics_", None),
+                               "convergence": convergence_diagnostics(model, label=method.upper())}
+        if method in RATIO_METHODS or method in FLOW_METHODS:  # E_ref[r_hat(x|theta0, theta_ref)] = 1 at benchmarks
+            ratio = _RatioTo(model, theta_ref) if method in FLOW_METHODS else model
+            space = test.space
+            inside = [v for v in space.benchmark_values if np.all((v >= space.ranges[:, 0]) & (v <= space.ranges[:, 1]))
+                      and not np.array_equal(v, theta_ref)]
+            if inside:
+                out["ratio"] = ratio_diagnostics(ratio.predict_log_ratio, test.x, test.weights_at,
+                                                 np.array(inside[:5]), theta_ref, label=method.upper())
+        return out
 
     def _observed_events(self, test: EventSet, space: ParameterSpace, toy: Any) -> np.ndarray | None:
         """Observed events: from an event file, or (built-in simulator) pseudo-data drawn at a given point."""

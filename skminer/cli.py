@@ -43,6 +43,9 @@ def _print_summary(summary: dict) -> None:
         from .closure import MorphingClosure
 
         print(MorphingClosure.from_dict(results["morphing_closure"]))
+    for check, diag in (results.get("diagnostics") or {}).items():
+        for message in (diag or {}).get("violations", []):
+            print(f"diagnostics ({check}): WARNING {message}")
     for name, info in results.get("fisher_information", {}).items():
         info = np.asarray(info)
         print(f"Fisher information {name:>22}: " + np.array2string(info, precision=4, suppress_small=True)

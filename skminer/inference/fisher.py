@@ -37,6 +37,7 @@ from scipy import stats
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
+from .diagnostics import score_diagnostics
 from .nuisance import nuisance_constraint_information, profile_information, project_information
 
 __all__ = [
@@ -391,6 +392,8 @@ class FisherInformation:
         """Eq. 16 for every member of an ensemble, shape ``(n_members, n, n)``.
 
         Any other estimator counts as an ensemble of one. See :meth:`full_information` for the arguments.
+        The sanity checks of the (member-averaged) estimated score are left in ``diagnostics_``
+        (:func:`~skminer.inference.diagnostics.score_diagnostics`; violations are logged as warnings).
         """
         lumi = _check_luminosity(luminosity)
         w, g = self._weights_and_gradients(theta, include_nuisance)
@@ -399,6 +402,7 @@ class FisherInformation:
         x = np.asarray(self.events.x, dtype=np.float64)[nz]
         t = self._predict_scores(estimator, x, _as_point(theta, self.n_parameters), n_out,
                                  "FisherInformation.full_information")
+        self.diagnostics_ = score_diagnostics(t.mean(axis=0), w[nz], g[nz], lumi)  # mean score, full <= truth
         kin = lumi * np.einsum("e,mei,mej->mij", w[nz], t, t, optimize=True)
         if include_rate:
             sigma = w.sum()

@@ -136,7 +136,9 @@ class Standardizer(nn.Module):
         super().__init__()
         m = np.zeros(n_features) if mean is None else np.asarray(mean, dtype=np.float64).reshape(n_features)
         s = np.ones(n_features) if scale is None else np.asarray(scale, dtype=np.float64).reshape(n_features)
-        s = np.where(np.isfinite(s) & (s > 1e-12), s, 1.0)
+        # constant columns (spread at rounding level of their mean) keep scale 1; a threshold relative to the
+        # column's own size, so parameters in any units (1e-12 or 1e12) are standardised alike
+        s = np.where(np.isfinite(s) & (s > 0) & (s > 1e-12 * np.abs(m)), s, 1.0)
         self.register_buffer("mean", torch.as_tensor(m, dtype=torch.float32))
         self.register_buffer("scale", torch.as_tensor(s, dtype=torch.float32))
 

@@ -43,6 +43,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._arrays import from_awkward
+from ..morphing import parameter_scales
 from ._protocol import one_point, parameter_points
 from .base import _store_params
 from .score import SALLY
@@ -201,7 +202,7 @@ class SALLINO(SALLY):
     # ------------------------------------------------------------------ prediction
     def _grid_index(self, point: np.ndarray, name: str) -> int:
         grid = self.calibration_theta_
-        tol = 1e-9 * np.maximum(1.0, np.abs(grid))
+        tol = 1e-9 * parameter_scales(grid)  # relative to each parameter's own scale, whatever its units
         hits = np.flatnonzero(np.all(np.abs(grid - point) <= tol, axis=1))
         if hits.size == 0:
             raise ValueError(f"{name}={point.tolist()} is not a calibration point; calibrated points: "

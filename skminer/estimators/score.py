@@ -113,7 +113,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         check_training_data(type(self).__name__, X, t_xz=y2)
         x_mean, x_scale = Standardizer.stats(X)
         y_mean, y_scale = Standardizer.stats(y2)
-        y_scale = np.where(np.isfinite(y_scale) & (y_scale > 1e-12), y_scale, 1.0)
+        y_scale = np.where(np.isfinite(y_scale) & (y_scale > 0) & (y_scale > 1e-12 * np.abs(y_mean)), y_scale, 1.0)
         self._y_scale = y_scale
         try:
             self._train({"x": X}, {"t_xz": y2},

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..closure import PRECISION_LHE
 from ..events import EventSet
-from ..morphing import Morpher
+from ..morphing import Morpher, parameter_scales
 from ..parameters import ParameterSpace
 from ._lhe_events import EventChunk, iter_event_chunks
 from ._weight_checks import BenchmarkWeightStats, check_event_weights
@@ -699,12 +699,14 @@ class LHEReader(_EventFileReader):
         points = parse_reweight_points(info)
         index = {(p.lha_block.lower(), p.lha_id): k for k, p in enumerate(self.space.parameters)
                  if p.lha_block is not None and p.lha_id is not None}
+        scale = parameter_scales(self.space.benchmark_values)  # zero matches to 1e-6 of the parameter's scale
         for bench, wid in zip(self.benchmarks, columns, strict=True):
             if wid not in points:
                 continue
             values = self.space.benchmark(bench)
             for key, value in points[wid].items():
-                if key in index and not math.isclose(values[index[key]], value, rel_tol=1e-6, abs_tol=1e-9):
+                if key in index and not math.isclose(values[index[key]], value, rel_tol=1e-6,
+                                                     abs_tol=1e-6 * scale[index[key]]):
                     name = self.space.parameters[index[key]].name
                     raise ValueError(f"{info.path}: weight {wid!r} sets {key[0]} {key[1]} = {value}, but benchmark "
                                      f"{bench!r} has {name} = {values[index[key]]}; check weight_ids / the "

@@ -37,7 +37,7 @@ def _delphes(shared_data, **kwargs):
 
 
 def test_delphes_tree_shorter_than_lhe(shared_data, caplog):
-    """case delphes-fewer-events-than-lhe: 2000 tree events for 5000 LHE events are named, and the choice is explicit."""
+    """case delphes-fewer-events-than-lhe: 2000 tree events for 5000 LHE events are named; the choice is explicit."""
     with caplog.at_level(logging.WARNING, logger="skminer.simulation.delphes"):
         events = _delphes(shared_data).read()
     assert "2000 events, its LHE file 5000" in caplog.text and "missing_events='vetoed'" in caplog.text
@@ -101,4 +101,10 @@ def test_demo_quick_passes_with_closure_table(tmp_path, capsys):
     assert results["negative_cross_sections"]["negative_points"] == []
     observed = results["observed_limits"]
     assert {"SALLY", "histogram x1", "exact (toy)"} <= set(observed) and observed["n_events"] > 0
-    assert "morphing closure" in capsys.readouterr().out
+    diagnostics = results["diagnostics"]
+    assert len(diagnostics["score"]["mean_score"]) == 2 and diagnostics["score"]["full_over_truth"] > 0
+    assert diagnostics["convergence"]["members"][0]["n_epochs"] == 3
+    out = capsys.readouterr().out
+    assert "morphing closure" in out
+    for message in diagnostics["score"]["violations"] + diagnostics["convergence"]["violations"]:
+        assert message in out  # every violation is printed

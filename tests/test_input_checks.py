@@ -108,3 +108,39 @@ def test_demo_quick_passes_with_closure_table(tmp_path, capsys):
     assert "morphing closure" in out
     for message in diagnostics["score"]["violations"] + diagnostics["convergence"]["violations"]:
         assert message in out  # every violation is printed
+
+
+def test_cli_stops_on_a_morphing_that_does_not_close(tmp_path, shared_data, capsys):
+    """Issue reproduction: the quadratic EWdim6 sample declared linear (max_power 1) with an automatic basis."""
+    import yaml
+
+    from skminer.cli import main
+
+    lhe = shared_data / "mg5_vbfh_ewdim6" / "unweighted_events.lhe.gz"
+    if not lhe.is_file():
+        pytest.skip(f"{lhe} missing")
+    points = {"sm": [0.0, 0.0], "w": [15.2, 0.1], "neg_w": [-15.4, 0.2], "ww": [0.3, 15.1], "neg_ww": [0.2, -15.3],
+              "w_ww": [15.0, 15.0], "val_1": [5.0, -5.0], "val_2": [-10.0, 10.0]}
+    cfg = {"output": "out",
+           "parameters": [{"name": "CWL2", "lha_block": "dim6", "lha_id": 2, "max_power": 1, "range": [-20, 20]},
+                          {"name": "CPWL2", "lha_block": "dim6", "lha_id": 5, "max_power": 1, "range": [-20, 20]}],
+           "benchmarks": {k: dict(zip(["CWL2", "CPWL2"], v, strict=True)) for k, v in points.items()},
+           "simulation": {"simulator": "lhe", "lhe": {"files": [str(lhe)], "sampling_benchmark": "sm",
+                                                      "observables": {"pt_j1": "j[0].pt"}}}}
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "morphing fails its closure test" in err and "above the gross threshold 0.01" in err
+    assert not (tmp_path / "out" / "events.h5").exists()
+    # with the right maximal powers the events are written and `skminer info` prints the closure table
+    for p in cfg["parameters"]:
+        p["max_power"] = 2
+    path.write_text(yaml.safe_dump(cfg))
+    from skminer.analysis import Analysis
+    from skminer.config import load_config
+
+    Analysis(load_config(path), progress=False).run(stages=("simulate",))
+    assert main(["info", str(tmp_path / "out" / "events.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "morphing closure" in out and out.count(" ok") == 2 and "ERROR" not in out

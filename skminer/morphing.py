@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: How :meth:`Morpher.set_basis` turns basis points into the morphing matrix: ``"exact"`` needs exactly one point
 #: per component (the morphing reproduces every basis point), ``"least_squares"`` fits the components to more
 #: points (the morphing no longer reproduces them; the residual must be checked, see
-#: :meth:`skminer.events.EventSet.morphing_closure`).
+#: :func:`skminer.closure.morphing_closure`).
 FITS = ("exact", "least_squares")
 
 #: Largest condition number of the morphing system, computed with every parameter divided by its own scale
@@ -191,10 +191,10 @@ class Morpher:
         basis : array-like, shape (n_basis, n_parameters)
             Parameter points whose weights are known.
         fit : {"exact", "least_squares"}, optional
-            Default: the morpher's :attr:`fit`. ``"exact"``: exactly one point per component; the morphing reproduces every basis point.
-            ``"least_squares"``: ``n_basis >= n_components`` points, the components are fitted by least squares
-            (pseudo-inverse). The morphing then does not reproduce the basis points exactly; check the fit
-            residual with :meth:`skminer.events.EventSet.morphing_closure`.
+            Default: the morpher's :attr:`fit`. ``"exact"``: exactly one point per component; the morphing
+            reproduces every basis point. ``"least_squares"``: ``n_basis >= n_components`` points, the components
+            are fitted by least squares (pseudo-inverse). The morphing then does not reproduce the basis points
+            exactly; check the fit residual with :func:`skminer.closure.morphing_closure`.
 
         Raises
         ------

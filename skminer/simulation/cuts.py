@@ -19,7 +19,8 @@ import numpy as np
 
 from .observables import EventObjects, Expression, ExpressionError, parse_expression
 
-__all__ = ["AnyOf", "Cut", "CutFlow", "CutFlowStep", "apply_cuts", "as_cuts", "warn_if_dropped", "DROP_WARNING_FRACTION"]
+__all__ = ["AnyOf", "Cut", "CutFlow", "CutFlowStep", "apply_cuts", "as_cuts", "warn_if_dropped",
+           "DROP_WARNING_FRACTION"]
 
 logger = logging.getLogger(__name__)
 

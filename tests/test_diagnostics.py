@@ -85,5 +85,8 @@ def test_convergence_warning(caplog):
         out = convergence_diagnostics(still_falling, label="SALLY")
     assert out["members"] == [{"n_epochs": 3, "best_epoch": 3, "last_improvement": pytest.approx(0.125)}]
     assert "SALLY: training did not converge: the best epoch is the last one (3)" in caplog.text
+    no_validation = SimpleNamespace(n_epochs_=3, best_epoch_=3, validation_loss_curve_=None,
+                                    loss_curve_=[1.0, 0.9, 0.8995])  # flat at the end: no warning
+    assert convergence_diagnostics(no_validation)["violations"] == []
     ensemble = SimpleNamespace(estimators_=[converged, still_falling])
     assert convergence_diagnostics(ensemble)["violations"][0].startswith("member 1 did not converge")

@@ -195,16 +195,19 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
     out: dict[str, Any] = {"members": [], "violations": []}
     for i, m in enumerate(members):
         n_epochs, best = getattr(m, "n_epochs_", None), getattr(m, "best_epoch_", None)
-        curve = getattr(m, "validation_loss_curve_", None) or getattr(m, "loss_curve_", None)
+        validation = getattr(m, "validation_loss_curve_", None)
+        curve = validation or getattr(m, "loss_curve_", None)
         if n_epochs is None or best is None or not curve:
             continue
         last = float((curve[-2] - curve[-1]) / abs(curve[-1])) if len(curve) > 1 and curve[-1] != 0 else 0.0
         out["members"].append({"n_epochs": int(n_epochs), "best_epoch": int(best), "last_improvement": last})
-        if int(best) >= int(n_epochs):
+        # with a validation split the best epoch being the last one says it; without one (every epoch counts as
+        # the best) only a training loss still falling by more than MIN_RELEVANT in the last epoch does
+        if int(best) >= int(n_epochs) and (validation or last > MIN_RELEVANT):
             who = f"member {i}" if len(members) > 1 else "training"
             out["violations"].append(f"{who} did not converge: the best epoch is the last one ({n_epochs}) and the "
-                                     f"{'validation' if getattr(m, 'validation_loss_curve_', None) else 'training'} "
-                                     f"loss still fell by {100 * last:.3g}% in it; train longer (max_epochs)")
+                                     f"{'validation' if validation else 'training'} loss still fell by "
+                                     f"{100 * last:.3g}% in it; train longer (max_epochs)")
     for message in out["violations"]:
         logger.warning("%s: %s", label, message)
     return out

@@ -75,9 +75,18 @@ def test_dropped_events_are_warned_and_defaults_keep_them(shared_data, caplog):
         _delphes(shared_data, observables={"x": {"expr": "a[0].pt"}})
 
 
-def test_config_flags_inconsistent_powers_and_morphing_keys(tmp_path):
-    cfg = {"parameters": [{"name": "a", "max_power": 2}], "morphing": {"max_overall_power": 1}}
+def test_config_flags_inconsistent_powers_and_morphing_keys(tmp_path, shared_data):
+    lhe = shared_data / "mg5_vbfh_ewdim6" / "unweighted_events.lhe.gz"
+    cfg = {"parameters": [{"name": "a", "max_power": 2}], "morphing": {"max_overall_power": 1},
+           "benchmarks": {"sm": {"a": 0.0}, "one": {"a": 1.0}},
+           "simulation": {"simulator": "lhe", "lhe": {"files": [str(lhe)], "observables": {"x": "j[0].pt"}}}}
     with pytest.raises(ConfigError, match=r"parameters\[0\].max_power.*exceeds morphing.max_overall_power"):
+        validate_config(cfg, source="c.yaml")
+    cfg["simulation"]["lhe"]["observables"] = {"x": {"expression": "j[0].pt", "default": 0.0}}
+    cfg["morphing"]["max_overall_power"] = 2
+    assert validate_config(cfg, source="c.yaml")["simulation"]["lhe"]["observables"]["x"]["default"] == 0.0
+    cfg["simulation"]["lhe"]["observables"] = {"x": {"expression": "j[0].pt", "dflt": 0.0}}
+    with pytest.raises(ConfigError, match="observables.x"):
         validate_config(cfg, source="c.yaml")
     with pytest.raises(ConfigError, match="morphing.fit"):
         validate_config({"morphing": {"fit": "pinv"}}, source="c.yaml")

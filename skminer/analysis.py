@@ -441,14 +441,18 @@ class Analysis:
         method = self.config["training"]["method"]
         out: dict[str, Any] = {"score": getattr(fisher, "diagnostics_", None),
                                "convergence": convergence_diagnostics(model, label=method.upper())}
+        from .config import FLOW_METHODS, RATIO_METHODS
+
         if method in RATIO_METHODS or method in FLOW_METHODS:  # E_ref[r_hat(x|theta0, theta_ref)] = 1 at benchmarks
-            ratio = _RatioTo(model, theta_ref) if method in FLOW_METHODS else model
             space = test.space
             inside = [v for v in space.benchmark_values if np.all((v >= space.ranges[:, 0]) & (v <= space.ranges[:, 1]))
                       and not np.array_equal(v, theta_ref)]
             if inside:
-                out["ratio"] = ratio_diagnostics(ratio.predict_log_ratio, test.x, test.weights_at,
-                                                 np.array(inside[:5]), theta_ref, label=method.upper())
+                def log_ratio(x: np.ndarray, th: np.ndarray) -> np.ndarray:
+                    return model.predict_log_ratio(x, th, np.broadcast_to(theta_ref, th.shape))
+
+                out["ratio"] = ratio_diagnostics(log_ratio, test.x, test.weights_at, np.array(inside[:5]), theta_ref,
+                                                 label=method.upper())
         return out
 
     def _observed_events(self, test: EventSet, space: ParameterSpace, toy: Any) -> np.ndarray | None:

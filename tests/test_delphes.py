@@ -124,11 +124,3 @@ def test_corrupt_root_files(files, tmp_path):
     with pytest.raises(ValueError, match="no tree 'Nope'"):
         DelphesReader(space(), tree="Nope").add_sample(root, "sm").add_observable("n", "njets").read()
 
-
-def test_reading_speed(files):
-    root, lhe = files
-    reader = DelphesReader(space(), benchmarks=["sm"]).add_sample(root, "sm")
-    reader.add_observable("m", "(a[0] + a[1]).m", default=0.0).add_observable("pt", "j[0].pt", default=0.0)
-    reader.read()
-    rate = 2000 / reader.timings[str(root)]
-    assert rate > 1000, f"Delphes reading too slow: {rate:.0f} events/s"

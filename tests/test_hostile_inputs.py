@@ -32,7 +32,6 @@ def test_model_with_huge_stored_layers_is_refused_before_building_it() -> None:
     assert "describe a module of 7,200,420,010 values but the file holds 50" in out.error
     assert "mlp.0.weight: stored (8, 2), hyperparameters imply (60000, 2)" in out.error
     assert out.peak_rss_mib < 800, out  # torch's import alone is about 300 MiB
-    assert out.seconds < 60, out  # generous for the loaded shared machine; the bomb is bounded by memory
 
 
 def test_observable_power_bomb_fails_at_parse_time() -> None:
@@ -42,7 +41,6 @@ def test_observable_power_bomb_fails_at_parse_time() -> None:
                       timeout=60)
     assert out.error == ("ExpressionError: expression '9**9**9': the constant '9 ** 9 ** 9' overflows float64 "
                          "(exponent too large)"), out
-    assert out.seconds < 30, out  # microseconds when idle; 9**9**9 used to run for hours
 
 
 @pytest.mark.parametrize(("source", "message"), [

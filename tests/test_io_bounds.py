@@ -132,7 +132,6 @@ def test_h5_bomb_case_file_is_refused_quickly_with_bounded_memory() -> None:
     assert "h5_bomb_sparse_x.h5: field 'x' declares (2000000000, 2) (29.8 GiB)" in out.error
     assert "only 0 of its 1908 chunks are stored" in out.error
     assert out.peak_rss_mib < 400, out  # importing numpy/scipy/h5py alone takes about 100 MiB
-    assert out.seconds < 60, out  # milliseconds when idle; generous for the loaded shared machine
 
 
 def test_training_sample_with_a_bomb_header_is_refused(tmp_path: Path) -> None:

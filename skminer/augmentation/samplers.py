@@ -89,7 +89,7 @@ class TrainingSample:
 
     def shuffle(self, random_state: Any = None) -> TrainingSample:
         """A copy with the rows in random order."""
-        return self[np.random.defaultcheck_random_state(random_state).permutation(len(self))]
+        return self[check_random_state(random_state).permutation(len(self))]
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the non-``None`` fields to an ``.npz`` file atomically (temporary file + ``os.replace``)."""

@@ -3,7 +3,8 @@
 ToySimulator (weighted events with morphing) -> EventSet.train_test_split -> RatioSampler (r_xz, t_xz from
 morphing) -> ratio estimators -> predict_log_ratio compared with the exact ``log p(x|theta) / p(x|0)`` at x drawn
 from 20 random parameter points. The joint score of this toy has heavy tails (std ~40 where the amplitude
-nearly vanishes), so the score-based losses use a small ``alpha``.
+nearly vanishes), so the score-based losses use a small ``alpha`` (twice the values the thresholds were measured
+with before the score term became a mean over the two components: the same loss).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def test_sample_has_no_label_leak(sample):
     np.testing.assert_allclose(np.sort(th0, axis=0), np.sort(th1, axis=0))
 
 
-@pytest.mark.parametrize(("name", "params"), [("ALICE", {}), ("ALICES", {"alpha": 0.01}), ("CARL", {})])
+@pytest.mark.parametrize(("name", "params"), [("ALICE", {}), ("ALICES", {"alpha": 0.02}), ("CARL", {})])
 def test_ratio_estimators_converge_to_exact_log_ratio(name, params, sample, evaluation):
     mse = _mse(_fit(name, sample, **params), evaluation)
     untrained = _mse(getattr(est, name)(**{**COMMON, **params, "max_epochs": 1}).fit(
@@ -87,7 +88,7 @@ def test_ratio_estimators_converge_to_exact_log_ratio(name, params, sample, eval
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "params", "threshold"), [
-    ("ROLR", {}, 0.25), ("CASCAL", {"alpha": 0.01}, 0.09), ("RASCAL", {"alpha": 1.0}, 0.16),
+    ("ROLR", {}, 0.25), ("CASCAL", {"alpha": 0.02}, 0.09), ("RASCAL", {"alpha": 2.0}, 0.16),
 ])
 def test_other_ratio_estimators_converge(name, params, threshold, sample, evaluation):
     # measured (seed 0): ROLR 0.200 and RASCAL 0.107 (regressing on r_xz, which has heavy tails here: log r_xz

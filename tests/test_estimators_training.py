@@ -129,3 +129,13 @@ def test_gridsearch_tunes_the_training_options(local):
     search = GridSearchCV(SALLY(**SMALL, max_epochs=2), grid, cv=2).fit(X, t)
     assert len(search.cv_results_["params"]) == 8
     assert set(search.best_params_) == set(grid)
+
+
+def test_diverged_training_is_refused_instead_of_returning_a_nan_model():
+    """A learning rate that blows the weights up used to return a model predicting NaN (issue 11)."""
+    from skminer import SALLY
+
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
+    with pytest.warns(RuntimeWarning, match="non-finite"), pytest.raises(ValueError, match="training diverged"):
+        SALLY(hidden_layer_sizes=(8,), lr=1e30, max_epochs=3, early_stopping=False, random_state=0).fit(X, t)

@@ -303,6 +303,10 @@ class NeuralEstimatorBase(BaseEstimator):
         if not np.all(np.isfinite(self.loss_curve_)):
             warnings.warn(f"{type(self).__name__}: the training loss became non-finite; consider a smaller lr "
                           "or a smaller log_r_clip", RuntimeWarning, stacklevel=3)
+        bad = [name for name, p in net.module_.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:  # a model with non-finite weights predicts NaN: never hand it back
+            raise ValueError(f"{type(self).__name__}: training diverged: the kept weights are not finite "
+                             f"({len(bad)} tensors, e.g. {bad[0]}); lower lr (now {self.lr!r}) or check the inputs")
         net.module_.eval()
         logger.debug("%s trained for %d epochs (best %d) on %d events", type(self).__name__, self.n_epochs_,
                      self.best_epoch_, len(dataset))

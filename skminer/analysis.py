@@ -449,7 +449,7 @@ class Analysis:
                       and not np.array_equal(v, theta_ref)]
             if inside:
                 def log_ratio(x: np.ndarray, th: np.ndarray) -> np.ndarray:
-                    return model.predict_log_ratio(x, th, np.broadcast_to(theta_ref, th.shape))
+                    return np.asarray(model.predict_log_ratio(x, th[0], theta_ref)).reshape(-1)  # one point
 
                 out["ratio"] = ratio_diagnostics(log_ratio, test.x, test.weights_at, np.array(inside[:5]), theta_ref,
                                                  label=method.upper())

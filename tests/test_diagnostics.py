@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from skminer.inference import FisherInformation
 from skminer.inference.diagnostics import convergence_diagnostics, ratio_diagnostics, score_diagnostics
 from skminer.simulation.toy import ToySimulator
 
@@ -47,6 +48,12 @@ def test_biased_and_inflated_scores_are_warned(toy_events, caplog):
         out = score_diagnostics(3.0 * t, w, g, 100.0)
     assert out["full_over_truth"] > 1.5 and out["excess_significance"] > 3
     assert "full information exceeds the truth-level information by a factor" in caplog.text
+    # FisherInformation keeps the diagnostics of the last full information it computed
+    fisher = FisherInformation(events)
+    inflated = SimpleNamespace(capabilities=frozenset({"score"}),  # the inference protocol, nothing more
+                               score_at=lambda x, theta=None: 3.0 * toy.score(x, THETA_REF))
+    fisher.full_information(THETA_REF, inflated, 100.0)
+    assert fisher.diagnostics_["full_over_truth"] == pytest.approx(out["full_over_truth"], rel=1e-6)
 
 
 def test_ratio_closure_and_calibration(toy_events, caplog):

@@ -261,7 +261,7 @@ def test_clone_and_params():
     assert set(CARL().get_params()) == {"hidden_layer_sizes", "activation", "optimizer", "lr", "lr_schedule",
                                         "lr_final", "momentum", "weight_decay", "batch_size", "max_epochs",
                                         "early_stopping", "epoch_selection", "validation_fraction", "patience",
-                                        "log_r_clip", "device", "random_state", "verbose"}
+                                        "log_r_clip", "device", "n_threads", "random_state", "verbose"}
     assert set(RASCAL().get_params()) == set(CARL().get_params()) | {"alpha"}
 
 

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "methods": 0,
     "morphing": 1,
     "io": 2,
-    "events": 3,
+    "events": 3, "closure": 3,  # morphing closure and positivity checks of an EventSet
     "simulation": 4, "augmentation": 4,
     "estimators": 5,
     "pipeline": 6,

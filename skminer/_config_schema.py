@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ._yaml import YamlInt
+from .methods import DEFAULT_METHOD
 
 __all__ = ["AnalysisConfig", "SIMULATORS"]
 
@@ -180,7 +181,7 @@ class AugmentationSpec(_Section):
 
 
 class TrainingSpec(_Section):
-    method: str = "sally"  # checked against the method table in skminer.config
+    method: str = DEFAULT_METHOD  # checked against the method table in skminer.config
     params: Kwargs = {}
     n_ensemble: Annotated[int, Field(strict=True, ge=1)] = 1
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import sklearn
 
-__all__ = ["MissingMetadataError", "GridShapeWarning", "missing_metadata_message"]
+__all__ = ["MissingMetadataError", "GridShapeWarning", "missing_metadata_message", "refuse_unscorable_fit"]
+
+#: The scikit-learn function that fits and scores one candidate on one split (GridSearchCV, cross_validate,
+#: cross_val_score, validation_curve, learning_curve all go through it).
+_FIT_AND_SCORE = ("sklearn.model_selection._validation", "_fit_and_score")
 
 
 class MissingMetadataError(ValueError):
@@ -40,3 +47,68 @@ def missing_metadata_message(owner: str, name: str, what: str = "") -> str:
             f"params={{'{name}': ...}}), GridSearchCV.fit(..., {name}=...), pipe.predict(X, {name}=...)). "
             "scikit-learn's own scorers ('roc_auc', 'neg_log_loss' ...) never pass metadata to the estimator: "
             "use the scorers of skminer.metrics instead.")
+
+
+def _scorers_without(scorer: Any, name: str, score_params: Any, routing: bool) -> list[str]:
+    """The scorers in ``scorer`` that cannot hand ``name`` to the estimator on this split."""
+    if type(scorer).__name__ == "_MultimetricScorer":
+        return [b for s in getattr(scorer, "_scorers", {}).values() for b in _scorers_without(s, name, score_params,
+                                                                                               routing)]
+    module = type(scorer).__module__
+    if not (module.startswith("sklearn.metrics") or module == "skminer.metrics"):
+        return []  # a user's callable may bind the metadata itself
+    if not routing:  # scoring receives no metadata at all
+        return [repr(scorer)]
+    if module.startswith("sklearn.metrics") and type(scorer).__name__ != "_PassthroughScorer":
+        # scikit-learn's metric scorers route metadata to the metric, never to the estimator's predict
+        return [repr(scorer)]
+    if not isinstance(score_params, dict) or score_params.get(name) is None:
+        return [repr(scorer)]
+    return []
+
+
+def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
+    """Refuse to fit inside scikit-learn's cross-validation when the scoring can never give the estimator ``name``.
+
+    An estimator that needs ``name`` (``theta``) for every prediction cannot be scored by scikit-learn's built-in
+    scorers, nor by any scorer while metadata routing is off. scikit-learn turns errors in *scoring* into NaN scores
+    with only a warning (``error_score=np.nan``, its default) and then picks an arbitrary best candidate, but
+    collects errors in *fit* and raises them ("All the fits failed"). So the estimator checks, when its ``fit`` is
+    called from scikit-learn's ``_fit_and_score``, whether that call's scorer can pass ``name``, and raises
+    :class:`MissingMetadataError` before any training if not. Plain callables as scorers are trusted (they may
+    bind the metadata themselves). Outside cross-validation this does nothing.
+
+    Parameters
+    ----------
+    owner : str
+        ``Class.fit`` for the message.
+    name : str
+        The metadata every prediction needs.
+
+    Raises
+    ------
+    MissingMetadataError
+        Inside ``_fit_and_score`` with a scorer that cannot deliver ``name``.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (frame.f_globals.get("__name__"), frame.f_code.co_name) == _FIT_AND_SCORE:
+            break
+        frame = frame.f_back
+    if frame is None:
+        return
+    routing = bool(sklearn.get_config().get("enable_metadata_routing", False))
+    blocked = _scorers_without(frame.f_locals.get("scorer"), name, frame.f_locals.get("score_params"), routing)
+    if not blocked:
+        return
+    if not routing:
+        how = ("metadata routing is off, so scoring receives no metadata: call "
+               "sklearn.set_config(enable_metadata_routing=True), pass "
+               f"{name}=... to the outer fit / params, and score with skminer.metrics scorers or the default score")
+    else:
+        how = (f"use a scorer that requests {name} (skminer.metrics.roc_auc, neg_log_loss, neg_ratio_mse, "
+               f"neg_score_mse, or the estimator's own score) and pass {name}=... to the outer fit / params; "
+               "scikit-learn's metric scorers ('roc_auc', make_scorer(...)) never pass metadata to the estimator")
+    raise MissingMetadataError(f"{owner}: this cross-validation cannot score the estimator, because the scorer "
+                               f"{', '.join(blocked)} cannot give it {name}, which every prediction needs; {how}. "
+                               "(Raised at fit because scikit-learn would turn the scoring error into NaN scores.)")

@@ -15,7 +15,7 @@ import numpy as np
 from ._atomic import atomic_write
 from ._run_folder import FolderInUseError
 from .config import ConfigError, load_config, validate_config
-from .methods import METHODS
+from .methods import DEFAULT_METHOD, FAMILIES, METHODS
 
 __all__ = ["main", "DEMO_CONFIG"]
 
@@ -24,7 +24,7 @@ DEMO_CONFIG = {
     "seed": 1,
     "simulation": {"simulator": "toy", "n_events": 200_000},
     "augmentation": {"n_samples": 100_000, "test_fraction": 0.3},
-    "training": {"method": "sally", "params": {"hidden_layer_sizes": [64, 64], "batch_size": 512, "lr": 1e-3,
+    "training": {"method": DEFAULT_METHOD, "params": {"hidden_layer_sizes": [64, 64], "batch_size": 512, "lr": 1e-3,
                                                "max_epochs": 60, "patience": 15}},
     "inference": {"luminosity": 100.0, "histograms": ["x1"], "n_bins": 20, "grid": {"n_points": 25},
                   "observed": {"theta": [0.3, -0.3]}},
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--output", default="skminer-demo", help="output folder (default skminer-demo)")
     p_demo.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     p_demo.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    p_demo.add_argument("--method", choices=list(METHODS), default="sally", help="estimator to train (default sally)")
+    p_demo.add_argument("--method", choices=list(METHODS), default=DEFAULT_METHOD,
+                        help=f"estimator to train (default {DEFAULT_METHOD})")
     p_demo.add_argument("--write-config", metavar="FILE", help="write the demo's YAML config and exit")
     for p in (p_run, p_demo):
         p.add_argument("--threads", type=_positive_int, metavar="N",
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             raw = copy.deepcopy(DEMO_CONFIG)
             raw["output"] = str(Path(args.output).resolve())
-            if args.method != "sally":
-                raw["training"]["method"] = args.method
+            raw["training"]["method"] = args.method
+            if "prior" in FAMILIES[METHODS[args.method].family].sampler_arguments.values():  # sampled theta0
                 raw["augmentation"]["prior"] = {"kind": "uniform", "n_thetas": 500}
                 if METHODS[args.method].alpha:
                     raw["training"]["params"]["alpha"] = DEMO_SCORE_ALPHA

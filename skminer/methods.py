@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CAPABILITIES", "Family", "Method", "FAMILIES", "METHODS", "capabilities_of", "require_capability",
-           "method_for_class", "fit_arguments", "sampler_arguments"]
+__all__ = ["CAPABILITIES", "DEFAULT_METHOD", "Family", "Method", "FAMILIES", "METHODS", "capabilities_of",
+           "require_capability", "method_for_class", "fit_arguments", "sampler_arguments"]
 
 #: The capabilities an estimator can declare.
 CAPABILITIES: frozenset[str] = frozenset({"ratio", "score", "density"})
@@ -78,6 +78,13 @@ class Method:
         The loss uses the joint score ``t(x, z | theta)``.
     alpha : bool
         The loss has a joint-score term weighted by the ``alpha`` parameter.
+    ratio_loss : {"xe", "mse", "axe"} or None
+        Ratio term of a likelihood-ratio loss (:class:`skminer.estimators.losses.RatioCriterion`): cross entropy
+        against the labels (CARL), regression on ``r_xz`` and ``1 / r_xz`` (ROLR), cross entropy against the
+        joint-ratio soft labels (ALICE); None for methods trained otherwise.
+    needs_calibration : bool
+        The ratio is defined only after ``calibrate(X, theta, sample_weight)`` on calibration events at the
+        parameter points of interest (its ratio closure on those events holds by construction).
     nuisance_scores : bool
         Trained on the scores of nuisance parameters too when the events have them (for profiling).
     summary : str
@@ -92,6 +99,8 @@ class Method:
     needs_t_xz: bool = False
     alpha: bool = False
     nuisance_scores: bool = False
+    ratio_loss: str | None = None
+    needs_calibration: bool = False
     summary: str = field(default="", compare=False)
 
     @property
@@ -133,17 +142,19 @@ def _ratio_rows(double: bool) -> tuple[Method, ...]:
     prefix, cls, family = ("double_", "double_ratio.Double", "double_ratio") if double else ("", "ratio.", "ratio")
     label = "doubly parameterised " if double else ""
     return (
-        Method(f"{prefix}carl", f"{_E}{cls}CARL", family, _RATIO,
+        Method(f"{prefix}carl", f"{_E}{cls}CARL", family, _RATIO, ratio_loss="xe",
                summary=f"{label}calibrated classifier (cross entropy against the labels)"),
-        Method(f"{prefix}rolr", f"{_E}{cls}ROLR", family, _RATIO, needs_r_xz=True,
+        Method(f"{prefix}rolr", f"{_E}{cls}ROLR", family, _RATIO, needs_r_xz=True, ratio_loss="mse",
                summary=f"{label}regression on the joint likelihood ratio"),
-        Method(f"{prefix}alice", f"{_E}{cls}ALICE", family, _RATIO, needs_r_xz=True,
+        Method(f"{prefix}alice", f"{_E}{cls}ALICE", family, _RATIO, needs_r_xz=True, ratio_loss="axe",
                summary=f"{label}cross entropy against joint-ratio soft labels"),
-        Method(f"{prefix}cascal", f"{_E}{cls}CASCAL", family, _RATIO, needs_t_xz=True, alpha=True,
+        Method(f"{prefix}cascal", f"{_E}{cls}CASCAL", family, _RATIO, needs_t_xz=True, alpha=True, ratio_loss="xe",
                summary=f"{label}CARL plus the joint-score term"),
         Method(f"{prefix}rascal", f"{_E}{cls}RASCAL", family, _RATIO, needs_r_xz=True, needs_t_xz=True, alpha=True,
+               ratio_loss="mse",
                summary=f"{label}ROLR plus the joint-score term"),
         Method(f"{prefix}alices", f"{_E}{cls}ALICES", family, _RATIO, needs_r_xz=True, needs_t_xz=True, alpha=True,
+               ratio_loss="axe",
                summary=f"{label}ALICE plus the joint-score term"),
     )
 
@@ -153,6 +164,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sally", f"{_E}score.SALLY", "score", _SCORE, needs_t_xz=True, nuisance_scores=True,
            summary="score regression at a reference point (locally sufficient statistics)"),
     Method("sallino", f"{_E}sallino.SALLINO", "score", frozenset({"score", "ratio"}), needs_t_xz=True,
+           needs_calibration=True,
            summary="SALLY plus one-dimensional densities of the projected score"),
     *_ratio_rows(double=False),
     Method("nde", f"{_E}flows.NDE", "density", _DENSITY, summary="conditional normalizing flow (maximum likelihood)"),
@@ -162,10 +174,22 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
-def method_for_class(cls: type) -> Method | None:
-    """The row whose estimator is ``cls`` (by import path), or None (meta-estimators, user classes)."""
-    path = f"{cls.__module__}.{cls.__qualname__}"
-    return next((m for m in METHODS.values() if m.estimator == path), None)
+#: The method of a configuration that names none (``training.method``) and of ``skminer demo``.
+DEFAULT_METHOD: str = "sally"
+
+
+def method_for_class(cls: type, *, inherited: bool = False) -> Method | None:
+    """The row whose estimator is ``cls`` (by import path), or None (meta-estimators, user classes).
+
+    With ``inherited=True`` a user subclass of a table estimator gets the row of its nearest table ancestor
+    (its method-resolution order), so that it trains and is treated like that method.
+    """
+    for klass in cls.__mro__ if inherited else (cls,):
+        path = f"{klass.__module__}.{klass.__qualname__}"
+        row = next((m for m in METHODS.values() if m.estimator == path), None)
+        if row is not None:
+            return row
+    return None
 
 
 def capabilities_of(estimator: Any) -> frozenset[str]:

@@ -61,7 +61,7 @@ def test_ratio_closure_and_calibration(toy_events, caplog):
     theta0 = np.array([[0.5, -0.5], [-0.8, 0.3]])
 
     def exact(x, th0):
-        return toy.log_ratio(x, th0, THETA_REF, paired=True)
+        return toy.log_ratio(x, np.broadcast_to(th0, (len(x), th0.size)), THETA_REF, paired=True)
 
     with caplog.at_level(logging.WARNING, logger="skminer.inference.diagnostics"):
         out = ratio_diagnostics(exact, events.x, events.weights_at, theta0, THETA_REF)

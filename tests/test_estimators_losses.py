@@ -75,18 +75,18 @@ def test_composite_losses_and_criterion():
         (losses.rolr_loss(log_r, y, lr_xz) + 2.0 * score).item())
     assert losses.alices_loss(log_r, t_hat, y, lr_xz, t_xz, 3.0) == pytest.approx(
         (losses.alice_loss(log_r, lr_xz) + 3.0 * score).item())
-    crit = losses.RatioCriterion("alices", alpha=3.0, log_r_clip=10.0, n_parameters=2)
+    crit = losses.RatioCriterion("axe", score_term=True, alpha=3.0, log_r_clip=10.0, n_parameters=2)
     got = crit({"log_r": log_r, "t": t_hat}, {"y": y, "log_r_xz": lr_xz, "t_xz": t_xz})
     assert got.item() == pytest.approx(losses.alices_loss(log_r, t_hat, y, lr_xz, t_xz, 3.0, 10.0).item())
     # doubly parameterised: -d log r / d theta1 is matched to t_xz1 on y = 1 events
     t_xz1 = torch.randn(50, 2, generator=g)
     t_full = torch.cat([t_hat, torch.randn(50, 2, generator=g)], dim=1)
-    crit2 = losses.RatioCriterion("cascal", alpha=1.0, n_parameters=2, double=True)
+    crit2 = losses.RatioCriterion("xe", score_term=True, alpha=1.0, n_parameters=2, double=True)
     got2 = crit2({"log_r": log_r, "t": t_full}, {"y": y, "t_xz": t_xz, "t_xz1": t_xz1})
     expected2 = (losses.carl_loss(log_r, y) + losses.score_mse(t_full[:, :2], t_xz, 1 - y)
                  + losses.score_mse(-t_full[:, 2:], t_xz1, y))
     assert got2.item() == pytest.approx(expected2.item())
-    with pytest.raises(ValueError, match="unknown ratio method"):
+    with pytest.raises(ValueError, match="unknown ratio loss"):
         losses.RatioCriterion("nope")
 
 

@@ -63,9 +63,23 @@ def test_cross_validation_routes_theta_and_gives_finite_scores(data):
                                       "r": metrics.neg_ratio_mse, "t": metrics.neg_score_mse}, error_score="raise")
         for key in ("auc", "ll", "r", "t"):
             assert np.all(np.isfinite(res[f"test_{key}"])), key
-        # sklearn's own roc_auc cannot pass theta: the estimator's error says so instead of blaming routing
-        with pytest.raises(MissingMetadataError, match="scikit-learn's own scorers"):
+        # sklearn's own roc_auc cannot pass theta: an error saying so before training (not NaN scores), with the
+        # default error_score too
+        with pytest.raises(MissingMetadataError, match="scikit-learn's metric scorers"):
             cross_val_score(carl, data["X"], data["y"], params=md, scoring="roc_auc", cv=2, error_score="raise")
+        with pytest.raises(ValueError, match="All the 2 fits failed(.|\n)*scikit-learn's metric scorers"):
+            cross_val_score(carl, data["X"], data["y"], params=md, scoring="roc_auc", cv=2)
+        # the default score with theta forgotten in params
+        with pytest.raises(ValueError, match="All the 2 fits failed(.|\n)*cannot give it theta"):
+            cross_val_score(carl, data["X"], data["y"], cv=2, params={"r_xz": data["r_xz"]})
+        # a user's callable that binds theta itself is trusted
+        theta_all = data["theta"]
+
+        def bound(est, X, y):
+            return float(np.mean(est.predict(X, theta=np.zeros(1)) < 0) + 0 * theta_all.sum())
+
+        scores = cross_val_score(carl, data["X"], data["y"], params=md, scoring=bound, cv=2, error_score="raise")
+        assert np.all(np.isfinite(scores))
 
 
 def test_missing_metadata_is_a_clear_error(data):
@@ -73,10 +87,14 @@ def test_missing_metadata_is_a_clear_error(data):
     with sklearn.config_context(enable_metadata_routing=False):
         with pytest.raises(MissingMetadataError, match="routing, which is off"):
             metrics.roc_auc(fitted, data["X"], data["y"])
-        # GridSearchCV with routing off: score cannot receive theta; with error_score="raise" it is an error
-        search = GridSearchCV(CARL(**TINY), {"lr": [1e-3, 1e-2]}, cv=KFold(2), error_score="raise")
-        with pytest.raises(MissingMetadataError, match="routing, which is off"):
-            search.fit(data["X"], data["y"], theta=data["theta"])
+        # GridSearchCV with routing off: scoring cannot receive theta, so fit refuses before training -- an
+        # exception, not NaN scores and an arbitrary best point, whatever error_score says
+        for error_score in ("raise", np.nan):
+            search = GridSearchCV(CARL(**TINY), {"lr": [1e-3, 1e-2]}, cv=KFold(2), error_score=error_score)
+            with pytest.raises(ValueError, match="metadata routing is off"):
+                search.fit(data["X"], data["y"], theta=data["theta"])
+        # outside cross-validation, fit with theta works without routing
+        CARL(**TINY).fit(data["X"], data["y"], theta=data["theta"])
     with sklearn.config_context(enable_metadata_routing=True):
         with pytest.raises(MissingMetadataError, match="pass theta=..."):
             metrics.roc_auc(fitted, data["X"], data["y"])

@@ -58,7 +58,7 @@ def _fitted(name, events, grid):
         pipe = make_pipeline(StandardScaler(), _tiny(cls)).fit(*args, **fit_kwargs)
     ens = Ensemble(_tiny(cls), n_estimators=2, bootstrap=True, random_state=0).fit(*args, **fit_kwargs)
     models = {"estimator": est, "pipeline": pipe, "ensemble": ens}
-    if hasattr(est, "calibrate"):  # SALLINO: densities of the projected score on the grid and the reference
+    if row.needs_calibration:  # SALLINO: densities of the projected score on the grid and the reference
         points = np.unique(np.vstack([grid, REF, POINT]), axis=0)
         weights = np.clip(events.weights_at(points), 0.0, None)
         for model in models.values():

@@ -65,7 +65,6 @@ class _DoubleMixin:
 
 class DoubleCARL(_DoubleMixin, ClassifierOutputMixin, RatioEstimatorBase):
     __doc__ = _doc("Doubly parameterised CARL.", alpha=False)
-    _method = "carl"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleCARL:
@@ -76,7 +75,6 @@ class DoubleCARL(_DoubleMixin, ClassifierOutputMixin, RatioEstimatorBase):
 
 class DoubleROLR(_DoubleMixin, RatioEstimatorBase):
     __doc__ = _doc("Doubly parameterised ROLR.", alpha=False)
-    _method = "rolr"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleROLR:
@@ -87,7 +85,6 @@ class DoubleROLR(_DoubleMixin, RatioEstimatorBase):
 
 class DoubleALICE(_DoubleMixin, ClassifierOutputMixin, RatioEstimatorBase):
     __doc__ = _doc("Doubly parameterised ALICE.", alpha=False)
-    _method = "alice"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleALICE:
@@ -98,7 +95,6 @@ class DoubleALICE(_DoubleMixin, ClassifierOutputMixin, RatioEstimatorBase):
 
 class DoubleCASCAL(_DoubleMixin, ClassifierOutputMixin, _AlphaRatioEstimatorBase):
     __doc__ = _doc("Doubly parameterised CASCAL.", alpha=True)
-    _method = "cascal"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleCASCAL:
@@ -109,7 +105,6 @@ class DoubleCASCAL(_DoubleMixin, ClassifierOutputMixin, _AlphaRatioEstimatorBase
 
 class DoubleRASCAL(_DoubleMixin, _AlphaRatioEstimatorBase):
     __doc__ = _doc("Doubly parameterised RASCAL.", alpha=True)
-    _method = "rascal"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleRASCAL:
@@ -120,7 +115,6 @@ class DoubleRASCAL(_DoubleMixin, _AlphaRatioEstimatorBase):
 
 class DoubleALICES(_DoubleMixin, ClassifierOutputMixin, _AlphaRatioEstimatorBase):
     __doc__ = _doc("Doubly parameterised ALICES.", alpha=True)
-    _method = "alices"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleALICES:

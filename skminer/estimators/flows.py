@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from .._arrays import from_awkward
-from .._metadata import MissingMetadataError, missing_metadata_message
+from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
 from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
 from ._protocol import evaluate_grid, one_point, parameter_points
@@ -200,6 +200,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
     def _fit(self, X: Any, theta: Any, t_xz: Any) -> _FlowEstimatorBase:
         owner = type(self).__name__
         self._check_params()
+        refuse_unscorable_fit(f"{owner}.fit")
         if theta is None:
             raise MissingMetadataError(_missing_theta(owner, "fit"))
         X = validate_data(self, from_awkward(X), dtype=np.float64)

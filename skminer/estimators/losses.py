@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "RATIO_METHODS",
-    "SCORE_METHODS",
+    "RATIO_LOSSES",
     "carl_loss",
     "rolr_loss",
     "alice_loss",
@@ -45,35 +44,10 @@ __all__ = [
     "ScoreCriterion",
 ]
 
-#: Ratio methods and what their losses need: (base term, uses a score term).
-_METHOD_SPECS: dict[str, tuple[str, bool]] = {
-    "carl": ("xe", False),
-    "rolr": ("mse", False),
-    "alice": ("axe", False),
-    "cascal": ("xe", True),
-    "rascal": ("mse", True),
-    "alices": ("axe", True),
-}
-RATIO_METHODS: tuple[str, ...] = tuple(_METHOD_SPECS)
-#: Ratio methods whose loss contains the joint-score term weighted by ``alpha``.
-SCORE_METHODS: tuple[str, ...] = tuple(m for m, (_, s) in _METHOD_SPECS.items() if s)
-
-
-def method_needs_r_xz(method: str) -> bool:
-    """Whether the loss of ``method`` uses the joint likelihood ratio."""
-    return _spec(method)[0] in ("mse", "axe")
-
-
-def method_needs_t_xz(method: str) -> bool:
-    """Whether the loss of ``method`` uses the joint score."""
-    return _spec(method)[1]
-
-
-def _spec(method: str) -> tuple[str, bool]:
-    try:
-        return _METHOD_SPECS[method]
-    except KeyError:
-        raise ValueError(f"unknown ratio method {method!r}; expected one of {RATIO_METHODS}") from None
+#: Ratio terms of :class:`RatioCriterion`: cross entropy against the labels (CARL), regression on the joint
+#: ratio (ROLR), cross entropy against the joint-ratio soft labels (ALICE). Which method uses which is a column of
+#: the method table (``skminer.methods.Method.ratio_loss``).
+RATIO_LOSSES: tuple[str, ...] = ("xe", "mse", "axe")
 
 
 def _flat(t: Tensor) -> Tensor:
@@ -239,9 +213,12 @@ class RatioCriterion(nn.Module):
 
     Parameters
     ----------
-    method : {"carl", "rolr", "alice", "cascal", "rascal", "alices"}
+    loss : {"xe", "mse", "axe"}
+        Ratio term (:data:`RATIO_LOSSES`; the method table's ``ratio_loss`` column).
+    score_term : bool
+        Add ``alpha`` times the joint-score MSE (CASCAL, RASCAL, ALICES: the table's ``alpha`` column).
     alpha : float
-        Weight of the score term (score methods only).
+        Weight of the score term.
     log_r_clip : float
         Clip for ``|log r|`` where the loss exponentiates it (ROLR/RASCAL) and for the joint ratio target.
     n_parameters : int
@@ -251,13 +228,13 @@ class RatioCriterion(nn.Module):
         ``y = 1`` events when ``t_xz1`` is given.
     """
 
-    def __init__(self, method: str, alpha: float = 0.0, log_r_clip: float = 10.0, n_parameters: int = 1,
-                 double: bool = False) -> None:
+    def __init__(self, loss: str, score_term: bool = False, alpha: float = 0.0, log_r_clip: float = 10.0,
+                 n_parameters: int = 1, double: bool = False) -> None:
         super().__init__()
-        base, uses_score = _spec(method)
-        self.method = method
-        self.base = base
-        self.uses_score = uses_score
+        if loss not in RATIO_LOSSES:
+            raise ValueError(f"unknown ratio loss {loss!r}; expected one of {RATIO_LOSSES}")
+        self.base = loss
+        self.uses_score = bool(score_term)
         self.alpha = float(alpha)
         self.log_r_clip = float(log_r_clip)
         self.n_parameters = int(n_parameters)

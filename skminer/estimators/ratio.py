@@ -34,7 +34,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from .._arrays import from_awkward
-from .._metadata import MissingMetadataError, missing_metadata_message
+from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
+from ..methods import Method, method_for_class
 from ._data_checks import check_training_data
 from ._net import RatioNet, Standardizer
 from ._protocol import evaluate_grid, one_point, parameter_points
@@ -42,8 +43,6 @@ from .base import EVAL_BATCH_SIZE, ClassifierOutputMixin, NeuralEstimatorBase, _
 from .losses import (
     RatioCriterion,
     log_r_xz_from_r_xz,
-    method_needs_r_xz,
-    method_needs_t_xz,
     ratio_cross_entropy,
 )
 
@@ -62,10 +61,11 @@ def _missing_theta_message(owner: str, method: str, double: bool) -> str:
 class RatioEstimatorBase(NeuralEstimatorBase):
     """Shared implementation of the singly and doubly parameterised ratio estimators (not for direct use).
 
-    Subclasses set ``_method`` (a key of :data:`skminer.estimators.losses.RATIO_METHODS`) and ``_double``.
+    What a subclass trains is its row of the method table (:data:`skminer.methods.METHODS`: ``ratio_loss``,
+    ``needs_r_xz``, ``alpha``); user subclasses inherit the row of their nearest table ancestor. Subclasses set
+    ``_double``.
     """
 
-    _method: ClassVar[str] = "carl"
     _double: ClassVar[bool] = False
     #: What the inference protocol can ask of these estimators (see :mod:`skminer.methods`).
     capabilities: ClassVar[frozenset[str]] = frozenset({"ratio", "score"})
@@ -89,13 +89,21 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         _store_params(self, locals())
 
     # ------------------------------------------------------------------ configuration
+    @classmethod
+    def _method_row(cls) -> Method:
+        row = method_for_class(cls, inherited=True)
+        if row is None or row.ratio_loss is None:
+            raise TypeError(f"{cls.__name__} is not one of the ratio methods of skminer.methods.METHODS; derive it "
+                            "from one of their estimator classes")
+        return row
+
     @property
     def _alpha(self) -> float:
         return float(getattr(self, "alpha", 0.0))
 
     @property
     def _uses_score(self) -> bool:
-        return method_needs_t_xz(self._method) and self._alpha != 0.0
+        return self._method_row().alpha and self._alpha != 0.0
 
     @property
     def _grad_in_validation(self) -> bool:  # type: ignore[override]
@@ -110,8 +118,9 @@ class RatioEstimatorBase(NeuralEstimatorBase):
                         return_score=self._uses_score, **stats)
 
     def _build_criterion(self) -> nn.Module:
-        return RatioCriterion(self._method, alpha=self._alpha, log_r_clip=float(self.log_r_clip),
-                              n_parameters=self.n_parameters_, double=self._double)
+        row = self._method_row()
+        return RatioCriterion(row.ratio_loss, score_term=row.alpha, alpha=self._alpha,
+                              log_r_clip=float(self.log_r_clip), n_parameters=self.n_parameters_, double=self._double)
 
     # ------------------------------------------------------------------ input checks
     def _check_theta_fit(self, theta: Any, n: int) -> np.ndarray:
@@ -165,6 +174,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     def _fit(self, X: Any, y: Any, theta: Any, r_xz: Any, t_xz: Any, t_xz1: Any = None) -> RatioEstimatorBase:
         owner = type(self).__name__
         self._check_params()
+        refuse_unscorable_fit(f"{owner}.fit")
         if theta is None:
             raise MissingMetadataError(_missing_theta_message(owner, "fit", self._double))
         X, y = validate_data(self, from_awkward(X), y, dtype=np.float64, y_numeric=True)
@@ -176,7 +186,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         p = theta.shape[1] // 2 if self._double else theta.shape[1]
         self.n_parameters_ = int(p)
         targets: dict[str, np.ndarray | None] = {"y": y}
-        if method_needs_r_xz(self._method):
+        if self._method_row().needs_r_xz:
             if r_xz is None:
                 raise ValueError(f"{owner} needs the joint likelihood ratio r_xz (fit(..., r_xz=...)); "
                                  "inside a Pipeline/GridSearchCV enable metadata routing (see theta)")
@@ -445,7 +455,6 @@ def _fit_doc(loss: str) -> str:
 class CARL(ClassifierOutputMixin, RatioEstimatorBase):
     __doc__ = _doc("CARL: calibrated classifier, cross entropy of ``s_hat = 1/(1 + r_hat)`` against the labels.",
                    alpha=False)
-    _method = "carl"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> CARL:
         return self._fit(X, y, theta, r_xz, t_xz)
@@ -457,7 +466,6 @@ class ROLR(RatioEstimatorBase):
     __doc__ = _doc("ROLR: regression on the joint likelihood ratio, ``(1-y)|1/r_hat - 1/r_xz|^2 + "
                    "y|r_hat - r_xz|^2`` (y=1 events, drawn at theta1, regress r; y=0 events regress 1/r).",
                    alpha=False)
-    _method = "rolr"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> ROLR:
         return self._fit(X, y, theta, r_xz, t_xz)
@@ -468,7 +476,6 @@ class ROLR(RatioEstimatorBase):
 class ALICE(ClassifierOutputMixin, RatioEstimatorBase):
     __doc__ = _doc("ALICE: cross entropy of ``s_hat`` against the joint-ratio soft labels "
                    "``s_xz = 1/(1 + r_xz)``.", alpha=False)
-    _method = "alice"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> ALICE:
         return self._fit(X, y, theta, r_xz, t_xz)
@@ -479,7 +486,6 @@ class ALICE(ClassifierOutputMixin, RatioEstimatorBase):
 class CASCAL(ClassifierOutputMixin, _AlphaRatioEstimatorBase):
     __doc__ = _doc("CASCAL: CARL cross entropy plus ``alpha`` times the joint-score MSE of "
                    "``t_hat = d log r_hat / d theta0`` on ``y = 0`` events.", alpha=True)
-    _method = "cascal"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> CASCAL:
         return self._fit(X, y, theta, r_xz, t_xz)
@@ -489,7 +495,6 @@ class CASCAL(ClassifierOutputMixin, _AlphaRatioEstimatorBase):
 
 class RASCAL(_AlphaRatioEstimatorBase):
     __doc__ = _doc("RASCAL: ROLR loss plus ``alpha`` times the joint-score MSE on ``y = 0`` events.", alpha=True)
-    _method = "rascal"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> RASCAL:
         return self._fit(X, y, theta, r_xz, t_xz)
@@ -500,7 +505,6 @@ class RASCAL(_AlphaRatioEstimatorBase):
 class ALICES(ClassifierOutputMixin, _AlphaRatioEstimatorBase):
     __doc__ = _doc("ALICES: ALICE cross entropy plus ``alpha`` times the joint-score MSE on ``y = 0`` events.",
                    alpha=True)
-    _method = "alices"
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None) -> ALICES:
         return self._fit(X, y, theta, r_xz, t_xz)

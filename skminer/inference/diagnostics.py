@@ -117,7 +117,8 @@ def ratio_diagnostics(log_ratio: Callable[[np.ndarray, np.ndarray], np.ndarray],
     Parameters
     ----------
     log_ratio : callable
-        ``log_ratio(X, theta0_rows) -> (n,)`` estimates ``log r(x|theta0, theta1)``.
+        ``log_ratio(X, theta0) -> (n,)`` estimates ``log r(x|theta0, theta1)`` at one point ``theta0`` of shape
+        ``(n_parameters,)``.
     x : ndarray, shape (n_events, n_observables)
         Test events.
     weights_at : callable
@@ -144,7 +145,7 @@ def ratio_diagnostics(log_ratio: Callable[[np.ndarray, np.ndarray], np.ndarray],
     sigma1 = w1.sum()
     out: dict[str, Any] = {"theta1": np.asarray(theta1, float).tolist(), "points": [], "violations": []}
     for th0 in np.atleast_2d(np.asarray(theta0, dtype=np.float64)):
-        lr = np.asarray(log_ratio(x, np.repeat(th0[None, :], len(x), axis=0)), dtype=np.float64).reshape(-1)
+        lr = np.asarray(log_ratio(x, th0), dtype=np.float64).reshape(-1)
         r = np.exp(np.clip(lr, -50.0, 50.0))
         mean, error, _ = _weighted_mean_and_error(r[:, None], w1)
         w0 = np.asarray(weights_at(th0), dtype=np.float64).reshape(-1)

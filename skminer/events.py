@@ -783,17 +783,6 @@ class EventSet:
         """
         return write_madminer(self, path, reference_benchmark=reference_benchmark)
 
-    def to_pyhf(self, luminosity: float, **kwargs: Any) -> Any:
-        """The binned likelihood of histograms of observables or of a SALLY score as a pyhf workspace.
-
-        See :func:`skminer.io.pyhf.histogram_workspace` for the parameters (``observables=`` or ``estimator=``,
-        ``bins=``, ``theta_data=``, ``x_observed=``); returns its :class:`~skminer.io.pyhf.PyhfExport`, whose
-        ``workspace`` dict ``pyhf.Workspace`` accepts (write it with :func:`skminer.io.pyhf.write_workspace`).
-        """
-        from .io.pyhf import histogram_workspace
-
-        return histogram_workspace(self, luminosity, **kwargs)
-
 
 # -- helpers -------------------------------------------------------------------------------------------
 def _same_points(a: np.ndarray, b: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -71,6 +71,15 @@ def test_dropped_events_are_warned_and_defaults_keep_them(shared_data, caplog):
     with caplog.at_level(logging.WARNING, logger="skminer.simulation"):
         _delphes(shared_data, cuts=["a[2].pt > 10"], missing_events="not_processed").read()
     assert f"cut 'a[2].pt > 10' removes {2000 - n_kept} of 2000 events" in caplog.text
+    assert "only because it refers to an object they lack" in caplog.text
+    # any cut removing more than a few percent is named with its count, objects present or not
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="skminer.simulation"):
+        selected = _delphes(shared_data, cuts=["len(j) >= 2"], missing_events="not_processed").read()
+    removed = 2000 - selected.n_events
+    assert removed > 0.02 * 2000
+    assert f"cut 'len(j) >= 2' removes {removed} of 2000 events" in caplog.text
+    assert "object they lack" not in caplog.text
     with pytest.raises(ValueError, match="needs 'expression'"):
         _delphes(shared_data, observables={"x": {"expr": "a[0].pt"}})
 

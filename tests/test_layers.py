@@ -36,10 +36,7 @@ LAYERS: dict[str, int] = {
 }
 
 #: Known upward imports, each with its reason (to be removed, not extended): module -> imported module.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("skminer.events", "skminer.io.pyhf"): "EventSet.to_pyhf, a function-level convenience over the pyhf exporter "
-                                           "(which needs inference); a free function in io.pyhf would remove it",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -103,14 +103,6 @@ ESTIMATORS = ([SALLY(**TINY), SALLINO(**TINY)]
 #: check name -> reason, per estimator kind. Expected failures are not strict: a float32 comparison may pass.
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "all": {"check_methods_subset_invariance": _FLOAT32},
-    "ensemble": {
-        # Ensemble hands X to its members without validating it first, so its errors for these inputs come
-        # from the members (after bootstrap resampling) and do not carry the messages the checks look for
-        "check_estimators_nan_inf": "X is validated by the members, not by Ensemble.fit",
-        "check_estimator_sparse_tag": "Ensemble does not declare input_tags.sparse=False nor reject sparse X",
-        "check_estimator_sparse_array": "Ensemble does not reject sparse X itself",
-        "check_estimator_sparse_matrix": "Ensemble does not reject sparse X itself",
-    },
 }
 
 

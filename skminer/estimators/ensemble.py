@@ -28,7 +28,8 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import get_tags
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._arrays import from_awkward
 from ..methods import capabilities_of
@@ -138,12 +139,15 @@ class Ensemble(BaseEstimator):
         self
         """
         self._validate()
-        X_arr = X if hasattr(X, "iloc") else np.asarray(from_awkward(X))
-        if X_arr.ndim != 2:
-            raise ValueError(f"X must be a 2-D array (n_events, n_features), got shape {np.shape(X)}")
+        X_arr = X if hasattr(X, "iloc") else from_awkward(X)
+        # checked here, before the bootstrap, with the template's own tolerance for NaN and sparse input; the
+        # members get X as given (a DataFrame stays a DataFrame for a column-selecting template)
+        inner = get_tags(self.estimator).input_tags
+        checked = check_array(X_arr, accept_sparse=inner.sparse, ensure_all_finite=not inner.allow_nan, dtype=None,
+                              input_name="X", estimator=self)
+        if not hasattr(X_arr, "iloc") and not hasattr(X_arr, "tocsr"):
+            X_arr = checked
         n = X_arr.shape[0]
-        if n < 1:
-            raise ValueError("X has no events")
         if y is not None and np.shape(y)[0] != n:
             raise ValueError(f"y must have one entry per event ({n}), got shape {np.shape(y)}")
         per_event = {k: v is not None and np.ndim(v) >= 1 and np.shape(v)[0] == n for k, v in fit_params.items()}
@@ -226,6 +230,13 @@ class Ensemble(BaseEstimator):
             return mean
         std = outs.std(axis=0, ddof=1) if outs.shape[0] > 1 else np.zeros_like(mean)
         return mean, std
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator).input_tags
+        tags.input_tags.sparse = inner.sparse
+        tags.input_tags.allow_nan = inner.allow_nan
+        return tags
 
     @property
     def capabilities(self) -> frozenset[str]:

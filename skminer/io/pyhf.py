@@ -38,6 +38,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..inference._histograms import bin_indices, indicator, inner_edges
+from ..methods import require_capability
 
 __all__ = ["PyhfExport", "export_pyhf_files", "histogram_workspace", "write_workspace"]
 
@@ -79,10 +80,11 @@ def _binned_values(events: Any, observables: Sequence[str] | None, estimator: An
         if observables is not None:
             raise ValueError("give either observables (histograms of observables) or estimator (SALLY score "
                              "histograms), not both")
-        t = np.asarray(estimator.predict(np.asarray(events.x, dtype=np.float64)), dtype=np.float64)
+        require_capability(estimator, "score", "histogram_workspace(estimator=...)")
+        t = np.asarray(estimator.score_at(np.asarray(events.x, dtype=np.float64)), dtype=np.float64)
         t = t[:, None] if t.ndim == 1 else t
         if t.ndim != 2 or t.shape[0] != len(events.x) or not np.all(np.isfinite(t)):
-            raise ValueError(f"estimator.predict returned shape {t.shape} or non-finite values for "
+            raise ValueError(f"estimator.score_at returned shape {t.shape} or non-finite values for "
                              f"{len(events.x)} events")
         return t, [f"t_hat[{i}]" for i in range(t.shape[1])]
     if not observables:
@@ -110,7 +112,8 @@ def histogram_workspace(events: Any, luminosity: float, *, observables: Sequence
     observables : str or sequence of str, optional
         Observables to histogram (one channel, one dimension each).
     estimator : object, optional
-        A fitted SALLY-like estimator with ``predict(X) -> (n, k)``: histogram its estimated score instead.
+        A fitted estimator with the ``"score"`` capability (:mod:`skminer.methods`): histogram its estimated score
+        ``score_at(X)`` at its reference point, shape ``(n, n_parameters)``, instead of observables.
     bins : int, array of edges, hist axis or a sequence of them (one per dimension)
         As for :meth:`~skminer.inference.AsymptoticLimits.expected_limits`; ``int`` bins have equal content at
         ``binning_theta``.

@@ -229,18 +229,19 @@ def apply_cuts(cuts: Sequence[Cut | str | Callable[[EventObjects], Any]], object
     mask = np.ones(objects.n_events, dtype=bool)
     for cut in cut_list:
         passed = cut.evaluate(objects)
-        if not cut.pass_if_missing:  # events failing only because an object is missing: easily unintended
-            lost = int(np.sum(mask & cut.undefined(objects)))
-            warn_if_dropped(f"cut {cut.name!r}", lost, int(mask.sum()),
-                            "because it refers to an object the events lack (Cut(..., pass_if_missing=True) keeps "
-                            "them)")
+        lost = mask & ~passed
+        if lost.any():  # every cut says what it removes; above a few percent as a WARNING
+            missing = 0 if cut.pass_if_missing else int(np.sum(lost & cut.undefined(objects)))
+            reason = (f"({missing} of them only because it refers to an object they lack; Cut(..., "
+                      "pass_if_missing=True) keeps those)" if missing else "")
+            warn_if_dropped(f"cut {cut.name!r}", int(lost.sum()), int(mask.sum()), reason)
         mask &= passed
         flow.add(cut.name, mask, w)
     return mask, flow
 
 
-#: Fraction of the events above which losing events to a missing object (a cut on it, an undefined observable)
-#: is a WARNING rather than an INFO message.
+#: Fraction of the events above which losing events to a cut or an undefined observable is a WARNING rather than
+#: an INFO message (the cut flow, logged at INFO, has every step).
 DROP_WARNING_FRACTION = 0.02
 
 
@@ -250,5 +251,5 @@ def warn_if_dropped(what: str, n_dropped: int, n_total: int, reason: str, label:
         return
     fraction = n_dropped / max(n_total, 1)
     level = logging.WARNING if fraction > DROP_WARNING_FRACTION else logging.INFO
-    logger.log(level, "%s%s removes %d of %d events (%.3g%%) %s", f"{label}: " if label else "", what, n_dropped,
-               n_total, 100.0 * fraction, reason)
+    logger.log(level, "%s%s removes %d of %d events (%.3g%%)%s", f"{label}: " if label else "", what, n_dropped,
+               n_total, 100.0 * fraction, f" {reason}" if reason else "")

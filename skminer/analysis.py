@@ -411,6 +411,8 @@ class Analysis:
             results["limits"] = {}
             for name, kwargs in modes.items():
                 res = limits.expected_limits(theta_true=theta_ref, grid=grid, **kwargs)
+                if res.info.get("diagnostics"):  # ratio closure on the limit grid
+                    diagnostics["ratio_on_limit_grid"] = res.info["diagnostics"]
                 arrays[_pvalue_key(name)] = res.p_values
                 results["limits"][name] = describe_limits(res, icfg["cl"], space.parameter_names)
             if toy is not None:  # the exact likelihood of the built-in simulator, for comparison

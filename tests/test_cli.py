@@ -82,6 +82,8 @@ def test_run_with_ratio_and_density_methods(tmp_path, method, params):
     info = np.asarray(results["fisher_information"][f"full ({name})"])  # from score_at at theta_ref
     assert info.shape == (2, 2) and np.all(np.isfinite(info))
     assert len(results["limits"][name]["best_fit"]) == 2
+    # the ratio closure of the expected limits, from the evaluations on the limit grid (3 x 3, reference excluded)
+    assert len(results["diagnostics"]["ratio_on_limit_grid"]["points"]) == 4
     if method == "sallino":  # calibrated on the test events at every grid point: Asimov best fit at theta_ref
         assert results["limits"][name]["best_fit"] == [0.0, 0.0]
     if method == "nde":

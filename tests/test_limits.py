@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -113,6 +115,29 @@ def test_ratio_limits_with_oracle_match_exact(toy, events, grid, exact_asimov):
     total = LUMI * events.cross_section(grid)
     n = LUMI * events.cross_section(THETA_TRUE[None, :])[0]
     np.testing.assert_allclose(res.log_likelihood_rate, n * np.log(total) - total, rtol=1e-12)
+
+
+def test_ratio_limits_check_the_ratio_closure(toy, events, grid, caplog):
+    """Expected ratio limits check E_theta1[r_hat] = 1 on the evaluations they made: quiet for the exact ratio,
+    a WARNING naming the size for a miscalibrated one (twice the true log ratio)."""
+    limits = AsymptoticLimits(events, LUMI)
+    with caplog.at_level(logging.WARNING, logger="skminer.inference"):
+        res = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=OracleRatio(toy, THETA_REF),
+                                     theta_ref=THETA_REF)
+    diag = res.info["diagnostics"]
+    assert limits.diagnostics_ is diag and diag["violations"] == [] and "E_theta1" not in caplog.text
+    assert len(diag["points"]) == 5 and diag["theta1"] == THETA_REF.tolist()
+    for point in diag["points"]:
+        assert point["mean_r_hat"] == pytest.approx(1.0, abs=3 * point["mean_r_hat_error"] + 1e-2)
+
+    class Doubled(OracleRatio):
+        def predict_log_ratio(self, X, theta0, theta1=None):
+            return 2.0 * super().predict_log_ratio(X, theta0, theta1)
+
+    with caplog.at_level(logging.WARNING, logger="skminer.inference"):
+        bad = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=Doubled(toy, THETA_REF),
+                                     theta_ref=THETA_REF)
+    assert bad.info["diagnostics"]["violations"] and "where the true ratio averages to 1" in caplog.text
 
 
 def test_ratio_limits_without_reference_point(toy, events, grid, exact_asimov):

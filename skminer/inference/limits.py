@@ -232,6 +232,14 @@ class AsymptoticLimits:
         data event falls into an empty bin and no bin rests on a handful of events. Explicit edges are used as
         given (a WARNING counts observed events in bins without simulated events).
 
+    Attributes
+    ----------
+    diagnostics_ : dict
+        After expected limits in ``mode="ratio"``: the ratio closure ``E_theta1[r_hat(x|theta0, theta1)] = 1`` and
+        the calibration curve at up to five grid points, from the evaluations the limits made anyway
+        (:func:`~skminer.inference.diagnostics.ratio_diagnostics`; violations are WARNINGs). Also in the
+        result's ``info["diagnostics"]``.
+
     Examples
     --------
     >>> limits = AsymptoticLimits(events, luminosity=300.0)                      # doctest: +SKIP
@@ -394,13 +402,20 @@ class AsymptoticLimits:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         grid = _as_grid(grid, self.n_parameters)
         if mode in ("ratio", "likelihood"):
-            kin = self._kinematic_terms(grid, x_data, data_weights,
-                                        self._kinematic_function(mode, estimator, theta_ref, grid))
+            evaluate = self._kinematic_function(mode, estimator, theta_ref, grid)
+            recorder = None
+            if mode == "ratio" and data_weights is not None:  # Asimov: the closure check reuses the evaluations
+                ref = grid[0] if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
+                evaluate = recorder = _ClosureRecorder(evaluate, grid, ref)
+            kin = self._kinematic_terms(grid, x_data, data_weights, evaluate)
             total = self.luminosity * self._cross_sections(grid)
             n = x_data.shape[0] if data_weights is None else float(data_weights.sum())
             with np.errstate(divide="ignore", invalid="ignore"):
                 rate = np.where(total > 0, n * np.log(np.where(total > 0, total, 1.0)) - total, -np.inf)
             info: dict[str, Any] = {}
+            if recorder is not None:
+                info["diagnostics"] = self.diagnostics_ = recorder.diagnostics(
+                    self._weights, data_weights != 0, type(estimator).__name__)
         else:
             if mode == "histogram":
                 cols = self._column_indices(observables)
@@ -524,3 +539,49 @@ class AsymptoticLimits:
                 raise ValueError(f"the estimator returned NaN for {int(np.isnan(values).sum())} (point, event) pairs")
             kin[sl] = values @ c
         return kin
+
+
+class _ClosureRecorder:
+    """Wraps the kinematic function of ``mode="ratio"`` and keeps ``log r_hat`` at a few grid points.
+
+    From them :meth:`diagnostics` checks ``E_theta1[r_hat(x|theta0, theta1)] = 1`` and the calibration curve
+    (:func:`skminer.inference.diagnostics.ratio_diagnostics`) without evaluating the estimator again: up to five
+    grid points spread over the grid (first, last and evenly between, the reference excluded).
+    """
+
+    N_POINTS = 5
+
+    def __init__(self, evaluate: Any, grid: np.ndarray, theta1: np.ndarray) -> None:
+        self.evaluate = evaluate
+        self.theta1 = theta1
+        pick = np.unique(np.linspace(0, grid.shape[0] - 1, min(self.N_POINTS, grid.shape[0])).round().astype(int))
+        self.points = [tuple(p) for p in grid[pick] if not np.array_equal(p, theta1)]
+        self.values: dict[tuple[float, ...], np.ndarray] = {}
+
+    def __call__(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        out = self.evaluate(x, g)
+        rows = np.asarray(out, dtype=np.float64).reshape(-1, x.shape[0])
+        for i, point in enumerate(map(tuple, g)):
+            if point in self.points and i < rows.shape[0]:
+                self.values[point] = rows[i].copy()
+        return out
+
+    def diagnostics(self, weights: Any, events: np.ndarray, label: str) -> dict[str, Any]:
+        """Ratio closure on the evaluated events (``events``: mask of the event set's rows that were evaluated).
+
+        Skipped (empty dict, DEBUG message) when the evaluated events miss more than 0.1% of the ``theta1`` cross
+        section (Asimov weights vanishing where ``theta1`` has events): the average would be biased.
+        """
+        from .diagnostics import ratio_diagnostics
+
+        w1 = weights(self.theta1[None, :])[:, 0]
+        if not self.values or abs(w1[~events].sum()) > 1e-3 * abs(w1.sum()):
+            logger.debug("ratio closure not checked: %d points recorded, evaluated events carry %.4g of the theta1 "
+                         "cross section", len(self.values), w1[events].sum() / w1.sum() if w1.sum() else 0.0)
+            return {}
+        points = np.array([p for p in self.points if p in self.values])
+        n = int(events.sum())
+        return ratio_diagnostics(lambda x, th0: self.values[tuple(th0)], np.empty((n, 0)),
+                                 lambda th: weights(np.asarray(th, dtype=np.float64)[None, :])[:, 0][events],
+                                 points, self.theta1, label=label)
+

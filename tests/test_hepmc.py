@@ -171,6 +171,47 @@ def test_hepmc2_weights_by_name(shared_data):
         HepMCReader(space, weight_ids={"sm": "nope"}).add_sample(path, "sm").add_observable("n", "njets").read()
 
 
+def _with_variation_weights(src, dst) -> np.ndarray:
+    """Copy of the ttH HepMC3 file with two extra named weights, a scale-like up/down pair varying per event
+    (no shared HepMC file carries real scale variations: the HepMC2 file's MUR/MUF weights equal the central
+    one). Returns the factors (up, down) relative to the nominal weight, shape (n_events, 2)."""
+    pyhepmc = pytest.importorskip("pyhepmc")
+    with pyhepmc.open(src) as f:
+        events = list(f)
+    run_info = pyhepmc.GenRunInfo()
+    run_info.tools = events[0].run_info.tools
+    run_info.weight_names = [*events[0].run_info.weight_names, "mur_up", "mur_down"]
+    factors = np.array([[1.1 + 0.01 * k, 0.9 - 0.02 * k] for k in range(len(events))])
+    with pyhepmc.open(dst, "w") as out:
+        for event, (up, down) in zip(events, factors, strict=True):
+            weights = list(event.weights)
+            event.run_info = run_info
+            event.weights = [*weights, weights[0] * up, weights[0] * down]
+            out.write(event)
+    return factors
+
+
+def test_hepmc_systematics_reproduce_the_variation_weights(tth, tmp_path):
+    """Nuisance parameters from named HepMC weights (eq. 19 of arXiv:1907.10621): nu = +-1 reproduces the stored
+    variation weights event by event, as for LHE files; a missing weight name is an error naming it."""
+    from skminer.simulation.systematics import Systematics, Variation
+
+    path = tmp_path / "tth_syst.hepmc"
+    factors = _with_variation_weights(tth, path)
+    syst = Systematics([Variation("scale", "scale", up=("mur_up",), down=("mur_down",))])
+    events = (HepMCReader(tth_space(), benchmarks=["ymt_173"], systematics=syst).add_sample(path, "ymt_173")
+              .add_observable("ht", "ht").read())
+    assert events.nuisance_names == ["scale"] and events.n_events == 20
+    w0 = events.weights[:, 0]
+    np.testing.assert_allclose(w0 * events.total_nuisance_factor(np.array([1.0])), w0 * factors[:, 0], rtol=1e-10)
+    np.testing.assert_allclose(w0 * events.total_nuisance_factor(np.array([-1.0])), w0 * factors[:, 1], rtol=1e-10)
+    np.testing.assert_allclose(events.total_nuisance_factor(np.array([0.0])), 1.0)
+    missing = Systematics([Variation("s", "scale", up=("nope",), down=("mur_down",))])
+    with pytest.raises(ValueError, match="nope"):
+        (HepMCReader(tth_space(), benchmarks=["ymt_173"], systematics=missing).add_sample(path, "ymt_173")
+         .add_observable("ht", "ht").read())
+
+
 def test_cli_run_hepmc(tth, tmp_path):
     yaml = pytest.importorskip("yaml")
     from skminer.cli import main

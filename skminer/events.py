@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,25 @@ import numpy as np
 
 from ._arrays import from_awkward
 from ._random import check_random_state
-from .io import FORMAT_VERSION, read_events, read_madminer, write_events, write_madminer
+from .io import (
+    FORMAT_VERSION,
+    EventFileWriter,
+    open_events,
+    read_event_rows,
+    read_events,
+    read_madminer,
+    write_events,
+    write_madminer,
+)
 from .morphing import Morpher, parameter_scales
 from .parameters import ParameterSpace
 
-__all__ = ["EventSet", "FORMAT_VERSION"]
+__all__ = ["EventSet", "ChunkedEventSet", "EventFileWriter", "FORMAT_VERSION", "SUM_BLOCK"]
 
 logger = logging.getLogger(__name__)
+
+#: Events per block of the cross-section sums (:func:`block_sums`); out-of-core chunks are multiples of it.
+SUM_BLOCK = 4096
 
 
 class EventSet:
@@ -316,6 +328,15 @@ class EventSet:
             return self.weights[:, idx[0]:idx[0] + idx.size]  # a view: no copy for the common layout
         return self.weights[:, idx]
 
+    def _basis_sums(self) -> np.ndarray:
+        """Column sums of the morphing basis weights, shape ``(n_basis,)``, summed in fixed blocks of events
+        (:func:`block_sums`), so that an out-of-core set (:class:`ChunkedEventSet`) gets the same digits."""
+        cached = self.__dict__.get("_basis_sums_cache")
+        if cached is None:
+            cached = total_of_block_sums(block_sums(self._basis_weights()))
+            self.__dict__["_basis_sums_cache"] = cached
+        return cached
+
     def _benchmark_columns(self, th: np.ndarray) -> np.ndarray:
         """Columns of the benchmarks equal to the points ``th``; error if one is not a benchmark."""
         values = self.benchmark_values
@@ -380,7 +401,7 @@ class EventSet:
         """
         if nu is None and self.morpher is not None:  # morphing is linear: morph the column sums
             th, single = self._theta(theta)
-            xs = self.morpher.weights(th) @ self._basis_weights().sum(axis=0)
+            xs = self.morpher.weights(th) @ self._basis_sums()
             return float(xs[0]) if single else xs
         w = self.weights_at(theta, nu)
         return float(w.sum()) if w.ndim == 1 else w.sum(axis=0)
@@ -415,7 +436,7 @@ class EventSet:
         """Gradient of the cross section, shape ``(n_theta, n_params)`` (``(n_params,)`` for one point)."""
         if nu is None and self.morpher is not None:  # morphing is linear: morph the column sums
             th, single = self._theta(theta)
-            g = self.morpher.weight_gradients(th) @ self._basis_weights().sum(axis=0)  # (n_theta, n_params)
+            g = self.morpher.weight_gradients(th) @ self._basis_sums()  # (n_theta, n_params)
             return g[0] if single else g
         g = self.weight_gradients_at(theta, nu)
         return g.sum(axis=0)
@@ -535,6 +556,26 @@ class EventSet:
                              f"{idx.dtype} with shape {idx.shape}")
         return self._rows(idx)
 
+    def _row_range(self, start: int, stop: int) -> EventSet:
+        """Events ``start:stop`` as views, without re-validating (the rows of a validated set are valid)."""
+        out = object.__new__(type(self))
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_basis_sums_cache"})
+        for name in ("x", "weights", "sampling_benchmark", "nuisance_a", "nuisance_b"):
+            value = self.__dict__[name]
+            if value is not None:
+                out.__dict__[name] = value[start:stop]
+        return out
+
+    def iter_chunks(self, chunk_events: int = 1 << 20) -> Iterator[EventSet]:
+        """Consecutive events in chunks of ``chunk_events`` (views; the last chunk may be shorter).
+
+        The same iteration as :meth:`ChunkedEventSet.iter_chunks`, so code written against chunks (the samplers'
+        unweighting) runs on in-memory and out-of-core sets alike and gives the same numbers.
+        """
+        chunk = _chunk_size(chunk_events)
+        for start in range(0, self.n_events, chunk):
+            yield self._row_range(start, min(start + chunk, self.n_events))
+
     def apply_cuts(self, mask: Any) -> EventSet:
         """Keep the events where ``mask`` is true (weights unchanged, so cross sections shrink accordingly).
 
@@ -598,35 +639,10 @@ class EventSet:
         -------
         train, test : EventSet
         """
-        f = float(test_fraction)
-        if not 0.0 < f < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-        if self.n_events < 2:
-            raise ValueError(f"cannot split {self.n_events} event(s): both parts need at least one")
-        rng = check_random_state(random_state)
-        groups = (np.unique(self.sampling_benchmark) if stratify
-                  else np.array([0]))
-        labels = self.sampling_benchmark if stratify else np.zeros(self.n_events, dtype=np.int64)
-        train_idx, test_idx = [], []
-        train_scale = np.empty(self.n_events)
-        test_scale = np.empty(self.n_events)
-        for g in groups:
-            members = np.flatnonzero(labels == g)
-            n_g = members.size
-            if n_g < 2:
-                where = (f"the events of sampling benchmark {self.benchmark_names[g]!r}" if stratify and g >= 0
-                         else "the events with unknown sampling benchmark" if stratify else "the set")
-                raise ValueError(f"cannot split {where}: {n_g} event(s), and both parts need at least one"
-                                 + (" (use stratify=False)" if stratify else ""))
-            n_test = min(max(int(round(f * n_g)), 1), n_g - 1)
-            perm = members[rng.permutation(n_g)]
-            test_idx.append(perm[:n_test])
-            train_idx.append(perm[n_test:])
-            test_scale[perm[:n_test]] = n_g / n_test
-            train_scale[perm[n_test:]] = n_g / (n_g - n_test)
+        train_idx, test_idx, train_scale, test_scale = _split_indices(
+            self.sampling_benchmark, self.benchmark_names, test_fraction, random_state, stratify)
         parts = []
-        for idx, scale in ((np.concatenate(train_idx), train_scale), (np.concatenate(test_idx), test_scale)):
-            idx = idx[rng.permutation(idx.size)]
+        for idx, scale in ((train_idx, train_scale), (test_idx, test_scale)):
             part = self._rows(idx)
             parts.append(part._replace(weights=part.weights * scale[idx][:, None]))
         logger.info("train/test split: %d / %d events", parts[0].n_events, parts[1].n_events)
@@ -735,6 +751,18 @@ class EventSet:
         return read_events(path, cls)
 
     @classmethod
+    def open(cls, path: str | os.PathLike, *, chunk_events: int = 1 << 20) -> ChunkedEventSet:
+        """Open a file written by :meth:`save` (or :class:`EventFileWriter`) out of core: nothing is read but its
+        setup; see :class:`ChunkedEventSet`.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            As :meth:`load` (every declared shape and stored size is checked on opening).
+        """
+        return ChunkedEventSet(path, chunk_events=chunk_events, factory=cls)
+
+    @classmethod
     def from_madminer(cls, path: str | os.PathLike, *, include_nuisance: bool = True) -> EventSet:
         """Read a MadMiner HDF5 file (settings and ``samples``), e.g. the output of MadMiner's LHE/Delphes readers.
 
@@ -785,6 +813,289 @@ class EventSet:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def block_sums(w: np.ndarray) -> np.ndarray:
+    """Sums over consecutive blocks of :data:`SUM_BLOCK` rows, shape ``(ceil(n / SUM_BLOCK), n_columns)``.
+
+    A block's sum depends only on its rows, so the blocks of chunks that start at multiples of ``SUM_BLOCK`` equal
+    the blocks of the whole array: in-memory and out-of-core cross sections agree to the last digit.
+    """
+    if w.shape[0] == 0:
+        return np.zeros((0, w.shape[1]))
+    return np.add.reduceat(w, np.arange(0, w.shape[0], SUM_BLOCK), axis=0)
+
+
+def total_of_block_sums(sums: np.ndarray) -> np.ndarray:
+    """The column totals from :func:`block_sums` of consecutive chunks, concatenated in order."""
+    return np.asarray(sums, dtype=np.float64).sum(axis=0)
+
+
+def _chunk_size(chunk_events: Any) -> int:
+    if isinstance(chunk_events, bool) or not isinstance(chunk_events, int | np.integer) or chunk_events < 1:
+        raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+    return int(chunk_events)
+
+
+class _LazyRows:
+    """Read-only rows of one dataset of a :class:`ChunkedEventSet`: ``column[rows]`` reads only those rows
+    (int array, boolean mask or slice); ``np.asarray(column)`` reads everything."""
+
+    def __init__(self, events: ChunkedEventSet, name: str, n_columns: int | None) -> None:
+        self._events, self._name = events, name
+        self.shape = (events.n_events,) if n_columns is None else (events.n_events, n_columns)
+        self.dtype = np.dtype(np.int64 if name == "sampling_benchmark" else np.float64)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return getattr(self._events[index], self._name)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = getattr(self._events[:], self._name)
+        return out if dtype is None else out.astype(dtype)
+
+
+class ChunkedEventSet:
+    """An :class:`EventSet` file read out of core, in chunks of events (see :meth:`EventSet.open`).
+
+    Nothing but the setup is held in memory. The weights and observations are read chunk by chunk:
+    :meth:`iter_chunks` yields in-memory :class:`EventSet` chunks (validated like :meth:`EventSet.load`),
+    :meth:`cross_section` and :meth:`cross_section_gradient` morph column sums computed in one streamed pass (and
+    cached), indexing (``events[rows]``, ``events.x[rows]``) reads only the selected rows, and
+    :meth:`train_test_split` writes its two parts to files. The samplers of :mod:`skminer.augmentation` take it
+    wherever they take an EventSet (their unweighting streams over :meth:`iter_chunks`) and return exactly
+    what they return for ``EventSet.load(path)`` with the same ``random_state``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :meth:`EventSet.save` or :class:`EventFileWriter`.
+    chunk_events : int
+        Events per chunk (rounded up to a multiple of :data:`SUM_BLOCK`); the memory of one chunk is about
+        ``chunk_events * 8 * (n_observables + n_benchmarks + 1 + 2 n_nuisance)`` bytes.
+    factory : type
+        The in-memory class of the chunks (:class:`EventSet` or a subclass).
+
+    Attributes
+    ----------
+    path : Path
+    n_events : int
+    x, weights, sampling_benchmark : array-like views that read only the rows they are indexed with
+    space, morpher, morphing_basis, observable_names, benchmark_names, nuisance_names, observable_definitions,
+    metadata
+        As for :class:`EventSet`.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :meth:`EventSet.load`.
+    """
+
+    #: Tells the samplers' unweighting to stream over the chunks in two passes instead of holding running sums.
+    out_of_core = True
+
+    def __init__(self, path: str | os.PathLike, *, chunk_events: int = 1 << 20, factory: type = EventSet) -> None:
+        self.path = Path(path)
+        chunk = _chunk_size(chunk_events)
+        self.chunk_events = -(-chunk // SUM_BLOCK) * SUM_BLOCK
+        self._factory = factory
+        self._setup, self.n_events = open_events(self.path)
+        # an empty set built from the setup: validates names, space and morphing once, and answers the metadata
+        self._template = read_event_rows(self.path, self._setup, factory, 0, 0)
+        for name in ("space", "morpher", "morphing_basis", "observable_names", "benchmark_names", "nuisance_names",
+                     "observable_definitions", "metadata"):
+            setattr(self, name, getattr(self._template, name))
+        self.x = _LazyRows(self, "x", self.n_observables)
+        self.weights = _LazyRows(self, "weights", self.n_benchmarks)
+        self.sampling_benchmark = _LazyRows(self, "sampling_benchmark", None)
+        self.nuisance_a = None if not self.nuisance_names else _LazyRows(self, "nuisance_a", self.n_nuisance)
+        self.nuisance_b = None if not self.nuisance_names else _LazyRows(self, "nuisance_b", self.n_nuisance)
+        self._sums: np.ndarray | None = None
+
+    # -- sizes ------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n_events
+
+    n_observables = property(lambda self: len(self.observable_names), doc="Number of observables.")
+    n_benchmarks = property(lambda self: len(self.benchmark_names), doc="Number of benchmarks.")
+    n_parameters = property(lambda self: self.space.n_parameters, doc="Number of parameters of interest.")
+    n_nuisance = property(lambda self: len(self.nuisance_names), doc="Number of nuisance parameters.")
+    benchmark_values = property(lambda self: self._template.benchmark_values,
+                                doc="Parameter points of the weight columns, shape ``(n_benchmarks, n_parameters)``.")
+
+    def __repr__(self) -> str:
+        return f"ChunkedEventSet({str(self.path)!r}, n_events={self.n_events}, chunk_events={self.chunk_events})"
+
+    # -- reading --------------------------------------------------------------------------------------
+    def read_rows(self, start: int, stop: int) -> EventSet:
+        """Events ``start:stop`` as an in-memory :class:`EventSet`."""
+        start, stop = max(0, int(start)), min(self.n_events, int(stop))
+        return read_event_rows(self.path, self._setup, self._factory, start, max(start, stop))
+
+    def iter_chunks(self, chunk_events: int | None = None) -> Iterator[EventSet]:
+        """Consecutive in-memory chunks of ``chunk_events`` events (default :attr:`chunk_events`), in file order.
+
+        Reads each HDF5 chunk of the file once when ``chunk_events`` is a multiple of the file's chunking.
+        """
+        chunk = self.chunk_events if chunk_events is None else _chunk_size(chunk_events)
+        for start in range(0, self.n_events, chunk):
+            yield self.read_rows(start, start + chunk)
+
+    def load(self) -> EventSet:
+        """All events in memory (:meth:`EventSet.load`)."""
+        return read_events(self.path, self._factory)
+
+    def __getitem__(self, index: Any) -> EventSet:
+        """The selected events as an in-memory :class:`EventSet` (int, slice, integer array or boolean mask),
+        read in one pass over the chunks that hold them; the weights are not rescaled."""
+        if isinstance(index, tuple):
+            raise TypeError("ChunkedEventSet indexing selects events only")
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.n_events)
+            if step == 1:
+                return self.read_rows(start, stop)
+            index = np.arange(start, stop, step)
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            if idx.shape != (self.n_events,):
+                raise IndexError(f"boolean mask must have shape ({self.n_events},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
+        if idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.ndim != 1):
+            raise IndexError(f"index must be an int, slice, 1-D integer array or boolean mask; got dtype {idx.dtype} "
+                             f"with shape {idx.shape}")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -self.n_events or idx.max() >= self.n_events):
+            raise IndexError(f"event index out of range for {self.n_events} events")
+        idx = np.where(idx < 0, idx + self.n_events, idx)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        parts = []
+        for start in range(0, self.n_events, self.chunk_events):
+            lo, hi = np.searchsorted(uniq, [start, start + self.chunk_events])
+            if hi > lo:
+                parts.append(self.read_rows(start, start + self.chunk_events)[uniq[lo:hi] - start])
+        if not parts:
+            return self.read_rows(0, 0)
+        picked = EventSet.combine(parts) if len(parts) > 1 else parts[0]
+        return picked if np.array_equal(uniq, idx) else picked[inverse.reshape(-1)]
+
+    # -- cross sections and weights -------------------------------------------------------------------
+    def _basis_sums(self) -> np.ndarray:
+        if self._sums is None:
+            if self.morpher is None:
+                raise ValueError("cross sections at arbitrary theta need morphing: this event file has no morpher")
+            self._sums = total_of_block_sums(np.concatenate(
+                [block_sums(chunk._basis_weights()) for chunk in self.iter_chunks()]))
+        return self._sums
+
+    def cross_section(self, theta: Any, nu: Any = None) -> np.ndarray | float:
+        """As :meth:`EventSet.cross_section` (``nu`` not supported out of core); equal to the in-memory value.
+
+        Raises
+        ------
+        ValueError
+            With ``nu``, or without a morpher.
+        """
+        self._no_nu(nu)
+        th, single = self._template._theta(theta)
+        xs = self.morpher.weights(th) @ self._basis_sums()
+        return float(xs[0]) if single else xs
+
+    def cross_section_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
+        """As :meth:`EventSet.cross_section_gradient` (``nu`` not supported out of core)."""
+        self._no_nu(nu)
+        th, single = self._template._theta(theta)
+        g = self.morpher.weight_gradients(th) @ self._basis_sums()
+        return g[0] if single else g
+
+    def weights_at(self, theta: Any, nu: Any = None) -> np.ndarray:
+        """As :meth:`EventSet.weights_at`, chunk by chunk; the result has ``n_events`` rows (it is in memory)."""
+        return np.concatenate([chunk.weights_at(theta, nu) for chunk in self.iter_chunks()])
+
+    def _no_nu(self, nu: Any) -> None:
+        if nu is not None:
+            raise ValueError("nuisance parameters (nu) are not supported out of core; use EventSet.load")
+
+    # -- splits --------------------------------------------------------------------------------------
+    def train_test_split(self, test_fraction: float = 0.2, random_state: Any = None, *, stratify: bool = True,
+                         paths: tuple[str | os.PathLike, str | os.PathLike] | None = None
+                         ) -> tuple[ChunkedEventSet, ChunkedEventSet]:
+        """Split into two event files, streamed chunk by chunk; opens and returns them.
+
+        The events and weights of each part are those of :meth:`EventSet.train_test_split` with the same
+        ``random_state`` (the same rows, rescaled by the same factors); each part keeps the file order of its events
+        instead of a random order (the samplers draw at random anyway). Only one ``int64`` index per event is held.
+
+        Parameters
+        ----------
+        test_fraction, random_state, stratify
+            As :meth:`EventSet.train_test_split`.
+        paths : (train path, test path), optional
+            Default: ``<stem>.train.h5`` and ``<stem>.test.h5`` beside the file.
+        """
+        labels = np.concatenate([chunk.sampling_benchmark for chunk in self.iter_chunks()])
+        train_idx, test_idx, train_scale, test_scale = _split_indices(
+            labels, self.benchmark_names, test_fraction, random_state, stratify)
+        if paths is None:
+            paths = (self.path.with_suffix(".train.h5"), self.path.with_suffix(".test.h5"))
+        out = []
+        for idx, scale, target in ((train_idx, train_scale, paths[0]), (test_idx, test_scale, paths[1])):
+            keep = np.zeros(self.n_events, dtype=bool)
+            keep[idx] = True
+            with EventFileWriter(target) as writer:
+                for start, chunk in zip(range(0, self.n_events, self.chunk_events), self.iter_chunks(), strict=True):
+                    rows = np.flatnonzero(keep[start:start + chunk.n_events])
+                    part = chunk[rows]
+                    writer.append(part._replace(weights=part.weights * scale[start + rows][:, None]))
+                writer.set_metadata(self.metadata)
+            out.append(type(self)(target, chunk_events=self.chunk_events, factory=self._factory))
+        logger.info("train/test split (out of core): %d / %d events", out[0].n_events, out[1].n_events)
+        return out[0], out[1]
+
+
+def _split_indices(labels: np.ndarray, benchmark_names: Sequence[str], test_fraction: float, random_state: Any,
+                   stratify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and weight factors of a train/test split (see :meth:`EventSet.train_test_split`).
+
+    Returns
+    -------
+    train_idx, test_idx : ndarray of int
+        In random order.
+    train_scale, test_scale : ndarray, shape (n_events,)
+        The factor of each event in its part.
+    """
+    f = float(test_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    n_events = labels.shape[0]
+    if n_events < 2:
+        raise ValueError(f"cannot split {n_events} event(s): both parts need at least one")
+    rng = check_random_state(random_state)
+    groups = np.unique(labels) if stratify else np.array([0])
+    labels = labels if stratify else np.zeros(n_events, dtype=np.int64)
+    train_idx, test_idx = [], []
+    train_scale = np.empty(n_events)
+    test_scale = np.empty(n_events)
+    for g in groups:
+        members = np.flatnonzero(labels == g)
+        n_g = members.size
+        if n_g < 2:
+            where = (f"the events of sampling benchmark {benchmark_names[g]!r}" if stratify and g >= 0
+                     else "the events with unknown sampling benchmark" if stratify else "the set")
+            raise ValueError(f"cannot split {where}: {n_g} event(s), and both parts need at least one"
+                             + (" (use stratify=False)" if stratify else ""))
+        n_test = min(max(int(round(f * n_g)), 1), n_g - 1)
+        perm = members[rng.permutation(n_g)]
+        test_idx.append(perm[:n_test])
+        train_idx.append(perm[n_test:])
+        test_scale[perm[:n_test]] = n_g / n_test
+        train_scale[perm[n_test:]] = n_g / (n_g - n_test)
+    train, test = np.concatenate(train_idx), np.concatenate(test_idx)
+    return train[rng.permutation(train.size)], test[rng.permutation(test.size)], train_scale, test_scale
+
+
 def _same_points(a: np.ndarray, b: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Whether parameter points ``a`` and ``b`` (broadcast, last axis = parameters) agree to 1e-10 of each
     parameter's own scale (the largest ``|value|`` in ``reference``), whatever its units."""

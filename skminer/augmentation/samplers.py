@@ -174,7 +174,8 @@ def _collapse(points: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _x(events: Any, rows: np.ndarray) -> np.ndarray:
-    return np.asarray(events.x, dtype=np.float64)[rows]
+    """Observations of the drawn rows (an out-of-core set reads only those rows)."""
+    return np.asarray(events.x[rows], dtype=np.float64)
 
 
 class _Sampler(BaseEstimator):
@@ -242,6 +243,8 @@ class LocalScoreSampler(_Sampler):
         a = getattr(events, "nuisance_a", None)
         if self.include_nuisance and (a is None or a.shape[1] == 0):
             raise ValueError("include_nuisance=True but the events have no nuisance parameters (nuisance_a is None)")
+        if self.include_nuisance and not isinstance(a, np.ndarray):
+            raise ValueError("include_nuisance=True needs the events in memory (EventSet.load), not out of core")
         rows, _ = unweight(events, theta[None, :], n, rng, self.negative_weights)
         _, t = joint_log_likelihoods(events, rows, theta[None, :], score=True)
         if self.include_nuisance:

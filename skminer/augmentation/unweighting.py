@@ -5,13 +5,17 @@ All functions only use the :class:`~skminer.events.EventSet` contract (``weights
 morph.
 
 Cost: unweighting at ``n_theta`` points evaluates the weights of all ``n_events`` events at all points, i.e.
-``O(n_events * n_theta)`` work, in blocks of at most ``max_elements`` numbers (memory stays bounded). The
-per-event quantities of the drawn events cost ``O(n_drawn * block)`` with small blocks of points.
+``O(n_events * n_theta)`` work, in tiles of :data:`TILE_ROWS` events by a block of points, at most
+``max_elements`` numbers at once (memory stays bounded). An out-of-core
+:class:`~skminer.events.ChunkedEventSet` is streamed in two passes over the same tiles, so it gives the same
+rows as the events in memory. The per-event quantities of the drawn events cost ``O(n_drawn * block)`` with small
+blocks of points.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -44,12 +48,15 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
     """Draw events with probability proportional to their weight, at several parameter points at once.
 
     Draws are with replacement (like MadMiner). For each point the weights of all events are computed by
-    morphing (``events.weights_at``), accumulated (``cumsum``) and sampled by ``searchsorted`` on uniform
-    numbers; there is no Python loop over events.
+    morphing (``weights_at``), accumulated (``cumsum``) and sampled by ``searchsorted`` on uniform numbers; there is
+    no Python loop over events. The weights are computed in tiles (:data:`TILE_ROWS` events x a block of points,
+    ``events.iter_chunks``); an out-of-core :class:`~skminer.events.ChunkedEventSet` is streamed in two passes (the
+    totals, then the draws), with each tile's running sum continuing the previous one's, and gives exactly the rows
+    of the same events in memory.
 
     Parameters
     ----------
-    events : EventSet
+    events : EventSet or ChunkedEventSet
         Weighted events (a training split: see :meth:`EventSet.train_test_split`).
     theta : array-like, shape (n_theta, n_params) or (n_params,)
         Parameter points.
@@ -62,7 +69,7 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
         counting them (``"clip"``), or raise a ``ValueError`` (``"raise"``). Negative values smaller than
         ``1e-12`` of the largest weight are morphing round-off and always clipped silently.
     max_elements : int
-        Largest block of weights (``n_events * n_points``) held in memory at once.
+        Largest block of weights (``rows x points``) held in memory at once.
 
     Returns
     -------
@@ -84,65 +91,172 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
     n_events = len(events)
     if n_events == 0:
         raise ValueError("cannot unweight an empty EventSet")
-    block = max(1, int(max_elements) // n_events)
-    rows = np.empty(int(counts.sum()), dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    n_negative = np.zeros(n_theta, dtype=np.int64)
-    negative_fraction = np.zeros(n_theta)
-    n_effective = np.zeros(n_theta)
     active = np.flatnonzero(counts > 0)
-    tiny = np.finfo(float).tiny
-    for b in range(0, active.size, block):
-        pts = active[b:b + block]
-        raw = np.asarray(events.weights_at(thetas[pts]), dtype=np.float64).reshape(n_events, pts.size)
-        lowest = raw.min(axis=0)
-        scale = np.maximum(raw.max(axis=0), -lowest) if np.any(lowest < 0) else 0.0
-        if np.any(lowest < -NEGATIVE_TOLERANCE * scale):
-            negative = raw < -NEGATIVE_TOLERANCE * scale[None, :]
-            n_negative[pts] = negative.sum(axis=0)
-            neg_sum = -np.sum(np.where(negative, raw, 0.0), axis=0)
-            pos_sum = np.sum(np.where(raw > 0, raw, 0.0), axis=0)
-            negative_fraction[pts] = neg_sum / np.maximum(pos_sum, tiny)
-            del negative
-            if negative_weights == "raise":
-                j = pts[int(np.argmax(n_negative[pts] > 0))]
-                raise ValueError(f"{n_negative[j]} events have negative weights at theta={thetas[j].tolist()} "
-                                 "(negative_weights='raise'); use negative_weights='clip' to ignore them")
-        # weights_at normally returns a fresh array (often a Fortran-ordered transpose, so owndata is False):
-        # clip and accumulate it in place unless it could alias the events' own weights
-        if raw.flags.writeable and not np.may_share_memory(raw, np.asarray(events.weights)):
-            w = np.maximum(raw, 0.0, out=raw) if np.any(lowest < 0) else raw
-        else:
-            w = np.maximum(raw, 0.0)  # a new array: the events' own weights are never modified
-        del raw
-        sum_sq = np.einsum("ij,ij->j", w, w)
-        np.cumsum(w, axis=0, out=w)  # columns are contiguous when weights_at returns Fortran order
-        total = w[-1]
-        empty = total <= 0
-        if np.any(empty):
-            j = pts[int(np.argmax(empty))]
-            raise ValueError(f"all event weights are zero or negative at theta={thetas[j].tolist()}; "
-                             "cannot draw events there")
-        n_effective[pts] = total**2 / np.maximum(sum_sq, tiny)
-        for c, j in enumerate(pts):  # one vectorised search per point (never per event)
-            cum = w[:, c]
-            last_positive = np.searchsorted(cum, cum[-1], side="left")  # the last event with positive weight
-            u = rng.random(counts[j]) * cum[-1]
-            idx = np.searchsorted(cum, u, side="right")
-            rows[offsets[j]:offsets[j + 1]] = np.minimum(idx, last_positive)
-    if np.any(n_negative):
-        logger.warning("unweighting: clipped negative weights to zero at %d of %d parameter points (up to %d "
-                       "events, up to %.3g of the positive cross section)", int(np.sum(n_negative > 0)), n_theta,
-                       int(n_negative.max()), float(negative_fraction.max()))
-    reused = (counts > n_effective) & (counts > 0)
-    if np.any(reused):
-        j = int(np.argmax(np.where(reused, counts / np.maximum(n_effective, 1e-300), 0.0)))
-        logger.warning("unweighting: at %d of %d parameter points more events are drawn than the effective "
-                       "number of weighted events (worst: %d draws, %.1f effective events at theta=%s); "
-                       "events repeat in the sample", int(reused.sum()), n_theta, int(counts[j]),
-                       float(n_effective[j]), thetas[j].tolist())
+    rows = np.empty(int(counts.sum()), dtype=np.int64)
     theta_index = np.repeat(np.arange(n_theta), counts)
+    if active.size == 0:
+        return rows, theta_index
+    # the same tiles (rows x points) in memory and out of core: the same digits of every weight
+    n_block = max(1, min(active.size, int(max_elements) // n_events))
+    blocks = [active[b:b + n_block] for b in range(0, active.size, n_block)]
+    plan = _Plan(thetas, counts, min(TILE_ROWS, n_events), negative_weights)
+    if getattr(events, "out_of_core", False):
+        _draw_streamed(events, plan, blocks, rows, rng)
+    else:
+        _draw_in_memory(events, plan, blocks, rows, rng)
+    plan.log(active)
     return rows, theta_index
+
+
+#: Events per tile of the weight computation (a tile is ``TILE_ROWS`` events x one block of points).
+TILE_ROWS = 1 << 18
+
+
+class _Plan:
+    """Points, draws per point, tile size and the negative-weight / effective-size bookkeeping of :func:`unweight`."""
+
+    def __init__(self, thetas: np.ndarray, counts: np.ndarray, tile_rows: int, negative_weights: str) -> None:
+        self.thetas, self.counts, self.tile_rows = thetas, counts, tile_rows
+        self.negative_weights = negative_weights
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        self.n_negative = np.zeros(counts.size, dtype=np.int64)
+        self.negative_sum = np.zeros(counts.size)
+        self.total = np.zeros(counts.size)
+        self.sum_sq = np.zeros(counts.size)
+
+    def tiles(self, events: Any) -> Iterator[tuple[int, Any]]:
+        """``(first row, events)`` of consecutive tiles (``events.iter_chunks``; the whole set if it has none)."""
+        iter_chunks = getattr(events, "iter_chunks", None)
+        start = 0
+        for tile in (iter_chunks(self.tile_rows) if iter_chunks is not None else [events]):
+            yield start, tile
+            start += len(tile)
+
+    def clipped(self, tile: Any, pts: np.ndarray, out: np.ndarray | None, count: bool) -> np.ndarray:
+        """Weights of ``tile`` at the points ``pts``, negatives clipped to zero, into ``out`` (``(n_tile, n_pts)``;
+        ``None``: a new array); with ``count``, negatives are counted (or raise, with ``negative_weights="raise"``).
+        """
+        raw = np.asarray(tile.weights_at(self.thetas[pts]), dtype=np.float64).reshape(len(tile), pts.size)
+        lowest = raw.min(axis=0)
+        negative_any = bool(np.any(lowest < 0))
+        if count and negative_any:
+            self._count_negatives(raw, lowest, pts)
+        if out is None:  # weights_at's fresh (Fortran-ordered) product is clipped in place, never the events' own
+            fresh = raw.flags.writeable and not np.may_share_memory(raw, np.asarray(tile.weights))
+            out = raw if fresh else np.array(raw, order="F")
+            if negative_any:
+                np.maximum(out, 0.0, out=out)
+        elif negative_any:
+            np.maximum(raw, 0.0, out=out)
+        else:
+            np.copyto(out, raw)
+        if count:
+            self.sum_sq[pts] += np.einsum("ij,ij->j", out, out)
+        return out
+
+    def _count_negatives(self, raw: np.ndarray, lowest: np.ndarray, pts: np.ndarray) -> None:
+        scale = np.maximum(raw.max(axis=0), -lowest)
+        cols = np.flatnonzero(lowest < -NEGATIVE_TOLERANCE * scale)
+        if not cols.size:  # negatives below the round-off tolerance are clipped silently
+            return
+        sub = raw[:, cols]
+        negative = sub < -NEGATIVE_TOLERANCE * scale[cols][None, :]
+        self.n_negative[pts[cols]] += negative.sum(axis=0)
+        self.negative_sum[pts[cols]] -= np.sum(np.where(negative, sub, 0.0), axis=0)
+        if self.negative_weights == "raise":
+            j = pts[cols[int(np.argmax(negative.any(axis=0)))]]
+            raise ValueError(f"{int(self.n_negative[j])} events have negative weights at "
+                             f"theta={self.thetas[j].tolist()} (negative_weights='raise'); use "
+                             "negative_weights='clip' to ignore them")
+
+    def check_totals(self, pts: np.ndarray) -> None:
+        empty = self.total[pts] <= 0
+        if np.any(empty):
+            point = self.thetas[pts[int(np.argmax(empty))]].tolist()
+            raise ValueError(f"all event weights are zero or negative at theta={point}; cannot draw events there")
+
+    def log(self, active: np.ndarray) -> None:
+        tiny = np.finfo(float).tiny
+        if np.any(self.n_negative):
+            fraction = self.negative_sum / np.maximum(self.total, tiny)
+            logger.warning("unweighting: clipped negative weights to zero at %d of %d parameter points (up to %d "
+                           "events, up to %.3g of the positive cross section)", int(np.sum(self.n_negative > 0)),
+                           self.counts.size, int(self.n_negative.max()), float(fraction.max()))
+        n_effective = self.total ** 2 / np.maximum(self.sum_sq, tiny)
+        reused = (self.counts > n_effective) & (self.counts > 0)
+        if np.any(reused):
+            j = int(np.argmax(np.where(reused, self.counts / np.maximum(n_effective, 1e-300), 0.0)))
+            logger.warning("unweighting: at %d of %d parameter points more events are drawn than the effective "
+                           "number of weighted events (worst: %d draws, %.1f effective events at theta=%s); "
+                           "events repeat in the sample", int(reused.sum()), self.counts.size, int(self.counts[j]),
+                           float(n_effective[j]), self.thetas[j].tolist())
+
+
+def _draw_in_memory(events: Any, plan: _Plan, blocks: list[np.ndarray], rows: np.ndarray,
+                    rng: np.random.Generator) -> None:
+    """Per block of points: the running sums over all events (tile by tile), then one search per point."""
+    for pts in blocks:
+        if len(events) <= plan.tile_rows:  # one tile: its weights become the running sums in place
+            cum = plan.clipped(events, pts, None, count=True)
+        else:
+            cum = np.empty((len(events), pts.size), order="F")  # columns contiguous for cumsum / searchsorted
+            for start, tile in plan.tiles(events):
+                plan.clipped(tile, pts, cum[start:start + len(tile)], count=True)
+        np.cumsum(cum, axis=0, out=cum)
+        plan.total[pts] = cum[-1]
+        plan.check_totals(pts)
+        for c, j in enumerate(pts):  # one vectorised search per point (never per event)
+            col = cum[:, c]
+            last_positive = np.searchsorted(col, col[-1], side="left")
+            u = rng.random(plan.counts[j]) * col[-1]
+            rows[plan.offsets[j]:plan.offsets[j + 1]] = np.minimum(np.searchsorted(col, u, side="right"),
+                                                                   last_positive)
+
+
+def _draw_streamed(events: Any, plan: _Plan, blocks: list[np.ndarray], rows: np.ndarray,
+                   rng: np.random.Generator) -> None:
+    """Out of core, in two passes over the events: the totals, then the draws landing in each tile.
+
+    Each tile's running sums continue the previous tile's (accumulated in event order), so they are the digits of
+    :func:`_draw_in_memory`'s sums, and the uniform numbers are drawn point after point as there.
+    """
+    active = np.concatenate(blocks)
+    tile_cum = np.empty((plan.tile_rows + 1, max(b.size for b in blocks)), order="F")
+
+    def running_sums(start: int, tile: Any, pts: np.ndarray, count: bool) -> np.ndarray:
+        cum = tile_cum[:len(tile) + 1, :pts.size]
+        cum[0] = plan.total[pts]
+        plan.clipped(tile, pts, cum[1:], count)
+        np.cumsum(cum, axis=0, out=cum)
+        plan.total[pts] = cum[-1]
+        return cum
+
+    for start, tile in plan.tiles(events):
+        for pts in blocks:
+            running_sums(start, tile, pts, count=True)
+    for pts in blocks:
+        plan.check_totals(pts)
+    draws = {j: rng.random(plan.counts[j]) * plan.total[j] for j in active}
+    order = {j: np.argsort(u, kind="stable") for j, u in draws.items()}
+    ordered = {j: draws[j][order[j]] for j in active}
+    last_positive = np.zeros(plan.counts.size, dtype=np.int64)
+    final = plan.total.copy()
+    plan.total[:] = 0.0
+    for start, tile in plan.tiles(events):
+        for pts in blocks:
+            cum = running_sums(start, tile, pts, count=False)
+            for c, j in enumerate(pts):
+                col = cum[:, c]
+                if col[-1] <= col[0]:
+                    continue
+                a, b = np.searchsorted(ordered[j], col[[0, -1]], side="left")
+                if b > a:
+                    hits = np.searchsorted(col[1:], ordered[j][a:b], side="right")
+                    rows[plan.offsets[j] + order[j][a:b]] = start + hits
+                last_positive[j] = start + np.searchsorted(col[1:], col[-1], side="left")
+    for j in active:  # a draw rounded up to the total (r * total == total): the last positive event, as in memory
+        beyond = ordered[j] >= final[j]
+        rows[plan.offsets[j] + order[j][beyond]] = last_positive[j]
 
 
 def event_weights(events: Any, rows: np.ndarray, theta: Any, theta_index: np.ndarray | None = None,

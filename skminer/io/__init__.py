@@ -7,7 +7,8 @@ reader checks the declared shapes of a file against each other and against the d
 before it allocates anything (:mod:`skminer.io._h5`), so a small hostile file cannot make it allocate gigabytes.
 """
 
-from .events_h5 import FORMAT_VERSION, read_events, write_events
+from .events_h5 import FORMAT_VERSION, EventFileWriter, open_events, read_event_rows, read_events, write_events
 from .madminer import read_madminer, write_madminer
 
-__all__ = ["FORMAT_VERSION", "read_events", "read_madminer", "write_events", "write_madminer"]
+__all__ = ["FORMAT_VERSION", "EventFileWriter", "open_events", "read_event_rows", "read_events",
+           "read_madminer", "write_events", "write_madminer"]

@@ -25,8 +25,8 @@ import numpy as np
 
 from .._atomic import atomic_write
 
-__all__ = ["CHUNK_BYTES", "MAX_COMPRESSION_RATIO", "atomic_h5_write", "open_h5", "read_dataset", "reading_errors",
-           "strings", "write_array"]
+__all__ = ["CHUNK_BYTES", "MAX_COMPRESSION_RATIO", "append_rows", "atomic_h5_write", "create_growing", "open_h5",
+           "read_dataset", "reading_errors", "strings", "write_array"]
 
 #: Target size of one HDF5 chunk written by skminer (bytes).
 CHUNK_BYTES = 1 << 20
@@ -158,20 +158,40 @@ def strings(values: Any) -> list[str]:
     return [v.decode("ascii", "replace") if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1)]
 
 
+def _chunked(tail: tuple[int, ...], itemsize: int, n_rows: int | None, compression: str | None) -> dict[str, Any]:
+    """Dataset keywords: chunks of about :data:`CHUNK_BYTES` whole rows (at most ``n_rows``) and the filter."""
+    row_bytes = itemsize * int(np.prod(tail, dtype=np.int64))
+    rows = max(1, CHUNK_BYTES // max(row_bytes, 1))
+    kwargs: dict[str, Any] = {"chunks": (int(rows if n_rows is None else max(1, min(n_rows, rows))), *tail)}
+    if compression == "gzip":
+        kwargs.update(compression="gzip", compression_opts=1, shuffle=True)
+    elif compression == "lzf":
+        kwargs.update(compression="lzf", shuffle=True)
+    return kwargs
+
+
 def write_array(f: h5py.File, name: str, data: np.ndarray, compression: str | None) -> None:
     """Write ``data`` as a chunked dataset (chunks of about :data:`CHUNK_BYTES`), optionally compressed."""
     data = np.ascontiguousarray(data)
     if data.size == 0:
         f.create_dataset(name, data=data)
         return
-    row_bytes = data.itemsize * int(np.prod(data.shape[1:], dtype=np.int64))
-    rows = int(max(1, min(data.shape[0], CHUNK_BYTES // max(row_bytes, 1))))
-    kwargs: dict[str, Any] = {"chunks": (rows, *data.shape[1:])}
-    if compression == "gzip":
-        kwargs.update(compression="gzip", compression_opts=1, shuffle=True)
-    elif compression == "lzf":
-        kwargs.update(compression="lzf", shuffle=True)
-    f.create_dataset(name, data=data, **kwargs)
+    f.create_dataset(name, data=data, **_chunked(data.shape[1:], data.itemsize, data.shape[0], compression))
+
+
+def create_growing(f: h5py.File, name: str, tail: tuple[int, ...], dtype: Any, compression: str | None
+                   ) -> h5py.Dataset:
+    """An empty dataset of shape ``(0, *tail)`` that :func:`append_rows` grows, chunked as :func:`write_array`."""
+    dtype = np.dtype(dtype)
+    return f.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype,
+                            **_chunked(tail, dtype.itemsize, None, compression))
+
+
+def append_rows(ds: h5py.Dataset, data: np.ndarray) -> None:
+    """Append ``data`` (shape ``(n, *ds.shape[1:])``) to a dataset made by :func:`create_growing`."""
+    start = ds.shape[0]
+    ds.resize(start + data.shape[0], axis=0)
+    ds[start:] = data
 
 
 def atomic_h5_write(path: str | os.PathLike, write: Callable[[h5py.File], None]) -> Path:

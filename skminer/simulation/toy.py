@@ -54,13 +54,14 @@ point is broadcast against a batch.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._random import check_random_state
-from ..events import EventSet
+from ..events import ChunkedEventSet, EventFileWriter, EventSet
 from ..morphing import Morpher
 from ..parameters import ParameterSpace
 
@@ -82,6 +83,12 @@ DEFAULT_BASIS: dict[str, tuple[float, float]] = {
 _DEFAULT_CENTERS_2D = np.array([[0.0, 0.0], [1.0, 0.3], [-0.4, 1.0]])
 _PAIRS = [(k, l) for k in range(3) for l in range(k, 3)]  # (0,0) (0,1) (0,2) (1,1) (1,2) (2,2)
 _N_PARAMS = 2
+
+
+def _positive(n: Any, name: str = "n_events") -> int:
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return int(n)
 
 
 def _v(theta: np.ndarray) -> np.ndarray:
@@ -649,20 +656,66 @@ class ToySimulator:
             ``x`` are the smeared observables; ``weights[:, b].sum()`` is an unbiased estimate of
             :meth:`cross_section` at benchmark ``b``; weights at any ``theta`` follow exactly by morphing.
         """
-        if int(n_events) != n_events or n_events < 1:
-            raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
-        n_events = int(n_events)
+        n_events = _positive(n_events)
         rng = check_random_state(random_state)
         names, values = self._resolve_benchmarks(benchmarks)
+        template = self._empty_set(names, values)
+        x, weights, z = self._draw(n_events, n_events, values, rng)
+        events = template._replace(x=x, weights=weights, sampling_benchmark=None)
+        logger.info("ToySimulator: simulated %d weighted events at %d benchmarks", n_events, len(names))
+        return (events, z) if return_latent else events
+
+    def simulate_to_file(self, path: str | os.PathLike, n_events: int,
+                         benchmarks: Sequence[str] | Mapping[str, Any] | None = None, random_state: Any = None,
+                         chunk_events: int = 1_000_000, compression: str | None = "gzip") -> ChunkedEventSet:
+        """:meth:`simulate` out of core: events drawn and written chunk by chunk, then opened as a
+        :class:`~skminer.events.ChunkedEventSet`.
+
+        The memory held is one chunk's, whatever ``n_events``. The file holds the events of :meth:`simulate` with a
+        Generator that draws the chunks one after the other (so with ``chunk_events >= n_events`` it is exactly
+        ``simulate(n_events, benchmarks, random_state)``); the weights are normalised to the total ``n_events``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Target HDF5 file, written atomically (nothing is left at ``path`` on failure).
+        n_events : int
+        benchmarks, random_state
+            As :meth:`simulate`.
+        chunk_events : int
+            Events drawn and written at a time.
+        compression : {"gzip", "lzf", None}
+
+        Returns
+        -------
+        ChunkedEventSet
+        """
+        n_events = _positive(n_events)
+        chunk = _positive(chunk_events, "chunk_events")
+        rng = check_random_state(random_state)
+        names, values = self._resolve_benchmarks(benchmarks)
+        template = self._empty_set(names, values)
+        with EventFileWriter(path, compression) as writer:
+            for start in range(0, n_events, chunk):
+                x, weights, _ = self._draw(min(chunk, n_events - start), n_events, values, rng)
+                writer.append(template._replace(x=x, weights=weights, sampling_benchmark=None))
+        logger.info("ToySimulator: simulated %d weighted events at %d benchmarks into %s", n_events, len(names), path)
+        return EventSet.open(path)
+
+    def _draw(self, n: int, n_total: int, values: np.ndarray, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` events of a sample of ``n_total``: observations, weights (pb per event) and latent points."""
         means, var = self._proposal()
-        comp = rng.integers(0, means.shape[0], size=n_events)
-        z = means[comp] + np.sqrt(var) * rng.standard_normal((n_events, self._d))
+        comp = rng.integers(0, means.shape[0], size=n)
+        z = means[comp] + np.sqrt(var) * rng.standard_normal((n, self._d))
         q = np.exp(self._log_proposal(z))
-        weights = self.differential_cross_section(z, values) / q[:, None] / n_events
+        weights = self.differential_cross_section(z, values) / q[:, None] / n_total
         if weights.ndim == 1:
             weights = weights[:, None]
-        x = self._smear(z, rng)
+        return self._smear(z, rng), weights, z
 
+    def _empty_set(self, names: list[str], values: np.ndarray) -> EventSet:
+        """An EventSet without events that carries the space, benchmarks and morphing of simulated events."""
         space = ParameterSpace()
         for name in self.parameter_names:
             space.add_parameter(name, max_power=2, range=tuple(self.parameter_range))
@@ -676,10 +729,9 @@ class ToySimulator:
         except ValueError as err:
             raise ValueError(f"benchmarks {names} do not determine the 6 morphing components "
                              f"(1, theta1, theta2, theta1^2, theta1*theta2, theta2^2): {err}") from None
-        events = EventSet(x, weights, observable_names=self.observable_names, benchmark_names=names, space=space,
-                          morpher=morpher, morphing_basis=basis_names)
-        logger.info("ToySimulator: simulated %d weighted events at %d benchmarks", n_events, len(names))
-        return (events, z) if return_latent else events
+        return EventSet(np.zeros((0, self.n_observables)), np.zeros((0, len(names))),
+                        observable_names=self.observable_names, benchmark_names=names, space=space, morpher=morpher,
+                        morphing_basis=basis_names)
 
     def sample(self, n_events: int, theta: Any, random_state: Any = None,
                return_latent: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

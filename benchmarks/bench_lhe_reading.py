@@ -15,13 +15,15 @@ file's size. Every measurement runs in a fresh interpreter (peak RSS from ``reso
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench_scale import event_blocks
+from bench_scale import replicate as replicate_events
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LHE = REPO.parent / "shared" / "data" / "mg5_vbfh_ewdim6" / "unweighted_events.lhe.gz"
@@ -58,19 +60,7 @@ KINDS = ("pylhe pass", "skminer parse", "LHEReader.read")
 
 def replicate(source: Path, copies: int, target: Path) -> int:
     """Write ``source``'s header once and its events ``copies`` times to ``target``; return the event count."""
-    opener = gzip.open if source.read_bytes()[:2] == b"\x1f\x8b" else open
-    with opener(source, "rt") as fh:
-        text = fh.read()
-    head_end = text.index("<event>")
-    tail_start = text.rindex("</event>") + len("</event>")
-    events = text[head_end:tail_start]
-    with open(target, "w") as out:
-        out.write(text[:head_end])
-        for _ in range(copies):
-            out.write(events)
-            out.write("\n")
-        out.write(text[tail_start:])
-    return events.count("<event>") * copies
+    return replicate_events(source, copies * len(event_blocks(source)[1]), target)
 
 
 def measure(kind: str, path: Path) -> dict[str, float]:

@@ -171,24 +171,43 @@ def test_hepmc2_weights_by_name(shared_data):
         HepMCReader(space, weight_ids={"sm": "nope"}).add_sample(path, "sm").add_observable("n", "njets").read()
 
 
-def _with_variation_weights(src, dst) -> np.ndarray:
-    """Copy of the ttH HepMC3 file with two extra named weights, a scale-like up/down pair varying per event
-    (no shared HepMC file carries real scale variations: the HepMC2 file's MUR/MUF weights equal the central
-    one). Returns the factors (up, down) relative to the nominal weight, shape (n_events, 2)."""
+def _rewrite_weights(src, dst, edit, extra_names=()) -> None:
+    """Copy a HepMC3 file with the weights of event ``k`` (0-based) replaced by ``edit(k, weights)``, the names
+    ``extra_names`` appended to the run's weight names."""
     pyhepmc = pytest.importorskip("pyhepmc")
     with pyhepmc.open(src) as f:
         events = list(f)
     run_info = pyhepmc.GenRunInfo()
     run_info.tools = events[0].run_info.tools
-    run_info.weight_names = [*events[0].run_info.weight_names, "mur_up", "mur_down"]
-    factors = np.array([[1.1 + 0.01 * k, 0.9 - 0.02 * k] for k in range(len(events))])
+    run_info.weight_names = [*events[0].run_info.weight_names, *extra_names]
     with pyhepmc.open(dst, "w") as out:
-        for event, (up, down) in zip(events, factors, strict=True):
-            weights = list(event.weights)
+        for k, event in enumerate(events):
+            weights = edit(k, list(event.weights))
             event.run_info = run_info
-            event.weights = [*weights, weights[0] * up, weights[0] * down]
+            event.weights = weights
             out.write(event)
+
+
+def _with_variation_weights(src, dst) -> np.ndarray:
+    """Copy of the ttH HepMC3 file with two extra named weights, a scale-like up/down pair varying per event
+    (no shared HepMC file carries real scale variations: the HepMC2 file's MUR/MUF weights equal the central
+    one). Returns the factors (up, down) relative to the nominal weight, shape (n_events, 2)."""
+    factors = np.array([[1.1 + 0.01 * k, 0.9 - 0.02 * k] for k in range(20)])
+    _rewrite_weights(src, dst, lambda k, w: [*w, w[0] * factors[k, 0], w[0] * factors[k, 1]],
+                     extra_names=("mur_up", "mur_down"))
     return factors
+
+
+def test_hepmc_weights_get_the_lhe_integrity_checks(tth, tmp_path):
+    """The checks of LHE weights (implausible values, all-zero benchmarks) guard HepMC (and Delphes) weights."""
+    huge = tmp_path / "huge.hepmc"
+    _rewrite_weights(tth, huge, lambda k, w: [x * (1e30 if k == 2 and i == 3 else 1.0) for i, x in enumerate(w)])
+    with pytest.raises(ValueError, match=r"huge\.hepmc: event 3 has weight 'ymt_200' = .*times the mean absolute"):
+        HepMCReader(tth_space()).add_sample(huge, "ymt_173").add_observable("ht", "ht").read()
+    zero = tmp_path / "zero.hepmc"
+    _rewrite_weights(tth, zero, lambda k, w: [0.0 if i == 1 else x for i, x in enumerate(w)])
+    with pytest.raises(ValueError, match=r"benchmark 'ymt_150' .* are 0 in all 20 events"):
+        HepMCReader(tth_space()).add_sample(zero, "ymt_173").add_observable("ht", "ht").read()
 
 
 def test_hepmc_systematics_reproduce_the_variation_weights(tth, tmp_path):

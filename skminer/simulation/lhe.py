@@ -488,11 +488,7 @@ class _EventFileReader:
         ``nominal`` and ``by_name`` are the weights as stored in the file; ``norm``/``xs`` the resolved
         normalisation; ``names_hint`` says how to supply missing weight names in error messages.
         """
-        for label, arr in [(nominal_label, nominal), *by_name.items()]:
-            bad = np.flatnonzero(~np.isfinite(arr))
-            if bad.size:
-                raise ValueError(f"{path}: event {int(bad[0]) + 1} has a non-finite weight (weight {label!r}; "
-                                 f"{bad.size} events affected)")
+        check_event_weights(path, nominal, by_name, nominal_label=nominal_label)
         columns = self._benchmark_columns(sample, list(by_name), path)
         if self.systematics is not None:
             missing = [i for i in self.systematics.weight_ids if i not in by_name]
@@ -502,6 +498,9 @@ class _EventFileReader:
         n = objects.n_events
         total = float(nominal.sum())
         matrix = np.stack([nominal if c == NOMINAL else by_name[c] for c in columns], axis=1)
+        stats = BenchmarkWeightStats()
+        stats.update(matrix)
+        stats.check(path, self.benchmarks, columns)
         matrix = _normalise(matrix, total, n, norm, xs, path) * sample.k_factor
         nominal_n = _normalise(nominal, total, n, norm, xs, path) * sample.k_factor
         if self.smearer is not None:

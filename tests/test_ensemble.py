@@ -151,6 +151,10 @@ def test_errors():
         Ensemble(Recorder(), n_jobs=0).fit(X)
     with pytest.raises(ValueError, match="estimator"):
         Ensemble(None).fit(X)
+    with pytest.raises(ValueError, match="'bootstrap' parameter of Ensemble"):
+        Ensemble(Recorder(), bootstrap="yes").fit(X)
+    with pytest.raises(TypeError):  # bootstrap, n_jobs and random_state are keyword-only
+        Ensemble(Recorder(), 2, False)
     with pytest.raises(ValueError, match="one entry per event"):
         Ensemble(Recorder()).fit(X, np.zeros(3))
     ens = Ensemble(Recorder(), n_estimators=2, random_state=0).fit(X)

@@ -18,15 +18,16 @@ axis (:class:`~skminer.inference.FisherInformation` uses it for the information 
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Mapping
-from typing import Any
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import get_tags
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -100,7 +101,15 @@ class Ensemble(BaseEstimator):
     >>> t_mean, t_std = ens.predict(x_test, return_std=True)  # doctest: +SKIP
     """
 
-    def __init__(self, estimator: Any, n_estimators: int = 5, bootstrap: bool = True, n_jobs: int | None = None,
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "estimator": [HasMethods(["fit", "get_params"])],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "bootstrap": ["boolean"],
+        "n_jobs": [Interval(Integral, None, -1, closed="right"), Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, estimator: Any, n_estimators: int = 5, *, bootstrap: bool = True, n_jobs: int | None = None,
                  random_state: Any = None) -> None:
         self.estimator = estimator
         self.n_estimators = n_estimators
@@ -109,18 +118,7 @@ class Ensemble(BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
-    def _validate(self) -> None:
-        if self.estimator is None or not hasattr(self.estimator, "fit") or not hasattr(self.estimator, "get_params"):
-            raise ValueError(f"estimator must be an unfitted scikit-learn style estimator, got {self.estimator!r}")
-        n = self.n_estimators
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n_estimators must be a positive int, got {n!r}")
-        if not isinstance(self.bootstrap, (bool, np.bool_)):
-            raise ValueError(f"bootstrap must be a bool, got {self.bootstrap!r}")
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
-                                        or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None or a non-zero int, got {self.n_jobs!r}")
-
+    @_fit_context(prefer_skip_nested_validation=False)  # the members validate their own parameters
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Ensemble:
         """Train ``n_estimators`` clones of the template, each on its own bootstrap resample.
 
@@ -138,7 +136,6 @@ class Ensemble(BaseEstimator):
         -------
         self
         """
-        self._validate()
         X_arr = X if hasattr(X, "iloc") else from_awkward(X)
         # checked here, before the bootstrap, with the template's own tolerance for NaN and sparse input; the
         # members get X as given (a DataFrame stays a DataFrame for a column-selecting template)

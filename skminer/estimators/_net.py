@@ -2,6 +2,8 @@
 
 * :func:`build_mlp` / :data:`ACTIVATIONS`: fully connected networks (reused by flows and SALLINO).
 * :class:`Standardizer`: affine input scaling stored as module buffers (so it travels with the state dict).
+* :class:`FoldedStandardisation`: networks that train on standardised arrays (standardised once, not per batch)
+  and fold the standardisation into their first and last linear layers afterwards.
 * :class:`ScoreNet` (x -> score) and :class:`RatioNet` (x, theta -> log r, and d log r / d theta by autograd).
 * :class:`TensorDictDataset`, :class:`TensorBatchIterator`, :class:`RandomValidSplit`: a tensor-slicing
   replacement for skorch's ``Dataset``/``DataLoader`` pair (tensors live on the training device; each epoch
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator
 from torch import Tensor, nn
 
 from ._torch_utils import torch_generator
@@ -33,6 +36,7 @@ __all__ = [
     "build_mlp",
     "init_module_",
     "Standardizer",
+    "FoldedStandardisation",
     "ScoreNet",
     "RatioNet",
     "TensorDictDataset",
@@ -129,7 +133,7 @@ class Standardizer(nn.Module):
     ----------
     n_features : int
     mean, scale : array-like of shape (n_features,), optional
-        Defaults 0 and 1; see :meth:`from_data`.
+        Defaults 0 and 1; see :meth:`stats`.
     """
 
     def __init__(self, n_features: int, mean: Any = None, scale: Any = None) -> None:
@@ -154,8 +158,72 @@ class Standardizer(nn.Module):
         return (u - self.mean) / self.scale
 
 
-class ScoreNet(nn.Module):
-    """``x -> t_hat(x)``: standardised inputs, MLP, outputs mapped back to target units.
+class FoldedStandardisation(nn.Module):
+    """Base of networks that train on standardised arrays and predict with the standardisation folded in.
+
+    Subclasses hold :class:`Standardizer` submodules (their buffers travel with the state dict) and an
+    ``nn.Sequential`` ``mlp`` of linear layers and activations. They declare which inputs enter the first linear
+    layer (:meth:`_input_standardizers`, in column order) and which target the last layer predicts in
+    standardised units (:meth:`_output_standardizers`).
+
+    Training never applies the standardisation per batch: :meth:`standardise_arrays` transforms the training
+    arrays once (float64), the network learns in standardised units, and :meth:`fold_standardisation_` then
+    rewrites the first and last linear layers so that the network maps raw inputs to raw outputs and resets
+    the standardizers to the identity. Folding is idempotent, and a state saved before folding existed (real
+    statistics, unfolded weights) gives the same network after :meth:`fold_standardisation_`.
+    """
+
+    mlp: nn.Sequential
+
+    def _input_standardizers(self) -> list[tuple[str, Standardizer]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _output_standardizers(self) -> dict[str, Standardizer]:
+        """Target name -> standardizer of the network output (empty: the output is not standardised)."""
+        return {}
+
+    def standardise_arrays(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None]
+                           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+        """Training arrays in the units the unfolded network works in (``(u - mean) / scale``, float64)."""
+        def standardise(a: np.ndarray, std: Standardizer) -> np.ndarray:
+            mean = std.mean.detach().cpu().double().numpy()
+            scale = std.scale.detach().cpu().double().numpy()
+            return (np.asarray(a, dtype=np.float64) - mean) / scale
+
+        stds = dict(self._input_standardizers())
+        outs = self._output_standardizers()
+        new_inputs = {k: standardise(v, stds[k]) if k in stds else v for k, v in inputs.items()}
+        new_targets = {k: standardise(v, outs[k]) if k in outs and v is not None else v for k, v in targets.items()}
+        return new_inputs, new_targets
+
+    @torch.no_grad()
+    def fold_standardisation_(self) -> FoldedStandardisation:
+        """Fold the standardizers into the first and last linear layers (in place, float64 arithmetic).
+
+        First layer ``W (u - m) / s + b = (W / s) u + (b - (W / s) m)``; last layer (standardised output
+        ``o``, target ``o s + m``): ``W' = s W``, ``b' = s b + m``. The standardizers become the identity.
+        """
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        first, last = linears[0], linears[-1]
+        stds = [std for _, std in self._input_standardizers()]
+        mean = torch.cat([std.mean.detach().double().cpu() for std in stds])
+        scale = torch.cat([std.scale.detach().double().cpu() for std in stds])
+        w = first.weight.detach().double().cpu() / scale[None, :]
+        b = first.bias.detach().double().cpu() - w @ mean
+        first.weight.copy_(w.to(first.weight.dtype))
+        first.bias.copy_(b.to(first.bias.dtype))
+        for std in self._output_standardizers().values():
+            s_out, m_out = std.scale.detach().double().cpu(), std.mean.detach().double().cpu()
+            last.weight.copy_((s_out[:, None] * last.weight.detach().double().cpu()).to(last.weight.dtype))
+            last.bias.copy_((s_out * last.bias.detach().double().cpu() + m_out).to(last.bias.dtype))
+        for std in stds + list(self._output_standardizers().values()):
+            std.mean.zero_()
+            std.scale.fill_(1.0)
+        return self
+
+
+class ScoreNet(FoldedStandardisation):
+    """``x -> t_hat(x)``: an MLP trained on standardised inputs and targets (see :class:`FoldedStandardisation`).
 
     Parameters
     ----------
@@ -165,7 +233,7 @@ class ScoreNet(nn.Module):
     x_mean, x_scale : array-like, optional
         Input standardisation.
     y_mean, y_scale : array-like, optional
-        Output de-standardisation: ``t_hat = mlp(x_std) * y_scale + y_mean``.
+        Output standardisation: the unfolded network predicts ``(t - y_mean) / y_scale`` (target ``"t_xz"``).
     """
 
     def __init__(self, n_features: int, n_outputs: int, hidden_layer_sizes: Sequence[int] = (100, 100),
@@ -176,16 +244,23 @@ class ScoreNet(nn.Module):
         self.mlp = build_mlp(n_features, n_outputs, hidden_layer_sizes, activation)
         self.y_std = Standardizer(n_outputs, y_mean, y_scale)
 
+    def _input_standardizers(self) -> list[tuple[str, Standardizer]]:
+        return [("x", self.x_std)]
+
+    def _output_standardizers(self) -> dict[str, Standardizer]:
+        return {"t_xz": self.y_std}
+
     def forward(self, x: Tensor) -> Tensor:
-        out = self.mlp(self.x_std(x))
-        return out * self.y_std.scale + self.y_std.mean
+        return self.mlp(x)
 
 
-class RatioNet(nn.Module):
-    """Parameterised ratio network: ``log r_hat(x | theta) = mlp([x_std, theta_std])``.
+class RatioNet(FoldedStandardisation):
+    """Parameterised ratio network: ``log r_hat(x | theta) = mlp([x, theta])``.
 
     ``theta`` holds the parameters the ratio depends on: ``theta0`` (``n_parameters`` columns) for singly
-    parameterised estimators, ``[theta0, theta1]`` for doubly parameterised ones.
+    parameterised estimators, ``[theta0, theta1]`` for doubly parameterised ones. The network trains on
+    standardised ``x`` and ``theta`` and predicts from raw ones after folding (:class:`FoldedStandardisation`);
+    the score is always ``d log r / d theta`` in the units of the raw ``theta``.
 
     Parameters
     ----------
@@ -194,7 +269,7 @@ class RatioNet(nn.Module):
     hidden_layer_sizes, activation
         See :func:`build_mlp`.
     x_mean, x_scale, theta_mean, theta_scale : array-like, optional
-        Input standardisation (gradients with respect to ``theta`` are taken through it).
+        Input standardisation.
     return_score : bool
         If true and gradients are enabled, ``forward`` also returns ``t = d log r_hat / d theta``
         (with ``create_graph`` in training mode so the loss can be back-propagated through it).
@@ -209,16 +284,19 @@ class RatioNet(nn.Module):
         self.mlp = build_mlp(n_features + n_theta, 1, hidden_layer_sizes, activation)
         self.return_score = bool(return_score)
 
+    def _input_standardizers(self) -> list[tuple[str, Standardizer]]:
+        return [("x", self.x_std), ("theta", self.theta_std)]
+
     def log_r(self, x: Tensor, theta: Tensor) -> Tensor:
         """Estimated ``log r``, shape (n,)."""
-        return self.mlp(torch.cat([self.x_std(x), self.theta_std(theta)], dim=1)).squeeze(1)
+        return self.mlp(torch.cat([x, theta], dim=1)).squeeze(1)
 
     def log_r_and_score(self, x: Tensor, theta: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         """``log r`` (n,) and ``d log r / d theta`` (n, n_theta); needs gradients enabled."""
         theta = theta.detach().requires_grad_(True)
         log_r = self.log_r(x, theta)
         (t,) = torch.autograd.grad(log_r.sum(), theta, create_graph=create_graph)
-        return log_r, t
+        return log_r, t / self.theta_std.scale  # raw-theta units (the scale is 1 once folded)
 
     def forward(self, x: Tensor, theta: Tensor) -> dict[str, Tensor]:
         if self.return_score and torch.is_grad_enabled():
@@ -359,8 +437,35 @@ class SkminerNet(NeuralNet):
         # targets are dicts of tensors already on the device: no conversion needed
         return self.criterion_(y_pred, y_true)
 
+    def infer(self, x: Any, **fit_params: Any) -> Any:
+        # batches are dicts of tensors already on the device (TensorBatchIterator): skip skorch's to_tensor
+        if isinstance(x, Mapping) and not fit_params:
+            return self.module_(**x)
+        return super().infer(x, **fit_params)
+
+    def run_single_epoch(self, iterator: Any, training: bool, prefix: str, step_fn: Any, **fit_params: Any) -> None:
+        # train/eval mode once per pass instead of once per batch (nn.Module.train walks every submodule)
+        if iterator is not None:
+            self._set_training(training)
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """One optimisation step without skorch's closure (the optimizers here take one gradient per step).
+
+        The module is already in training mode (:meth:`run_single_epoch`). Callbacks are notified with
+        ``on_grad_computed`` as in skorch.
+        """
+        self._zero_grad_optimizer()
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                    batch=batch, training=True)
+        self._step_optimizer(None)
+        return {"loss": loss, "y_pred": y_pred}
+
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        self._set_training(False)
         Xi, yi = unpack_data(batch)
         with torch.set_grad_enabled(bool(self.grad_in_validation)):
             y_pred = self.infer(Xi, **fit_params)

@@ -37,6 +37,7 @@ from torch import nn
 from ..threads import limit_threads
 from ._net import (
     ACTIVATIONS,
+    FoldedStandardisation,
     LogSink,
     RandomValidSplit,
     SkminerNet,
@@ -281,10 +282,12 @@ class NeuralEstimatorBase(BaseEstimator):
         seed = seed_from_random_state(self.random_state)
         s_init, s_split, s_shuffle = (int(s) for s in np.random.SeedSequence(seed).generate_state(3) % (2**31 - 1))
         device = resolve_device(self.device)
+        module = self._new_module(torch_generator(s_init), **(stats or {}))
+        if isinstance(module, FoldedStandardisation):  # standardise once here, not in every batch
+            inputs, targets = module.standardise_arrays(inputs, targets)
         X_t = {k: as_float_tensor(v, device) for k, v in inputs.items()}
         y_t = {k: as_float_tensor(v, device) for k, v in targets.items() if v is not None}
         dataset = TensorDictDataset(X_t, y_t)
-        module = self._new_module(torch_generator(s_init), **(stats or {}))
         net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
         with limit_threads(self.n_threads):  # never oversubscribe; the caller's setting is restored
             net.fit(dataset, None)
@@ -303,6 +306,8 @@ class NeuralEstimatorBase(BaseEstimator):
         if not np.all(np.isfinite(self.loss_curve_)):
             warnings.warn(f"{type(self).__name__}: the training loss became non-finite; consider a smaller lr "
                           "or a smaller log_r_clip", RuntimeWarning, stacklevel=3)
+        if isinstance(net.module_, FoldedStandardisation):
+            net.module_.fold_standardisation_()  # predict from raw inputs
         bad = [name for name, p in net.module_.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:  # a model with non-finite weights predicts NaN: never hand it back
             raise ValueError(f"{type(self).__name__}: training diverged: the kept weights are not finite "
@@ -404,6 +409,8 @@ class NeuralEstimatorBase(BaseEstimator):
             module.load_state_dict({k: torch.as_tensor(v) for k, v in state["module_state"].items()})
         except RuntimeError as err:
             raise ValueError(f"the saved weights do not fit {cls_name} with these hyperparameters: {err}") from err
+        if isinstance(module, FoldedStandardisation):  # states saved before folding (0.x) hold real statistics
+            module.fold_standardisation_()
         net = self._make_net(module, self._build_criterion(), n_rows=0)
         net.initialize()
         net.module_.eval()

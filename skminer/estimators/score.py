@@ -82,10 +82,9 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         return ScoreNet(self.n_features_in_, self.n_outputs_, self.hidden_layer_sizes, self.activation, **stats)
 
     def _build_criterion(self) -> nn.Module:
-        scale = getattr(self, "_y_scale", None)
-        if scale is None and hasattr(self, "net_"):
-            scale = self.net_.module_.y_std.scale.cpu().numpy()
-        return ScoreCriterion(scale)
+        # the network trains on targets standardised with their spread (ScoreNet), so the loss in units of
+        # that spread is the plain mean squared error
+        return ScoreCriterion(None)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, *, theta: Any = None) -> SALLY:
@@ -113,14 +112,8 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         check_training_data(type(self).__name__, X, t_xz=y2)
         x_mean, x_scale = Standardizer.stats(X)
         y_mean, y_scale = Standardizer.stats(y2)
-        y_scale = np.where(np.isfinite(y_scale) & (y_scale > 0) & (y_scale > 1e-12 * np.abs(y_mean)), y_scale, 1.0)
-        self._y_scale = y_scale
-        try:
-            self._train({"x": X}, {"t_xz": y2},
-                        {"x_mean": x_mean, "x_scale": x_scale, "y_mean": y_mean, "y_scale": y_scale})
-        finally:
-            del self._y_scale
-        return self
+        return self._train({"x": X}, {"t_xz": y2},
+                           {"x_mean": x_mean, "x_scale": x_scale, "y_mean": y_mean, "y_scale": y_scale})
 
     def predict(self, X: Any) -> np.ndarray:
         """Estimated score ``t_hat(x)`` at the reference point.

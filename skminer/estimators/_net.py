@@ -291,6 +291,21 @@ class RatioNet(FoldedStandardisation):
         """Estimated ``log r``, shape (n,)."""
         return self.mlp(torch.cat([x, theta], dim=1)).squeeze(1)
 
+    def log_r_grid(self, x: Tensor, rows: Tensor) -> Tensor:
+        """``log r`` of every event at every parameter row, shape ``(n_rows, n_events)``.
+
+        Equal to :meth:`log_r` on the tiled pairs up to float rounding, but the first linear layer is split:
+        its ``x`` part is computed once per event and its ``theta`` part (with the bias) once per row, so no
+        tiled inputs are built and the first matrix product runs on ``n_events + n_rows`` rows, not on
+        ``n_events * n_rows``.
+        """
+        first = self.mlp[0]
+        n_x = x.shape[1]
+        hx = nn.functional.linear(x, first.weight[:, :n_x])
+        ht = nn.functional.linear(rows, first.weight[:, n_x:], first.bias)
+        h = (ht[:, None, :] + hx[None, :, :]).reshape(-1, hx.shape[1])
+        return self.mlp[1:](h).reshape(rows.shape[0], x.shape[0])
+
     def log_r_and_score(self, x: Tensor, theta: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         """``log r`` (n,) and ``d log r / d theta`` (n, n_theta); needs gradients enabled."""
         theta = theta.detach().requires_grad_(True)
@@ -444,10 +459,25 @@ class SkminerNet(NeuralNet):
         return super().infer(x, **fit_params)
 
     def run_single_epoch(self, iterator: Any, training: bool, prefix: str, step_fn: Any, **fit_params: Any) -> None:
-        # train/eval mode once per pass instead of once per batch (nn.Module.train walks every submodule)
-        if iterator is not None:
-            self._set_training(training)
-        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        """skorch's pass over the batches, with the per-batch costs that matter at small batches removed.
+
+        The train/eval mode is set once per pass (``nn.Module.train`` walks every submodule), and the batch
+        size recorded in the history is the length of the first input tensor (skorch's ``get_len`` inspects
+        every tensor of the batch). Callbacks and history entries are the same as in skorch.
+        """
+        if iterator is None:
+            return
+        self._set_training(training)
+        history = self.history
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            history.record_batch(prefix + "_loss", step["loss"].item())
+            history.record_batch(prefix + "_batch_size", int(next(iter(batch[0].values())).shape[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        history.record(prefix + "_batch_count", batch_count)
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """One optimisation step without skorch's closure (the optimizers here take one gradient per step).

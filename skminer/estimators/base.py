@@ -60,12 +60,23 @@ from ._training import (
 
 logger = logging.getLogger("skminer.estimators")
 
-__all__ = ["NeuralEstimatorBase", "ClassifierOutputMixin", "STATE_FORMAT_VERSION", "EVAL_BATCH_SIZE"]
+__all__ = ["NeuralEstimatorBase", "ClassifierOutputMixin", "STATE_FORMAT_VERSION", "EVAL_BATCH_SIZE",
+           "EVAL_BATCH_SIZES", "eval_batch_size"]
 
 #: Version tag of the dict returned by ``_get_fitted_state``.
 STATE_FORMAT_VERSION = 1
-#: Rows per forward pass at prediction time.
+#: Rows per forward pass at prediction time on accelerators (large blocks keep them busy).
 EVAL_BATCH_SIZE = 65536
+#: Rows per forward pass by device type where it differs from :data:`EVAL_BATCH_SIZE`. On CPUs the
+#: activations of a few thousand rows stay in cache: 65536-row blocks evaluated 1.2-1.6x slower than
+#: 2048-8192-row ones (``benchmarks/bench_evaluation.py --chunks``).
+EVAL_BATCH_SIZES: dict[str, int] = {"cpu": 4096}
+
+
+def eval_batch_size(device: str | torch.device) -> int:
+    """Rows per forward pass at prediction time on ``device`` (:data:`EVAL_BATCH_SIZES`, else
+    :data:`EVAL_BATCH_SIZE`)."""
+    return EVAL_BATCH_SIZES.get(torch.device(device).type, EVAL_BATCH_SIZE)
 #: Minimum validation batch size (validation needs no small batches).
 _MIN_VALID_BATCH = 4096
 
@@ -324,15 +335,22 @@ class NeuralEstimatorBase(BaseEstimator):
         check_is_fitted(self, "net_")
         return self.net_.module_
 
+    @property
+    def _eval_batch_size(self) -> int:
+        """Rows per forward pass on this estimator's device (:func:`eval_batch_size`)."""
+        return eval_batch_size(self.net_.device)
+
     def _evaluate(self, fn: Callable[..., torch.Tensor], arrays: Sequence[np.ndarray], grad: bool = False,
-                  batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+                  batch_size: int | None = None) -> np.ndarray:
         """Apply ``fn(module, *tensors)`` batch by batch and concatenate the float64 results.
 
         ``arrays`` share their first axis; with ``grad=True`` autograd is enabled (for ``d/d theta``).
+        ``batch_size`` defaults to :attr:`_eval_batch_size`.
         """
         module = self.net_.module_
         module.eval()
         device = self.net_.device
+        batch_size = self._eval_batch_size if batch_size is None else int(batch_size)
         n = arrays[0].shape[0]
         outs = []
         with limit_threads(self.n_threads):

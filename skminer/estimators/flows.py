@@ -40,7 +40,7 @@ from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
 from ._protocol import evaluate_grid, one_point, parameter_points
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
-from .base import EVAL_BATCH_SIZE, NeuralEstimatorBase, _store_params
+from .base import NeuralEstimatorBase, _store_params
 from .losses import score_mse
 
 __all__ = ["NDE", "SCANDAL", "FlowNet", "FlowCriterion", "FLOWS"]
@@ -263,7 +263,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         else:
             def fn(m, x, th):
                 return m.log_prob(x, th)
-        out = evaluate_grid(lambda arrays, g: self._evaluate(fn, arrays, grad=g), X, points, EVAL_BATCH_SIZE,
+        out = evaluate_grid(lambda arrays, g: self._evaluate(fn, arrays, grad=g), X, points, self._eval_batch_size,
                             grad=grad)
         return out, single
 

@@ -26,6 +26,7 @@ from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from scipy.special import expit
 from sklearn.base import _fit_context
 from sklearn.utils import column_or_1d
@@ -36,10 +37,12 @@ from torch import nn
 from .._arrays import from_awkward
 from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
 from ..methods import Method, method_for_class
+from ..threads import limit_threads
 from ._data_checks import check_training_data
 from ._net import RatioNet, Standardizer
 from ._protocol import evaluate_grid, one_point, parameter_points
-from .base import EVAL_BATCH_SIZE, ClassifierOutputMixin, NeuralEstimatorBase, _store_params
+from ._torch_utils import as_float_tensor
+from .base import ClassifierOutputMixin, NeuralEstimatorBase, _store_params
 from .losses import (
     RatioCriterion,
     log_r_xz_from_r_xz,
@@ -216,15 +219,35 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     def _grid(self, X: np.ndarray, rows: np.ndarray, grad: bool = False) -> np.ndarray:
         """Network outputs for every event at every parameter row: ``(n_rows, n_events)`` log r, or with
         ``grad`` the score ``(n_rows, n_events, n_parameters)`` with respect to ``theta0``."""
+        if not grad:
+            return self._log_r_grid(X, rows)
         p = self.n_parameters_
-        if grad:
-            def fn(m, x, th):
-                return m.log_r_and_score(x, th)[1][:, :p]
-        else:
-            def fn(m, x, th):
-                return m.log_r(x, th)
-        return evaluate_grid(lambda arrays, g: self._evaluate(fn, arrays, grad=g), X, rows, EVAL_BATCH_SIZE,
-                             grad=grad)
+
+        def fn(m, x, th):
+            return m.log_r_and_score(x, th)[1][:, :p]
+        return evaluate_grid(lambda arrays, g: self._evaluate(fn, arrays, grad=g), X, rows, self._eval_batch_size,
+                             grad=True)
+
+    def _log_r_grid(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``(n_rows, n_events)`` log r through :meth:`RatioNet.log_r_grid` (no tiled inputs), in blocks of
+        about :attr:`_eval_batch_size` (event, row) pairs."""
+        module = self.net_.module_
+        module.eval()
+        device = self.net_.device
+        n, k = X.shape[0], rows.shape[0]
+        if n == 0:
+            raise ValueError("no events to evaluate")
+        batch = self._eval_batch_size
+        out = np.empty((k, n))
+        rows_t = as_float_tensor(rows, device)
+        with limit_threads(self.n_threads), torch.no_grad():
+            for e0 in range(0, n, batch):
+                x_t = as_float_tensor(X[e0:e0 + batch], device)
+                per_block = max(1, batch // x_t.shape[0])
+                for r0 in range(0, k, per_block):
+                    block = module.log_r_grid(x_t, rows_t[r0:r0 + per_block])
+                    out[r0:r0 + per_block, e0:e0 + x_t.shape[0]] = block.cpu().numpy()
+        return out
 
     def _network_rows(self, points0: np.ndarray, point1: np.ndarray | None) -> np.ndarray:
         if not self._double:

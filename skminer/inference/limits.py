@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from sklearn.utils import check_random_state
 
 from .._arrays import axis_edges
 from .._metadata import GridShapeWarning
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
+from ._adaptive import refine_scan, regular_grid_index
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges, merge_sparse_cells
 from .fisher import _as_point, _check_luminosity
 
@@ -231,6 +233,14 @@ class AsymptoticLimits:
         Automatic binnings (expected and observed limits) also merge cells with fewer simulated events, so that no
         data event falls into an empty bin and no bin rests on a handful of events. Explicit edges are used as
         given (a WARNING counts observed events in bins without simulated events).
+    n_asimov : int or None
+        Expected limits in ``"ratio"`` and ``"likelihood"`` mode evaluate the estimator on at most this many
+        Asimov events: a random subset (without replacement) of the events with non-zero weight at
+        ``theta_true``, reweighted so that the total Asimov weight is unchanged. The cost of those modes is
+        proportional to the number of events times grid points; the subset adds Monte-Carlo noise to ``q`` of
+        relative size about ``1/sqrt(n_asimov)``. None (default): every event, no noise.
+    random_state : None, int, RandomState or Generator
+        Seeds the ``n_asimov`` subset (the same seed gives the same subset).
 
     Attributes
     ----------
@@ -249,7 +259,7 @@ class AsymptoticLimits:
     """
 
     def __init__(self, events: Any, luminosity: float, *, max_batch_size: int = 1_000_000, min_expected: float = 1.0,
-                 min_simulated: int = 10) -> None:
+                 min_simulated: int = 10, n_asimov: int | None = None, random_state: Any = None) -> None:
         for attr in ("x", "weights_at", "cross_section"):
             if not hasattr(events, attr):
                 raise TypeError(f"events must be an EventSet (missing attribute {attr!r}), got {type(events).__name__}")
@@ -263,12 +273,17 @@ class AsymptoticLimits:
             raise ValueError(f"min_expected and min_simulated must be >= 0, got {min_expected!r}, {min_simulated!r}")
         self.min_expected = float(min_expected)
         self.min_simulated = int(min_simulated)
+        if n_asimov is not None and (isinstance(n_asimov, bool) or int(n_asimov) != n_asimov or n_asimov < 1):
+            raise ValueError(f"n_asimov must be a positive integer or None, got {n_asimov!r}")
+        self.n_asimov = None if n_asimov is None else int(n_asimov)
+        self.random_state = random_state
 
     # -- public ---------------------------------------------------------------------------------------
     def expected_limits(self, theta_true: Any, grid: np.ndarray, mode: str = "histogram", *,
                         observables: Sequence[str | int] | str | int | None = None, bins: Any = 20,
                         estimator: Any = None, theta_ref: Any = None, include_rate: bool = True,
-                        binning_theta: Any = None, n_dof: int | None = None) -> LimitResult:
+                        binning_theta: Any = None, n_dof: int | None = None,
+                        refine: Sequence[float] | None = None) -> LimitResult:
         """Expected limits for the Asimov data set at ``theta_true``.
 
         Parameters
@@ -297,6 +312,12 @@ class AsymptoticLimits:
             Point at which automatic histogram edges are placed; default ``theta_true``.
         n_dof : int, optional
             Degrees of freedom for Wilks' theorem; default ``n_params``.
+        refine : sequence of float, optional
+            ``"ratio"`` and ``"likelihood"`` modes on a regular grid (:func:`theta_grid`, any row order):
+            confidence levels (e.g. ``(0.68, 0.95)``) whose regions must come out as in a dense scan. The scan
+            starts on a coarse sub-lattice and evaluates the estimator only in cells near those contours and
+            the best fit; the other points get multilinear interpolations of ``log L``
+            (``info["evaluated"]`` marks the exact points). None (default): every grid point is evaluated.
 
         Returns
         -------
@@ -311,12 +332,13 @@ class AsymptoticLimits:
             _as_point(binning_theta, self.n_parameters, "binning_theta")[None, :])[:, 0]
         return self._limits(grid, mode, x_data=None, data_weights=data_weights, observables=observables, bins=bins,
                             estimator=estimator, theta_ref=theta_ref, include_rate=include_rate,
-                            binning_weights=binning_w, n_dof=n_dof, extra={"theta_true": th_true})
+                            binning_weights=binning_w, n_dof=n_dof, extra={"theta_true": th_true}, refine=refine)
 
     def observed_limits(self, x_observed: np.ndarray, grid: np.ndarray, mode: str = "histogram", *,
                         observables: Sequence[str | int] | str | int | None = None, bins: Any = 20,
                         estimator: Any = None, theta_ref: Any = None, include_rate: bool = True,
-                        binning_theta: Any = None, n_dof: int | None = None) -> LimitResult:
+                        binning_theta: Any = None, n_dof: int | None = None,
+                        refine: Sequence[float] | None = None) -> LimitResult:
         """Limits from observed events.
 
         Parameters
@@ -345,7 +367,8 @@ class AsymptoticLimits:
             _as_point(binning_theta, self.n_parameters, "binning_theta")[None, :])[:, 0]
         return self._limits(grid, mode, x_data=x_obs, data_weights=None, observables=observables, bins=bins,
                             estimator=estimator, theta_ref=theta_ref, include_rate=include_rate,
-                            binning_weights=binning_w, n_dof=n_dof, extra={"n_observed": x_obs.shape[0]})
+                            binning_weights=binning_w, n_dof=n_dof, extra={"n_observed": x_obs.shape[0]},
+                            refine=refine)
 
     # -- internals ------------------------------------------------------------------------------------
     def _weights(self, theta: np.ndarray) -> np.ndarray:
@@ -396,26 +419,35 @@ class AsymptoticLimits:
 
     def _limits(self, grid: Any, mode: str, *, x_data: np.ndarray | None, data_weights: np.ndarray | None,
                 observables: Any, bins: Any, estimator: Any, theta_ref: Any, include_rate: bool,
-                binning_weights: np.ndarray | None, n_dof: int | None, extra: dict[str, Any]) -> LimitResult:
+                binning_weights: np.ndarray | None, n_dof: int | None, extra: dict[str, Any],
+                refine: Sequence[float] | None = None) -> LimitResult:
         mode = _MODE_ALIASES.get(mode, mode)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         grid = _as_grid(grid, self.n_parameters)
+        if refine is not None and mode not in ("ratio", "likelihood"):
+            raise ValueError(f"refine applies to mode='ratio' and 'likelihood' (histogram modes evaluate every grid "
+                             f"point cheaply), got mode={mode!r}")
         if mode in ("ratio", "likelihood"):
-            evaluate = self._kinematic_function(mode, estimator, theta_ref, grid)
-            recorder = None
-            if mode == "ratio" and data_weights is not None:  # Asimov: the closure check reuses the evaluations
-                ref = grid[0] if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
-                evaluate = recorder = _ClosureRecorder(evaluate, grid, ref)
-            kin = self._kinematic_terms(grid, x_data, data_weights, evaluate)
             total = self.luminosity * self._cross_sections(grid)
             n = x_data.shape[0] if data_weights is None else float(data_weights.sum())
             with np.errstate(divide="ignore", invalid="ignore"):
                 rate = np.where(total > 0, n * np.log(np.where(total > 0, total, 1.0)) - total, -np.inf)
             info: dict[str, Any] = {}
+            x, c, used = self._kinematic_events(x_data, data_weights, info)
+            evaluate = self._kinematic_function(mode, estimator, theta_ref, grid)
+            recorder = None
+            if mode == "ratio" and data_weights is not None:  # Asimov: the closure check reuses the evaluations
+                ref = grid[0] if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
+                evaluate = recorder = _ClosureRecorder(evaluate, grid, ref)
+            if refine is None:
+                kin = self._kinematic_terms(grid, x, c, evaluate)
+            else:
+                kin = self._refined_kinematic_terms(grid, x, c, evaluate, refine, rate if include_rate else None,
+                                                    n_dof, info)
             if recorder is not None:
                 info["diagnostics"] = self.diagnostics_ = recorder.diagnostics(
-                    self._weights, data_weights != 0, type(estimator).__name__)
+                    self._weights, used, type(estimator).__name__)
         else:
             if mode == "histogram":
                 cols = self._column_indices(observables)
@@ -515,16 +547,62 @@ class AsymptoticLimits:
         ref = grid[0] if theta_ref is None else _as_point(theta_ref, self.n_parameters, "theta_ref")
         return lambda x, g: estimator.predict_log_ratio(x, g, ref)
 
-    def _kinematic_terms(self, grid: np.ndarray, x_data: np.ndarray | None, data_weights: np.ndarray | None,
-                         evaluate: Any) -> np.ndarray:
-        """``sum_events c_e f(x_e | theta)`` for every grid point (``c``: Asimov weights or 1 per observed event)."""
+    def _kinematic_events(self, x_data: np.ndarray | None, data_weights: np.ndarray | None, info: dict[str, Any]
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Events and their weights ``c`` in the kinematic sum: observed events (weight 1), or the Asimov events
+        with non-zero weight, subsampled to ``n_asimov`` with the total weight preserved; and, for Asimov data,
+        the mask of the event set's rows that are used."""
         if data_weights is None:
-            x = x_data
-            c = np.ones(x.shape[0])
+            return x_data, np.ones(x_data.shape[0]), None
+        nz = np.flatnonzero(data_weights != 0)
+        if self.n_asimov is not None and nz.size > self.n_asimov:
+            rng = check_random_state(self.random_state)
+            keep = np.sort(rng.choice(nz.size, size=self.n_asimov, replace=False))
+            total = data_weights[nz].sum()
+            nz = nz[keep]
+            c = data_weights[nz] * (total / data_weights[nz].sum())
+            logger.info("expected limits: %d of %d Asimov events (n_asimov), reweighted to the same total",
+                        nz.size, int(np.sum(data_weights != 0)))
         else:
-            nz = data_weights != 0
-            x = np.asarray(self.events.x, dtype=np.float64)[nz]
             c = data_weights[nz]
+        info["n_asimov"] = int(nz.size)
+        used = np.zeros(data_weights.shape[0], dtype=bool)
+        used[nz] = True
+        return np.asarray(self.events.x, dtype=np.float64)[nz], c, used
+
+    def _refined_kinematic_terms(self, grid: np.ndarray, x: np.ndarray, c: np.ndarray, evaluate: Any,
+                                 refine: Sequence[float], rate: np.ndarray | None, n_dof: int | None,
+                                 info: dict[str, Any]) -> np.ndarray:
+        """Kinematic terms from :func:`~skminer.inference._adaptive.refine_scan` (exact near the contours)."""
+        index = regular_grid_index(grid)
+        if index is None:
+            raise ValueError("refine needs a regular grid (every combination of the per-parameter values once, as "
+                             "from theta_grid)")
+        shape, rows = index
+        cls = np.asarray(refine, dtype=np.float64).reshape(-1)
+        if cls.size == 0 or np.any((cls <= 0) | (cls >= 1)):
+            raise ValueError(f"refine must be confidence levels in (0, 1), got {refine!r}")
+        levels = stats.chi2.ppf(cls, grid.shape[1] if n_dof is None else int(n_dof))
+        extra = np.zeros(grid.shape[0]) if rate is None else rate
+
+        def log_likelihood(flat: np.ndarray) -> np.ndarray:
+            sel = rows[flat]
+            return self._kinematic_terms(grid[sel], x, c, evaluate) + extra[sel]
+
+        ll, evaluated = refine_scan(log_likelihood, shape, levels)
+        kin = np.empty(grid.shape[0])
+        kin[rows] = ll.reshape(-1)
+        with np.errstate(invalid="ignore"):
+            kin = np.where(np.isneginf(extra), -np.inf, kin - extra)  # excluded points stay excluded
+        mask = np.empty(grid.shape[0], dtype=bool)
+        mask[rows] = evaluated.reshape(-1)
+        info["evaluated"] = mask
+        info["refine"] = cls.tolist()
+        logger.info("refined scan: %d of %d grid points evaluated", int(mask.sum()), grid.shape[0])
+        return kin
+
+    def _kinematic_terms(self, grid: np.ndarray, x: np.ndarray, c: np.ndarray, evaluate: Any) -> np.ndarray:
+        """``sum_events c_e f(x_e | theta)`` for every grid point (``c``: Asimov weights or 1 per observed event)."""
         n = x.shape[0]
         kin = np.empty(grid.shape[0])
         for sl in self._grid_chunks(grid.shape[0], n):

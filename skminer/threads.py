@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import joblib
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["available_cpus", "default_threads", "limit_threads", "parallel_limits"]
 
@@ -133,15 +133,31 @@ def limit_threads(n_threads: int | None = None) -> Iterator[int]:
         raise ValueError(f"n_threads must be None or a positive int, got {n_threads!r}")
     else:
         n = int(n_threads)
-        if n > available_cpus():
+        if n > 1 and n > available_cpus():
             logger.info("n_threads=%d exceeds the %d CPUs available to this process", n, available_cpus())
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        with threadpool_limits(limits=n):
+        with _controller().limit(limits=n):
             yield n
     finally:
         torch.set_num_threads(previous)
+
+
+_CONTROLLER: dict[str, Any] = {"controller": None, "n_modules": -1}
+
+
+def _controller() -> ThreadpoolController:
+    """A cached :class:`threadpoolctl.ThreadpoolController`, rebuilt when modules were imported since the last one.
+
+    Building one scans the process's loaded libraries (``/proc/self/maps``, ~10 ms), which made every
+    ``predict`` call pay for it. BLAS/OpenMP libraries arrive with imported extension modules, so a new
+    controller is built only when ``sys.modules`` has grown.
+    """
+    if _CONTROLLER["controller"] is None or len(sys.modules) != _CONTROLLER["n_modules"]:
+        _CONTROLLER["controller"] = ThreadpoolController()
+        _CONTROLLER["n_modules"] = len(sys.modules)
+    return _CONTROLLER["controller"]
 
 
 def parallel_limits(n_jobs: int) -> Any:

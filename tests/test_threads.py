@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -85,6 +86,18 @@ def test_limit_threads_restores_the_callers_settings(torch_threads):
         with limit_threads(0):
             pass
     assert torch.get_num_threads() == 2
+
+
+def test_limit_threads_reuses_its_library_scan_until_modules_are_imported(monkeypatch, torch_threads):
+    """Scanning the loaded libraries costs ~10 ms: not on every predict call, but again after new imports."""
+    with limit_threads(1):
+        pass
+    first = threads._controller()
+    with limit_threads(1):
+        assert _blas_limits() <= {1}
+    assert threads._controller() is first
+    monkeypatch.setitem(sys.modules, "skminer_test_new_module", types.ModuleType("skminer_test_new_module"))
+    assert threads._controller() is not first
 
 
 def test_fit_and_predict_run_under_the_default_and_leave_global_state(monkeypatch, torch_threads):

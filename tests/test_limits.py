@@ -138,6 +138,10 @@ def test_ratio_limits_check_the_ratio_closure(toy, events, grid, caplog):
         bad = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=Doubled(toy, THETA_REF),
                                      theta_ref=THETA_REF)
     assert bad.info["diagnostics"]["violations"] and "where the true ratio averages to 1" in caplog.text
+    # on a random n_asimov subset of the events the check still runs (with larger errors)
+    sub = AsymptoticLimits(events, LUMI, n_asimov=2000, random_state=0).expected_limits(
+        THETA_TRUE, grid, mode="ratio", estimator=OracleRatio(toy, THETA_REF), theta_ref=THETA_REF)
+    assert len(sub.info["diagnostics"]["points"]) == 5 and sub.info["diagnostics"]["violations"] == []
 
 
 def test_ratio_limits_without_reference_point(toy, events, grid, exact_asimov):

@@ -447,7 +447,7 @@ class AsymptoticLimits:
                                                     n_dof, info)
             if recorder is not None:
                 info["diagnostics"] = self.diagnostics_ = recorder.diagnostics(
-                    self._weights, used, type(estimator).__name__)
+                    self._weights, used, type(estimator).__name__, covered=data_weights != 0)
         else:
             if mode == "histogram":
                 cols = self._column_indices(observables)
@@ -644,18 +644,19 @@ class _ClosureRecorder:
                 self.values[point] = rows[i].copy()
         return out
 
-    def diagnostics(self, weights: Any, events: np.ndarray, label: str) -> dict[str, Any]:
-        """Ratio closure on the evaluated events (``events``: mask of the event set's rows that were evaluated).
+    def diagnostics(self, weights: Any, events: np.ndarray, label: str, covered: np.ndarray) -> dict[str, Any]:
+        """Ratio closure on the evaluated events (``events``: mask of the event set's rows that were evaluated, a
+        random ``n_asimov`` subset of the ``covered`` rows, those with non-zero Asimov weight).
 
-        Skipped (empty dict, DEBUG message) when the evaluated events miss more than 0.1% of the ``theta1`` cross
+        Skipped (empty dict, INFO message) when the covered events miss more than 0.1% of the ``theta1`` cross
         section (Asimov weights vanishing where ``theta1`` has events): the average would be biased.
         """
         from .diagnostics import ratio_diagnostics
 
         w1 = weights(self.theta1[None, :])[:, 0]
-        if not self.values or abs(w1[~events].sum()) > 1e-3 * abs(w1.sum()):
-            logger.debug("ratio closure not checked: %d points recorded, evaluated events carry %.4g of the theta1 "
-                         "cross section", len(self.values), w1[events].sum() / w1.sum() if w1.sum() else 0.0)
+        if not self.values or abs(w1[~covered].sum()) > 1e-3 * abs(w1.sum()):
+            logger.info("ratio closure not checked: %d grid points recorded, the Asimov events carry %.4g of the "
+                        "theta1 cross section", len(self.values), w1[covered].sum() / w1.sum() if w1.sum() else 0.0)
             return {}
         points = np.array([p for p in self.points if p in self.values])
         n = int(events.sum())

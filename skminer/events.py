@@ -328,14 +328,17 @@ class EventSet:
             return self.weights[:, idx[0]:idx[0] + idx.size]  # a view: no copy for the common layout
         return self.weights[:, idx]
 
-    def _basis_sums(self) -> np.ndarray:
-        """Column sums of the morphing basis weights, shape ``(n_basis,)``, summed in fixed blocks of events
+    def _weight_sums(self) -> np.ndarray:
+        """Column sums of the weights, shape ``(n_benchmarks,)``, summed in fixed blocks of events
         (:func:`block_sums`), so that an out-of-core set (:class:`ChunkedEventSet`) gets the same digits."""
-        cached = self.__dict__.get("_basis_sums_cache")
+        cached = self.__dict__.get("_weight_sums_cache")
         if cached is None:
-            cached = total_of_block_sums(block_sums(self._basis_weights()))
-            self.__dict__["_basis_sums_cache"] = cached
+            cached = total_of_block_sums(block_sums(self.weights))
+            self.__dict__["_weight_sums_cache"] = cached
         return cached
+
+    def _basis_sums(self) -> np.ndarray:
+        return self._weight_sums()[self._basis_index]
 
     def _benchmark_columns(self, th: np.ndarray) -> np.ndarray:
         """Columns of the benchmarks equal to the points ``th``; error if one is not a benchmark."""
@@ -399,9 +402,12 @@ class EventSet:
         -------
         ndarray, shape (n_theta,), or float for a single point.
         """
-        if nu is None and self.morpher is not None:  # morphing is linear: morph the column sums
+        if nu is None:  # morphing is linear: morph the column sums
             th, single = self._theta(theta)
-            xs = self.morpher.weights(th) @ self._basis_sums()
+            if self.morpher is None:
+                xs = self._weight_sums()[self._benchmark_columns(th)]
+            else:
+                xs = self.morpher.weights(th) @ self._basis_sums()
             return float(xs[0]) if single else xs
         w = self.weights_at(theta, nu)
         return float(w.sum()) if w.ndim == 1 else w.sum(axis=0)
@@ -559,7 +565,7 @@ class EventSet:
     def _row_range(self, start: int, stop: int) -> EventSet:
         """Events ``start:stop`` as views, without re-validating (the rows of a validated set are valid)."""
         out = object.__new__(type(self))
-        out.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_basis_sums_cache"})
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_weight_sums_cache"})
         for name in ("x", "weights", "sampling_benchmark", "nuisance_a", "nuisance_b"):
             value = self.__dict__[name]
             if value is not None:
@@ -814,19 +820,23 @@ class EventSet:
 
 # -- helpers -------------------------------------------------------------------------------------------
 def block_sums(w: np.ndarray) -> np.ndarray:
-    """Sums over consecutive blocks of :data:`SUM_BLOCK` rows, shape ``(ceil(n / SUM_BLOCK), n_columns)``.
+    """Column sums over consecutive blocks of :data:`SUM_BLOCK` rows, shape ``(ceil(n / SUM_BLOCK), n_columns)``.
 
-    A block's sum depends only on its rows, so the blocks of chunks that start at multiples of ``SUM_BLOCK`` equal
-    the blocks of the whole array: in-memory and out-of-core cross sections agree to the last digit.
+    Each block's column is summed as one contiguous vector, so its sum depends only on its values (not on the other
+    columns or the memory layout): the blocks of chunks that start at multiples of ``SUM_BLOCK`` equal the blocks
+    of the whole array, and in-memory and out-of-core cross sections agree to the last digit.
     """
-    if w.shape[0] == 0:
-        return np.zeros((0, w.shape[1]))
-    return np.add.reduceat(w, np.arange(0, w.shape[0], SUM_BLOCK), axis=0)
+    starts = range(0, w.shape[0], SUM_BLOCK)
+    out = np.empty((len(starts), w.shape[1]))
+    for i, start in enumerate(starts):
+        out[i] = np.ascontiguousarray(w[start:start + SUM_BLOCK].T).sum(axis=1)
+    return out
 
 
 def total_of_block_sums(sums: np.ndarray) -> np.ndarray:
-    """The column totals from :func:`block_sums` of consecutive chunks, concatenated in order."""
-    return np.asarray(sums, dtype=np.float64).sum(axis=0)
+    """The column totals from :func:`block_sums` of consecutive chunks, concatenated in order (each column summed
+    as one contiguous vector)."""
+    return np.ascontiguousarray(np.asarray(sums, dtype=np.float64).T).sum(axis=1)
 
 
 def _chunk_size(chunk_events: Any) -> int:
@@ -982,12 +992,9 @@ class ChunkedEventSet:
         return picked if np.array_equal(uniq, idx) else picked[inverse.reshape(-1)]
 
     # -- cross sections and weights -------------------------------------------------------------------
-    def _basis_sums(self) -> np.ndarray:
+    def _weight_sums(self) -> np.ndarray:
         if self._sums is None:
-            if self.morpher is None:
-                raise ValueError("cross sections at arbitrary theta need morphing: this event file has no morpher")
-            self._sums = total_of_block_sums(np.concatenate(
-                [block_sums(chunk._basis_weights()) for chunk in self.iter_chunks()]))
+            self._sums = total_of_block_sums(np.concatenate([block_sums(c.weights) for c in self.iter_chunks()]))
         return self._sums
 
     def cross_section(self, theta: Any, nu: Any = None) -> np.ndarray | float:
@@ -996,18 +1003,23 @@ class ChunkedEventSet:
         Raises
         ------
         ValueError
-            With ``nu``, or without a morpher.
+            With ``nu``; without a morpher, at a point that is not a benchmark.
         """
         self._no_nu(nu)
         th, single = self._template._theta(theta)
-        xs = self.morpher.weights(th) @ self._basis_sums()
+        if self.morpher is None:
+            xs = self._weight_sums()[self._template._benchmark_columns(th)]
+        else:
+            xs = self.morpher.weights(th) @ self._weight_sums()[self._template._basis_index]
         return float(xs[0]) if single else xs
 
     def cross_section_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
         """As :meth:`EventSet.cross_section_gradient` (``nu`` not supported out of core)."""
         self._no_nu(nu)
+        if self.morpher is None:
+            raise ValueError("weight gradients need morphing: this event file has no morpher")
         th, single = self._template._theta(theta)
-        g = self.morpher.weight_gradients(th) @ self._basis_sums()
+        g = self.morpher.weight_gradients(th) @ self._weight_sums()[self._template._basis_index]
         return g[0] if single else g
 
     def weights_at(self, theta: Any, nu: Any = None) -> np.ndarray:

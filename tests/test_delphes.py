@@ -11,9 +11,11 @@ pytest.importorskip("uproot")
 pytest.importorskip("awkward")
 pytest.importorskip("vector")
 
+from reader_checks import assert_same_cutflows  # noqa: E402
+
 from skminer.parameters import ParameterSpace  # noqa: E402
 from skminer.simulation.cuts import AnyOf  # noqa: E402
-from skminer.simulation.delphes import DelphesReader, read_delphes_objects  # noqa: E402
+from skminer.simulation.delphes import DelphesReader, iter_delphes_objects, read_delphes_objects  # noqa: E402
 
 POINTS = {"sm": (0.0, 0.0), "w": (15.2, 0.1), "neg_w": (-15.4, 0.2), "ww": (0.3, 15.1), "neg_ww": (0.2, -15.3),
           "w_ww": (15.0, 15.0), "val_1": (5.0, -5.0), "val_2": (-10.0, 10.0)}
@@ -124,3 +126,32 @@ def test_corrupt_root_files(files, tmp_path):
     with pytest.raises(ValueError, match="no tree 'Nope'"):
         DelphesReader(space(), tree="Nope").add_sample(root, "sm").add_observable("n", "njets").read()
 
+
+
+def test_chunked_reading_equals_one_chunk(files, tmp_path):
+    """uproot.iterate in small chunks gives exactly the events of one chunk (and of the out-of-core file)."""
+    root, lhe = files
+
+    def reader(chunk_events):
+        r = DelphesReader(space(), chunk_events=chunk_events).add_sample(root, "sm", lhe_path=lhe)
+        r.add_sample(root, "w", lhe_path=lhe, k_factor=1.1)
+        r.add_observable("pt_j1", "j[0].pt", default=0.0).add_observable("m_aa", "(a[0] + a[1]).m")
+        return r.add_observable("met", "met.pt").add_observable("ht", "ht").add_cut("nphotons >= 2")
+
+    one_reader = reader(10_000)
+    one = one_reader.read()
+    small_reader = reader(333)
+    small = small_reader.read()
+    streamed = reader(333).read_to_file(tmp_path / "d.h5").load()
+    for events in (small, streamed):
+        for name in ("x", "weights", "sampling_benchmark"):
+            np.testing.assert_array_equal(getattr(events, name), getattr(one, name), err_msg=name)
+        assert events.metadata["samples"] == one.metadata["samples"]
+        assert_same_cutflows(events.metadata["cutflows"], one.metadata["cutflows"])
+    objects, weights = read_delphes_objects(root)
+    chunks = list(iter_delphes_objects(root, chunk_events=700))
+    assert [c.n_events for c, _ in chunks] == [700, 700, 600]
+    np.testing.assert_array_equal(np.concatenate([w["all"] for _, w in chunks]), weights["all"])
+    np.testing.assert_array_equal(np.concatenate([c.scalars["njets"] for c, _ in chunks]), objects.scalars["njets"])
+    with pytest.raises(ValueError, match="chunk_events"):
+        DelphesReader(space(), chunk_events=0)

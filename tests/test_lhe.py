@@ -12,7 +12,7 @@ pytest.importorskip("pylhe")
 pytest.importorskip("awkward")
 pytest.importorskip("vector")
 
-from skminer.events import EventSet  # noqa: E402
+from skminer.events import ChunkedEventSet, EventSet  # noqa: E402
 from skminer.parameters import ParameterSpace  # noqa: E402
 from skminer.simulation.lhe import LHEReader, parse_reweight_points, read_lhe_info  # noqa: E402
 from skminer.simulation.smearing import ParticleSmearing  # noqa: E402
@@ -232,3 +232,26 @@ def test_streamed_reading_matches_one_chunk_and_records_timings(vbfh):
     np.testing.assert_allclose(one.weights, chunked.weights, rtol=1e-12)
     assert one_reader.cutflows[str(vbfh)].n_passed == chunked_reader.cutflows[str(vbfh)].n_passed == one.n_events
     assert math.isfinite(one_reader.timings[str(vbfh)]) and one_reader.timings[str(vbfh)] > 0
+
+
+def test_read_to_file_streams_the_events_of_read(vbfh, tmp_path):
+    """Out of core (one chunk of events in memory at a time) the file holds exactly the events of read(): samples
+    averaged within a process and summed across, each normalised once it was read to the end."""
+    def reader():
+        r = LHEReader(vbfh_space(), chunk_events=777)
+        r.add_sample(vbfh, "sm").add_sample(vbfh, "sm", k_factor=1.3)
+        r.add_sample(vbfh, process="background", is_background=True, normalization=2.5e-4)
+        return r.add_observable("m", "(a[0] + a[1]).m").add_observable("pt", "j[0].pt").add_cut("j[0].pt > 30")
+
+    memory = reader().read()
+    chunked = reader().read_to_file(tmp_path / "events.h5")
+    assert isinstance(chunked, ChunkedEventSet) and sorted(p.name for p in tmp_path.iterdir()) == ["events.h5"]
+    loaded = chunked.load()
+    for name in ("x", "weights", "sampling_benchmark"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(memory, name), err_msg=name)
+    assert loaded.metadata == memory.metadata and loaded.space == memory.space
+    assert chunked.cross_section("sm") == memory.cross_section("sm")
+    bad = LHEReader(vbfh_space()).add_sample(vbfh, "sm")  # no observable: fails, writes nothing
+    with pytest.raises(ValueError, match="no observables"):
+        bad.read_to_file(tmp_path / "bad.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.h5"]

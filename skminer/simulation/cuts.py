@@ -19,7 +19,7 @@ import numpy as np
 
 from .observables import EventObjects, Expression, ExpressionError, parse_expression
 
-__all__ = ["AnyOf", "Cut", "CutFlow", "CutFlowStep", "apply_cuts", "as_cuts", "warn_if_dropped",
+__all__ = ["AnyOf", "Cut", "CutFlow", "CutFlowStep", "DroppedEvents", "apply_cuts", "as_cuts", "warn_if_dropped",
            "DROP_WARNING_FRACTION"]
 
 logger = logging.getLogger(__name__)
@@ -205,8 +205,39 @@ class CutFlow:
         (log or logger).log(level, "cut flow%s:\n%s", f" ({label})" if label else "", self)
 
 
+class DroppedEvents:
+    """Events lost to cuts and undefined observables, added up over the chunks of a file and reported once.
+
+    Readers that stream a file in chunks pass one to :func:`apply_cuts` so that a cut is reported per file (one
+    message with the file's counts), not once per chunk.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[Any]] = {}
+
+    def add(self, what: str, n_dropped: int, n_total: int, reason: str = "", n_missing: int = 0) -> None:
+        """Count ``n_dropped`` of ``n_total`` events lost to ``what`` (``n_missing`` only for lacking an object)."""
+        entry = self.counts.setdefault(what, [0, 0, 0, reason])
+        entry[0] += n_dropped
+        entry[1] += n_total
+        entry[2] += n_missing
+
+    def report(self, label: str = "") -> None:
+        """:func:`warn_if_dropped` once per cut / observable with the summed counts."""
+        for what, (n_dropped, n_total, n_missing, reason) in self.counts.items():
+            if n_missing:
+                reason = _missing_reason(n_missing)
+            warn_if_dropped(what, n_dropped, n_total, reason, label=label)
+
+
+def _missing_reason(n_missing: int) -> str:
+    return (f"({n_missing} of them only because it refers to an object they lack; Cut(..., pass_if_missing=True) "
+            "keeps those)")
+
+
 def apply_cuts(cuts: Sequence[Cut | str | Callable[[EventObjects], Any]], objects: EventObjects,
-               weights: np.ndarray | None = None) -> tuple[np.ndarray, CutFlow]:
+               weights: np.ndarray | None = None, *, dropped: DroppedEvents | None = None
+               ) -> tuple[np.ndarray, CutFlow]:
     """Evaluate cuts (AND, in order) and record the cut flow.
 
     Parameters
@@ -215,6 +246,8 @@ def apply_cuts(cuts: Sequence[Cut | str | Callable[[EventObjects], Any]], object
     objects : EventObjects
     weights : ndarray, shape (n_events,), optional
         Weights for the weighted efficiencies (e.g. the nominal weight).
+    dropped : DroppedEvents, optional
+        Count the events each cut removes there (reported later, e.g. once per file) instead of logging them now.
 
     Returns
     -------
@@ -232,9 +265,13 @@ def apply_cuts(cuts: Sequence[Cut | str | Callable[[EventObjects], Any]], object
         lost = mask & ~passed
         if lost.any():  # every cut says what it removes; above a few percent as a WARNING
             missing = 0 if cut.pass_if_missing else int(np.sum(lost & cut.undefined(objects)))
-            reason = (f"({missing} of them only because it refers to an object they lack; Cut(..., "
-                      "pass_if_missing=True) keeps those)" if missing else "")
-            warn_if_dropped(f"cut {cut.name!r}", int(lost.sum()), int(mask.sum()), reason)
+            if dropped is not None:
+                dropped.add(f"cut {cut.name!r}", int(lost.sum()), int(mask.sum()), n_missing=missing)
+            else:
+                warn_if_dropped(f"cut {cut.name!r}", int(lost.sum()), int(mask.sum()),
+                                _missing_reason(missing) if missing else "")
+        elif dropped is not None:
+            dropped.add(f"cut {cut.name!r}", 0, int(mask.sum()))
         mask &= passed
         flow.add(cut.name, mask, w)
     return mask, flow

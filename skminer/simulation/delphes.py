@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,14 @@ from .lhe import (
     _EventFileReader,
     _open_lhe,
     _Sample,
-    _SampleResult,
+    _Sink,
+    _StreamSummary,
     read_lhe_info,
 )
 from .observables import EventObjects, Observable, make_vectors, require_hep
 from .smearing import Smearer
 
-__all__ = ["DelphesReader", "read_delphes_objects", "count_lhe_events", "MISSING_EVENTS"]
+__all__ = ["DelphesReader", "iter_delphes_objects", "read_delphes_objects", "count_lhe_events", "MISSING_EVENTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +128,107 @@ def _open_tree(path: Path, tree: str) -> Any:
     return t
 
 
-def _arrays(t: Any, path: Path, names: list[str]) -> dict[str, Any]:
-    try:
-        arrays = t.arrays(names, library="ak", how=dict)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read branches {names} (truncated or corrupt file?): {type(err).__name__}: "
-                         f"{err}") from None
-    return arrays
+_SCALAR_BRANCHES = ("MissingET/MissingET.MET", "MissingET/MissingET.Phi", "ScalarHT/ScalarHT.HT",
+                    "Event/Event.Weight", "Weight/Weight.Weight")
+
+
+def _branch_names(keys: set[str]) -> list[str]:
+    """The branches the reader uses that the tree has."""
+    names = [f"{branch}/{branch}.{leaf}" for branch, fields in _BRANCHES.values() for leaf in fields.values()]
+    return [nm for nm in (*names, *_SCALAR_BRANCHES) if nm in keys]
+
+
+def _objects_from_arrays(arr: Mapping[str, Any], n: int, path: Path, first_event: int
+                         ) -> tuple[EventObjects, dict[str, Any]]:
+    """Objects and weights of ``n`` events from the branch arrays of :func:`_branch_names` (see
+    :func:`read_delphes_objects`); ``first_event`` (0-based) numbers the events in messages."""
+    ak, _ = require_hep()
+    collections: dict[str, Any] = {}
+    for name, (branch, fields) in _BRANCHES.items():
+        if f"{branch}/{branch}.PT" not in arr:
+            logger.debug("%s: no %s branch; collection %r left empty", path, branch, name)
+            empty = ak.Array([[]] * n)
+            collections[name] = make_vectors(empty, empty, empty, empty)
+            continue
+        get = {k: arr[f"{branch}/{branch}.{leaf}"] for k, leaf in fields.items() if f"{branch}/{branch}.{leaf}" in arr}
+        mass = get.pop("mass", None)
+        if mass is None:
+            mass = get["pt"] * 0 + _MASSES[name]
+        extra = {k: ak.values_astype(v, np.float64) for k, v in get.items() if k not in ("pt", "eta", "phi")}
+        vecs = make_vectors(get["pt"], get["eta"], get["phi"], mass, **extra)
+        collections[name] = vecs[ak.argsort(vecs.pt, axis=1, ascending=False)]
+    lep = ak.concatenate([collections["e"], collections["mu"]], axis=1)
+    collections["l"] = lep[ak.argsort(lep.pt, axis=1, ascending=False)]
+
+    def first(name: str, missing: float) -> np.ndarray:
+        return ak.to_numpy(ak.fill_none(ak.firsts(arr[name]), missing)).astype(np.float64)
+
+    if "MissingET/MissingET.MET" in arr:
+        met_pt, met_phi = first("MissingET/MissingET.MET", 0.0), first("MissingET/MissingET.Phi", 0.0)
+    else:
+        met_pt = met_phi = np.zeros(n)
+    singletons = {"met": make_vectors(met_pt, np.zeros(n), met_phi, np.zeros(n))}
+    scalars = {"ht": first("ScalarHT/ScalarHT.HT", 0.0)} if "ScalarHT/ScalarHT.HT" in arr else {}
+    weights: dict[str, Any] = {"event": None, "all": None}
+    if "Event/Event.Weight" in arr:
+        weights["event"] = first("Event/Event.Weight", np.nan)
+    if "Weight/Weight.Weight" in arr:
+        ww = arr["Weight/Weight.Weight"]
+        counts = ak.to_numpy(ak.num(ww, axis=1))
+        if n and np.any(counts != counts[0]):
+            bad = int(np.flatnonzero(counts != counts[0])[0])
+            raise ValueError(f"{path}: event {first_event + bad + 1} has {counts[bad]} weights, event "
+                             f"{first_event + 1} has {counts[0]}")
+        weights["all"] = np.asarray(ak.to_numpy(ww), dtype=np.float64).reshape(n, -1) if n else np.zeros((0, 0))
+    objects = EventObjects(n, collections, singletons, scalars).with_multiplicities(_ALIASES)
+    return objects, weights
+
+
+def iter_delphes_objects(path: str | os.PathLike, tree: str = "Delphes", chunk_events: int | None = None
+                         ) -> Iterator[tuple[EventObjects, dict[str, Any]]]:
+    """The reconstructed objects and weights of a Delphes file in chunks of events, read with ``uproot.iterate``.
+
+    Parameters
+    ----------
+    path : path-like
+    tree : str
+    chunk_events : int, optional
+        Events per chunk (default: all events in one chunk). The memory held is one chunk's branches.
+
+    Yields
+    ------
+    objects, weights
+        As :func:`read_delphes_objects`, for consecutive events; a tree without events yields one empty chunk.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file; not a ROOT file, no such tree, unreadable branches (naming the file), events with different
+        numbers of weights.
+    """
+    path = Path(path)
+    t = _open_tree(path, tree)
+    names = _branch_names(set(t.keys()))
+    n_total = int(t.num_entries)
+    if n_total == 0:
+        yield _objects_from_arrays({}, 0, path, 0)
+        return
+    step = n_total if chunk_events is None else int(chunk_events)
+    if step < 1:
+        raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+    chunks = t.iterate(names, step_size=step, library="ak", how=dict)
+    start = 0
+    while True:
+        try:
+            arrays = next(chunks)
+        except StopIteration:
+            return
+        except Exception as err:
+            raise ValueError(f"{path}: cannot read branches {names} from event {start + 1} on (truncated or corrupt "
+                             f"file?): {type(err).__name__}: {err}") from None
+        n = len(next(iter(arrays.values()))) if arrays else min(step, n_total - start)
+        yield _objects_from_arrays(arrays, n, path, start)
+        start += n
 
 
 def read_delphes_objects(path: str | os.PathLike, tree: str = "Delphes") -> tuple[EventObjects, dict[str, Any]]:
@@ -148,54 +243,7 @@ def read_delphes_objects(path: str | os.PathLike, tree: str = "Delphes") -> tupl
         ``"event"``: ``Event.Weight`` (n_events,) float64 or None; ``"all"``: ``Weight.Weight`` as a float64 array
         (n_events, n_weights) or None.
     """
-    ak, _ = require_hep()
-    path = Path(path)
-    t = _open_tree(path, tree)
-    keys = set(t.keys())
-    n = int(t.num_entries)
-    collections: dict[str, Any] = {}
-    for name, (branch, fields) in _BRANCHES.items():
-        names = [f"{branch}/{branch}.{leaf}" for leaf in fields.values()]
-        present = [nm for nm in names if nm in keys]
-        if f"{branch}/{branch}.PT" not in keys:
-            logger.debug("%s: no %s branch; collection %r left empty", path, branch, name)
-            collections[name] = make_vectors(ak.Array([[]] * n), ak.Array([[]] * n), ak.Array([[]] * n),
-                                             ak.Array([[]] * n))
-            continue
-        arr = _arrays(t, path, present)
-        get = {k: arr[f"{branch}/{branch}.{leaf}"] for k, leaf in fields.items() if f"{branch}/{branch}.{leaf}" in arr}
-        mass = get.pop("mass", None)
-        if mass is None:
-            mass = get["pt"] * 0 + _MASSES[name]
-        extra = {k: ak.values_astype(v, np.float64) for k, v in get.items() if k not in ("pt", "eta", "phi")}
-        vecs = make_vectors(get["pt"], get["eta"], get["phi"], mass, **extra)
-        collections[name] = vecs[ak.argsort(vecs.pt, axis=1, ascending=False)]
-    lep = ak.concatenate([collections["e"], collections["mu"]], axis=1)
-    collections["l"] = lep[ak.argsort(lep.pt, axis=1, ascending=False)]
-    if "MissingET/MissingET.MET" in keys:
-        met_arr = _arrays(t, path, ["MissingET/MissingET.MET", "MissingET/MissingET.Phi"])
-        met_pt = ak.to_numpy(ak.fill_none(ak.firsts(met_arr["MissingET/MissingET.MET"]), 0.0)).astype(np.float64)
-        met_phi = ak.to_numpy(ak.fill_none(ak.firsts(met_arr["MissingET/MissingET.Phi"]), 0.0)).astype(np.float64)
-    else:
-        met_pt = met_phi = np.zeros(n)
-    singletons = {"met": make_vectors(met_pt, np.zeros(n), met_phi, np.zeros(n))}
-    scalars = {}
-    if "ScalarHT/ScalarHT.HT" in keys:
-        ht = _arrays(t, path, ["ScalarHT/ScalarHT.HT"])["ScalarHT/ScalarHT.HT"]
-        scalars["ht"] = ak.to_numpy(ak.fill_none(ak.firsts(ht), 0.0)).astype(np.float64)
-    weights: dict[str, Any] = {"event": None, "all": None}
-    if "Event/Event.Weight" in keys:
-        ew = _arrays(t, path, ["Event/Event.Weight"])["Event/Event.Weight"]
-        weights["event"] = ak.to_numpy(ak.fill_none(ak.firsts(ew), np.nan)).astype(np.float64)
-    if "Weight/Weight.Weight" in keys:
-        ww = _arrays(t, path, ["Weight/Weight.Weight"])["Weight/Weight.Weight"]
-        counts = ak.to_numpy(ak.num(ww, axis=1))
-        if n and np.any(counts != counts[0]):
-            bad = int(np.flatnonzero(counts != counts[0])[0])
-            raise ValueError(f"{path}: event {bad + 1} has {counts[bad]} weights, event 1 has {counts[0]}")
-        weights["all"] = np.asarray(ak.to_numpy(ww), dtype=np.float64).reshape(n, -1) if n else np.zeros((0, 0))
-    objects = EventObjects(n, collections, singletons, scalars).with_multiplicities(_ALIASES)
-    return objects, weights
+    return next(iter_delphes_objects(path, tree))
 
 
 class DelphesReader(_EventFileReader):
@@ -214,6 +262,10 @@ class DelphesReader(_EventFileReader):
     missing_events : {None, "not_processed", "vetoed"}
         What a tree with fewer events than its LHE file means for the normalisation (see :data:`MISSING_EVENTS`).
         ``None``: normalise as for ``"not_processed"`` and log a WARNING naming both counts.
+    chunk_events : int
+        Events read (``uproot.iterate``), cut and evaluated at a time: the memory held is one chunk's branches plus
+        the selected events' observables and weights (or only one chunk with :meth:`read_to_file`). Extra smearing
+        draws its random numbers chunk by chunk, so changing ``chunk_events`` changes smeared values.
 
     Examples
     --------
@@ -231,7 +283,8 @@ class DelphesReader(_EventFileReader):
                  observables: Sequence[Observable | tuple] | Mapping[str, Any] | None = None,
                  cuts: Sequence[str | Cut | Callable[[EventObjects], Any]] | None = None,
                  smearer: Smearer | None = None, systematics: Any = None, normalization: str | float = "average",
-                 tree: str = "Delphes", random_state: Any = None, missing_events: str | None = None) -> None:
+                 tree: str = "Delphes", random_state: Any = None, missing_events: str | None = None,
+                 chunk_events: int = 100_000) -> None:
         super().__init__(space, benchmarks=benchmarks, weight_ids=weight_ids, morpher=morpher,
                          morphing_basis=morphing_basis, observables=observables, cuts=cuts, smearer=smearer,
                          systematics=systematics)
@@ -241,6 +294,9 @@ class DelphesReader(_EventFileReader):
         self.normalization = normalization
         self.tree = tree
         self.random_state = random_state
+        if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
+            raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+        self.chunk_events = chunk_events
 
     def add_sample(self, path: str | os.PathLike, sampling_benchmark: str | None = None, *,
                    lhe_path: str | os.PathLike | None = None, weight_names: Sequence[str] | None = None,
@@ -277,37 +333,21 @@ class DelphesReader(_EventFileReader):
                 break
         return ids, info
 
-    def _read_sample(self, sample: _Sample) -> _SampleResult:
+    def _stream_sample(self, sample: _Sample, sink: _Sink) -> _StreamSummary:
+        """One Delphes file in chunks of ``chunk_events`` (``uproot.iterate``): objects, weights, cuts and
+        observables chunk by chunk; the normalisation factor is returned for the caller to apply."""
         path = sample.path
         t0 = time.perf_counter()
-        objects, w = read_delphes_objects(path, self.tree)
-        n = objects.n_events
+        n = int(_open_tree(path, self.tree).num_entries)
         if n == 0:
             raise ValueError(f"{path}: the tree {self.tree!r} has no events")
         lhe_path = sample.options.get("lhe_path")
-        names = sample.options.get("weight_names")
+        given = sample.options.get("weight_names")
         info = None
+        lhe_names: list[str] | None = None
         if lhe_path is not None:
             lhe_names, info = self._names_from_lhe(lhe_path)
-            if names is None:
-                names = lhe_names
-        nominal = w["event"]
-        all_w = w["all"]
-        if nominal is None:
-            if all_w is None or all_w.shape[1] == 0:
-                raise ValueError(f"{path}: no Event.Weight or Weight.Weight branch; cannot weight the events")
-            nominal = all_w[:, 0]
-        by_name: dict[str, np.ndarray] = {}
-        if all_w is not None and names is not None:
-            k = all_w.shape[1]
-            if len(names) == k - 1:
-                names = [NOMINAL, *names]
-            if len(names) != k:
-                raise ValueError(f"{path}: Weight.Weight has {k} entries per event but {len(names)} weight names were "
-                                 f"given/derived ({names[:10]}...)")
-            by_name = {nm: all_w[:, i] for i, nm in enumerate(names) if nm != NOMINAL}
-        elif names is not None and all_w is None:
-            raise ValueError(f"{path}: weight names given but the file has no Weight.Weight branch")
+        names = given if given is not None else lhe_names
         norm_setting = self.normalization if sample.normalization is None else sample.normalization
         if info is not None:
             norm = info.resolve_normalization("auto" if sample.normalization is None else sample.normalization)
@@ -325,16 +365,38 @@ class DelphesReader(_EventFileReader):
         factor = 1.0 if n_lhe is None else _missing_events_factor(path, n, n_lhe, norm, self.missing_events)
         if factor != 1.0:  # a tree shorter than its LHE file (MISSING_EVENTS)
             sample = dataclasses.replace(sample, k_factor=sample.k_factor * factor)
-        result = self._weighted_sample(objects, nominal, by_name, sample, path, norm, xs, "Event.Weight",
-                                       {"lhe_path": None if lhe_path is None else str(lhe_path),
-                                        "n_lhe_events": n_lhe, "missing_events": self.missing_events,
-                                        # float32 Weight.Weight of weights printed with 8 digits in the LHE file
-                                        "weight_precision": PRECISION_FLOAT32
-                                        + (PRECISION_LHE if lhe_path is not None else 0.0)},
-                                       "give lhe_path or weight_names")
+
+        def chunks() -> Iterator[tuple[EventObjects, np.ndarray, dict[str, np.ndarray]]]:
+            for objects, w in iter_delphes_objects(path, self.tree, self.chunk_events):
+                yield (objects, *self._named_weights(path, w, names))
+
+        meta = {"lhe_path": None if lhe_path is None else str(lhe_path), "n_lhe_events": n_lhe,
+                "missing_events": self.missing_events,
+                # float32 Weight.Weight of weights printed with 8 digits in the LHE file
+                "weight_precision": PRECISION_FLOAT32 + (PRECISION_LHE if lhe_path is not None else 0.0)}
+        summary = self._stream_named(chunks(), sample, path, lambda: (norm, xs, meta), "Event.Weight",
+                                     "give lhe_path or weight_names", sink)
         logger.debug("%s: %d events processed in %.2f s", path, n, time.perf_counter() - t0)
-        return result
+        return summary
 
-
-
-
+    @staticmethod
+    def _named_weights(path: Path, w: Mapping[str, Any], names: Sequence[str] | None
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The nominal weight and the named weights of one chunk."""
+        nominal, all_w = w["event"], w["all"]
+        if nominal is None:
+            if all_w is None or all_w.shape[1] == 0:
+                raise ValueError(f"{path}: no Event.Weight or Weight.Weight branch; cannot weight the events")
+            nominal = all_w[:, 0]
+        by_name: dict[str, np.ndarray] = {}
+        if all_w is not None and names is not None:
+            k = all_w.shape[1]
+            if len(names) == k - 1:
+                names = [NOMINAL, *names]
+            if len(names) != k:
+                raise ValueError(f"{path}: Weight.Weight has {k} entries per event but {len(names)} weight names "
+                                 f"were given/derived ({list(names)[:10]}...)")
+            by_name = {nm: all_w[:, i] for i, nm in enumerate(names) if nm != NOMINAL}
+        elif names is not None and all_w is None:
+            raise ValueError(f"{path}: weight names given but the file has no Weight.Weight branch")
+        return nominal, by_name

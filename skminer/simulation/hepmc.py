@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,11 @@ from ..morphing import Morpher
 from ..parameters import ParameterSpace
 from .cuts import Cut
 from .jets import ObjectDefinitions, cluster_jets, is_b_hadron, isolated, tag_b_jets
-from .lhe import _ALIASES, NOMINAL, _EventFileReader, _Sample, _SampleResult
+from .lhe import _ALIASES, NOMINAL, _EventFileReader, _Sample, _Sink, _StreamSummary
 from .observables import EventObjects, Observable, make_vectors, require_hep
 from .smearing import Smearer
 
-__all__ = ["HepMCParticles", "HepMCReader", "hepmc_objects", "read_hepmc_particles"]
+__all__ = ["HepMCParticles", "HepMCReader", "hepmc_objects", "iter_hepmc_particles", "read_hepmc_particles"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,86 @@ class HepMCParticles:
         return int(self.counts.size)
 
 
+def iter_hepmc_particles(path: str | os.PathLike, chunk_events: int | None = None, max_events: int | None = None
+                         ) -> Iterator[HepMCParticles]:
+    """The particle records (all statuses) and named weights of a HepMC file, streamed event by event in chunks.
+
+    Parameters
+    ----------
+    path : path-like
+        HepMC2 or HepMC3 ASCII file, ``.gz`` allowed (the format is detected by pyhepmc).
+    chunk_events : int, optional
+        Events per chunk (default: all events in one chunk). The memory held is one chunk's particles.
+    max_events : int, optional
+        Read at most this many events.
+
+    Yields
+    ------
+    HepMCParticles
+        Consecutive events; ``cross_section`` is the ``GenCrossSection`` of the last event read so far.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be parsed (naming the file and the event), has no events, or its events carry different
+        numbers of weights.
+    """
+    pyhepmc = require_pyhepmc()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"HepMC file {path} does not exist")
+    if chunk_events is not None and (isinstance(chunk_events, bool) or int(chunk_events) < 1):
+        raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+    names: list[str] = []
+    xs = math.nan
+    n_read = 0
+    n_weights: int | None = None
+    with pyhepmc.open(path) as f:
+        events = iter(f)
+        while max_events is None or n_read < max_events:
+            counts, blocks, weights = [], [], []
+            try:
+                for ev in events:
+                    scale = 1.0 if ev.momentum_unit == pyhepmc.Units.GEV else 1e-3  # MeV files
+                    p = ev.numpy.particles
+                    cols = (p.pid, p.status, p.px, p.py, p.pz, p.e, p.generated_mass)
+                    block = np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
+                    block[:, 2:] *= scale
+                    blocks.append(block)
+                    counts.append(block.shape[0])
+                    weights.append(list(ev.weights))
+                    if not names and ev.run_info is not None and ev.run_info.weight_names:
+                        names = list(ev.run_info.weight_names)
+                    if ev.cross_section is not None:
+                        xs = float(ev.cross_section.xsec())
+                    if len(counts) == chunk_events or n_read + len(counts) == max_events:
+                        break
+            except Exception as err:
+                raise ValueError(f"{path}: cannot read HepMC event {n_read + len(counts) + 1}: "
+                                 f"{type(err).__name__}: {err}") from None
+            if not counts:
+                break
+            found = {len(w) for w in weights} | ({n_weights} if n_weights is not None else set())
+            if len(found) > 1:
+                raise ValueError(f"{path}: events have different numbers of weights ({sorted(found)})")
+            n_weights = len(weights[0])
+            if names and len(names) != n_weights:
+                raise ValueError(f"{path}: the run info names {len(names)} weights but events carry {n_weights}")
+            table = np.concatenate(blocks)
+            yield HepMCParticles(np.asarray(counts, dtype=np.int64), table[:, 0].astype(np.int64),
+                                 table[:, 1].astype(np.int64), table[:, 2], table[:, 3], table[:, 4], table[:, 5],
+                                 table[:, 6], np.asarray(weights, dtype=np.float64).reshape(len(counts), -1),
+                                 list(names), xs)
+            n_read += len(counts)
+    if n_read == 0:
+        raise ValueError(f"{path}: no HepMC events found")
+
+
 def read_hepmc_particles(path: str | os.PathLike, max_events: int | None = None) -> HepMCParticles:
-    """Read every particle (all statuses) and the named weights of a HepMC file.
+    """Read every particle (all statuses) and the named weights of a HepMC file (one chunk of
+    :func:`iter_hepmc_particles`).
 
     Parameters
     ----------
@@ -105,50 +183,10 @@ def read_hepmc_particles(path: str | os.PathLike, max_events: int | None = None)
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        If the file cannot be parsed (naming the file and the event), has no events, or its events carry different
-        numbers of weights.
+    FileNotFoundError, ValueError
+        As :func:`iter_hepmc_particles`.
     """
-    pyhepmc = require_pyhepmc()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"HepMC file {path} does not exist")
-    counts, blocks, weights = [], [], []
-    names: list[str] = []
-    xs = math.nan
-    i = 0
-    try:
-        with pyhepmc.open(path) as f:
-            for i, ev in enumerate(f):
-                if max_events is not None and i >= max_events:
-                    break
-                scale = 1.0 if ev.momentum_unit == pyhepmc.Units.GEV else 1e-3  # MeV files
-                p = ev.numpy.particles
-                cols = (p.pid, p.status, p.px, p.py, p.pz, p.e, p.generated_mass)
-                block = np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
-                block[:, 2:] *= scale
-                blocks.append(block)
-                counts.append(block.shape[0])
-                weights.append(list(ev.weights))
-                if not names and ev.run_info is not None and ev.run_info.weight_names:
-                    names = list(ev.run_info.weight_names)
-                if ev.cross_section is not None:
-                    xs = float(ev.cross_section.xsec())
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read HepMC event {i + 1}: {type(err).__name__}: {err}") from None
-    if not counts:
-        raise ValueError(f"{path}: no HepMC events found")
-    n_weights = {len(w) for w in weights}
-    if len(n_weights) > 1:
-        raise ValueError(f"{path}: events have different numbers of weights ({sorted(n_weights)})")
-    if names and len(names) != len(weights[0]):
-        raise ValueError(f"{path}: the run info names {len(names)} weights but events carry {len(weights[0])}")
-    table = np.concatenate(blocks)
-    return HepMCParticles(np.asarray(counts, dtype=np.int64), table[:, 0].astype(np.int64),
-                          table[:, 1].astype(np.int64), table[:, 2], table[:, 3], table[:, 4], table[:, 5],
-                          table[:, 6], np.asarray(weights, dtype=np.float64).reshape(len(counts), -1), names, xs)
+    return next(iter_hepmc_particles(path, max_events=max_events))
 
 
 def particle_vectors(particles: HepMCParticles, mask: np.ndarray, with_index: bool = False) -> Any:
@@ -245,6 +283,11 @@ class HepMCReader(_EventFileReader):
         Default weight normalisation (see the module docstring).
     random_state : int, optional
         Seed of b-tagging efficiencies and of the smearer created by :meth:`set_smearing`.
+    chunk_events : int
+        Events parsed (event by event with pyhepmc), clustered, cut and evaluated at a time: the memory held is one
+        chunk's particles plus the selected events' observables and weights (or only one chunk with
+        :meth:`read_to_file`). Random b-tagging and smearing draw chunk by chunk, so changing ``chunk_events``
+        changes those draws.
 
     Examples
     --------
@@ -263,7 +306,8 @@ class HepMCReader(_EventFileReader):
                  cuts: Sequence[str | Cut | Callable[[EventObjects], Any]] | None = None,
                  smearer: Smearer | None = None, systematics: Any = None,
                  objects: ObjectDefinitions | Mapping[str, Any] | None = None,
-                 normalization: str | float = "average", random_state: Any = None) -> None:
+                 normalization: str | float = "average", random_state: Any = None,
+                 chunk_events: int = 10_000) -> None:
         super().__init__(space, benchmarks=benchmarks, weight_ids=weight_ids, morpher=morpher,
                          morphing_basis=morphing_basis, observables=observables, cuts=cuts, smearer=smearer,
                          systematics=systematics)
@@ -273,6 +317,9 @@ class HepMCReader(_EventFileReader):
         self.normalization = normalization
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
+        if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
+            raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+        self.chunk_events = chunk_events
 
     def add_sample(self, path: str | os.PathLike, sampling_benchmark: str | None = None, *,
                    weight_names: Sequence[str] | None = None, process: str = "signal", is_background: bool = False,
@@ -300,31 +347,38 @@ class HepMCReader(_EventFileReader):
                                     float(k_factor), options))
         return self
 
-    def _read_sample(self, sample: _Sample) -> _SampleResult:
+    def _stream_sample(self, sample: _Sample, sink: _Sink) -> _StreamSummary:
+        """One HepMC file streamed event by event in chunks of ``chunk_events``: objects, weights, cuts and
+        observables chunk by chunk; the normalisation factor is returned for the caller to apply."""
         path = sample.path
         t0 = time.perf_counter()
-        particles = read_hepmc_particles(path, sample.options.get("max_events"))
-        names = sample.options.get("weight_names") or particles.weight_names
-        k = particles.weights.shape[1]
-        if k == 0:
-            raise ValueError(f"{path}: the events carry no weights")
-        if names and len(names) != k:
-            raise ValueError(f"{path}: events carry {k} weights but {len(names)} weight names were given "
-                             f"({list(names)[:10]}...)")
-        nominal = particles.weights[:, 0]
-        by_name = {nm: particles.weights[:, i] for i, nm in enumerate(names or []) if nm != NOMINAL}
         norm = self.normalization if sample.normalization is None else sample.normalization
-        xs = particles.cross_section
-        if norm == "xsec" and not (math.isfinite(xs) and xs > 0):
-            raise ValueError(f"{path}: normalization='xsec' needs a GenCrossSection in the file (found {xs}); use "
-                             f"'average', 'sum' or an explicit cross section in pb")
-        objects = hepmc_objects(particles, self.objects, self._rng)
-        result = self._weighted_sample(objects, nominal, by_name, sample, path, norm, xs, "nominal",
-                                       {"objects": self.objects.to_dict(),
-                                        "cross_section_file": xs if math.isfinite(xs) else None},
-                                       "give weight_names")
-        logger.debug("%s: %d events processed in %.2f s", path, particles.n_events, time.perf_counter() - t0)
-        return result
+        state = {"xs": math.nan, "n": 0}
+
+        def chunks() -> Iterator[tuple[EventObjects, np.ndarray, dict[str, np.ndarray]]]:
+            for particles in iter_hepmc_particles(path, self.chunk_events, sample.options.get("max_events")):
+                names = sample.options.get("weight_names") or particles.weight_names
+                k = particles.weights.shape[1]
+                if k == 0:
+                    raise ValueError(f"{path}: the events carry no weights")
+                if names and len(names) != k:
+                    raise ValueError(f"{path}: events carry {k} weights but {len(names)} weight names were given "
+                                     f"({list(names)[:10]}...)")
+                by_name = {nm: particles.weights[:, i] for i, nm in enumerate(names or []) if nm != NOMINAL}
+                state["xs"], state["n"] = particles.cross_section, state["n"] + particles.n_events
+                yield hepmc_objects(particles, self.objects, self._rng), particles.weights[:, 0], by_name
+
+        def normalisation() -> tuple[str | float, float, dict[str, Any]]:
+            xs = state["xs"]  # Pythia's final estimate: the last event's
+            if norm == "xsec" and not (math.isfinite(xs) and xs > 0):
+                raise ValueError(f"{path}: normalization='xsec' needs a GenCrossSection in the file (found {xs}); "
+                                 f"use 'average', 'sum' or an explicit cross section in pb")
+            return norm, xs, {"objects": self.objects.to_dict(), "cross_section_file": xs if math.isfinite(xs)
+                              else None}
+
+        summary = self._stream_named(chunks(), sample, path, normalisation, "nominal", "give weight_names", sink)
+        logger.debug("%s: %d events processed in %.2f s", path, state["n"], time.perf_counter() - t0)
+        return summary
 
 
 def _check_normalization(value: Any) -> None:

@@ -40,9 +40,10 @@ import math
 import os
 import re
 import time
+import uuid
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,12 @@ from typing import Any
 import numpy as np
 
 from ..closure import PRECISION_LHE
-from ..events import EventSet
+from ..events import ChunkedEventSet, EventFileWriter, EventSet
 from ..morphing import Morpher, parameter_scales
 from ..parameters import ParameterSpace
 from ._lhe_events import EventChunk, iter_event_chunks
 from ._weight_checks import BenchmarkWeightStats, check_event_weights
-from .cuts import Cut, CutFlow, apply_cuts, as_cuts, warn_if_dropped
+from .cuts import Cut, CutFlow, DroppedEvents, apply_cuts, as_cuts
 from .observables import EventObjects, Observable, as_observables, evaluate_observables, make_vectors, require_hep
 from .smearing import ParticleSmearing, Smearer
 
@@ -358,8 +359,30 @@ class _SampleResult:
     meta: dict[str, Any]
 
 
+@dataclass
+class _StreamSummary:
+    """What a streamed sample leaves after its chunks: the normalisation ``factor`` of all its weights (known only
+    once every event was read), events read, the (already normalised) cut flow and the metadata."""
+
+    n_read: int
+    factor: float
+    cutflow: CutFlow
+    meta: dict[str, Any]
+
+
+#: Events per chunk when :meth:`_EventFileReader.read_to_file` copies the events into their file (a few MiB).
+_COPY_CHUNK = 1 << 16
+
+#: Receives each chunk of a streamed sample: ``(x, weights before the normalisation factor, nuisance_a, nuisance_b)``.
+_Sink = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"], None]
+
+
 class _EventFileReader:
-    """Observables, cuts, smearing, benchmark mapping and sample combination shared by the LHE/Delphes readers."""
+    """Observables, cuts, smearing, benchmark mapping and sample combination shared by the LHE/Delphes readers.
+
+    A reader implements either ``_stream_sample(sample, sink)`` (chunk by chunk: :meth:`read_to_file` holds one
+    chunk at a time) or ``_read_sample(sample)`` (a whole file at once); each defaults to the other.
+    """
 
     _source = "events"
 
@@ -426,8 +449,31 @@ class _EventFileReader:
         return Path(path)
 
     # -- reading -----------------------------------------------------------------------------------------------
-    def _read_sample(self, sample: _Sample) -> _SampleResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _read_sample(self, sample: _Sample) -> _SampleResult:
+        """One sample in memory: its streamed chunks concatenated, normalised."""
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+        summary = self._stream_sample(sample, lambda *part: parts.append(part))
+        x = np.concatenate([p[0] for p in parts])
+        weights = np.concatenate([p[1] for p in parts])
+        weights *= summary.factor  # in place: one copy of the sample's weights at a time
+        a = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+        b = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
+        sampling = np.full(x.shape[0], self._sampling_index(sample), dtype=np.int64)
+        return _SampleResult(x, weights, sampling, a, b, summary.n_read, summary.cutflow, sample.process,
+                             summary.meta)
+
+    def _stream_sample(self, sample: _Sample, sink: _Sink) -> _StreamSummary:
+        """One sample chunk by chunk: ``sink`` gets each chunk's selected events; returns the summary.
+
+        The default reads the whole file (``_read_sample``) as one chunk.
+        """
+        r = self._read_sample(sample)
+        sink(r.x, r.weights, r.nuisance_a, r.nuisance_b)
+        return _StreamSummary(r.n_read, 1.0, r.cutflow, r.meta)
+
+    def _sampling_index(self, sample: _Sample) -> int:
+        return (-1 if sample.sampling_benchmark is None or sample.is_background
+                else self.benchmarks.index(sample.sampling_benchmark))
 
     def _benchmark_columns(self, sample: _Sample, available: Sequence[str], path: Path) -> list[str]:
         """Weight id (or NOMINAL) for each benchmark."""
@@ -452,25 +498,26 @@ class _EventFileReader:
         return cols
 
     def _process_objects(self, objects: EventObjects, weight_matrix: np.ndarray, nominal: np.ndarray,
-                         raw_nominal: np.ndarray, raw_weights: Mapping[str, np.ndarray], sample: _Sample, path: Path
+                         raw_nominal: np.ndarray, raw_weights: Mapping[str, np.ndarray], sample: _Sample, path: Path,
+                         dropped: DroppedEvents
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, CutFlow]:
-        """Cuts, observables, finite filter, nuisance coefficients for one sample.
+        """Cuts, observables, finite filter, nuisance coefficients for one chunk of a sample.
 
         ``nominal`` is normalised (cut flow), ``raw_nominal`` and ``raw_weights`` are the weights as stored in the
-        file (the nuisance coefficients use ratios of these).
+        file (the nuisance coefficients use ratios of these); the events lost to cuts and undefined observables are
+        counted in ``dropped`` (reported once per file).
         """
         if not self.observables:
             raise ValueError("no observables defined: use add_observable(name, expression) before read()")
-        mask, flow = apply_cuts(self.cuts, objects, weights=nominal)
+        mask, flow = apply_cuts(self.cuts, objects, weights=nominal, dropped=dropped)
         sel = objects.subset(mask)
         x = evaluate_observables(self.observables, sel)
         finite = np.all(np.isfinite(x), axis=1)
         full = mask.copy()
         full[mask] = finite
         for k, o in enumerate(self.observables):
-            warn_if_dropped(f"observable {o.name!r}", int(np.sum(~np.isfinite(x[:, k]))), x.shape[0],
-                            "where it is undefined (give it a default, {expression: ..., default: ...}, to keep "
-                            "them)", label=str(path))
+            dropped.add(f"observable {o.name!r}", int(np.sum(~np.isfinite(x[:, k]))), x.shape[0],
+                        "where it is undefined (give it a default, {expression: ..., default: ...}, to keep them)")
         flow.add("finite observables", full, nominal)
         x = x[finite]
         weights = weight_matrix[full]
@@ -480,38 +527,98 @@ class _EventFileReader:
                                                  label=str(path))
         return x, weights, a, b, flow
 
-    def _weighted_sample(self, objects: EventObjects, nominal: np.ndarray, by_name: Mapping[str, np.ndarray],
-                         sample: _Sample, path: Path, norm: str | float, xs: float, nominal_label: str,
-                         meta: Mapping[str, Any], names_hint: str) -> _SampleResult:
-        """Benchmark weights, normalisation, smearing, cuts and observables of one sample of named raw weights.
+    def _stream_named(self, chunks: Iterable[tuple[EventObjects, np.ndarray, Mapping[str, np.ndarray]]],
+                      sample: _Sample, path: Path, normalisation: Callable[[], tuple[str | float, float, dict]],
+                      nominal_label: str, names_hint: str, sink: _Sink) -> _StreamSummary:
+        """Benchmark weights, smearing, cuts and observables of a sample of named raw weights, chunk by chunk.
 
-        ``nominal`` and ``by_name`` are the weights as stored in the file; ``norm``/``xs`` the resolved
-        normalisation; ``names_hint`` says how to supply missing weight names in error messages.
+        ``chunks`` yields ``(objects, nominal, by_name)`` with the weights as stored in the file; each chunk's
+        selected events go to ``sink`` with their weights times ``k_factor``. ``normalisation()``, called once
+        every chunk was read, returns the resolved normalisation, the cross section it may need and metadata;
+        the returned summary carries the normalisation factor (a single number for the whole sample, so the events
+        do not depend on the chunking, up to the rounding of the summed nominal weights for ``"xsec"`` or an
+        explicit cross section). ``names_hint`` says how to supply missing weight names in error messages.
         """
-        check_event_weights(path, nominal, by_name, nominal_label=nominal_label)
-        columns = self._benchmark_columns(sample, list(by_name), path)
-        if self.systematics is not None:
-            missing = [i for i in self.systematics.weight_ids if i not in by_name]
-            if missing:
-                raise ValueError(f"{path}: systematics need weights {missing[:10]} that are not among the named "
-                                 f"weights ({names_hint})")
-        n = objects.n_events
-        total = float(nominal.sum())
-        matrix = np.stack([nominal if c == NOMINAL else by_name[c] for c in columns], axis=1)
+        columns: list[str] | None = None
+        flow: CutFlow | None = None
+        dropped = DroppedEvents()
         stats = BenchmarkWeightStats()
-        stats.update(matrix)
+        n_read, nominal_sum = 0, 0.0
+        for objects, nominal, by_name in chunks:
+            check_event_weights(path, nominal, by_name, nominal_label=nominal_label, first_event=n_read + 1)
+            if columns is None:
+                columns = self._benchmark_columns(sample, list(by_name), path)
+                if self.systematics is not None:
+                    missing = [i for i in self.systematics.weight_ids if i not in by_name]
+                    if missing:
+                        raise ValueError(f"{path}: systematics need weights {missing[:10]} that are not among the "
+                                         f"named weights ({names_hint})")
+            matrix = np.stack([nominal if c == NOMINAL else by_name[c] for c in columns], axis=1)
+            stats.update(matrix)
+            matrix *= sample.k_factor
+            if self.smearer is not None:
+                objects = self.smearer.apply(objects)
+            x, weights, a, b, chunk_flow = self._process_objects(objects, matrix, nominal * sample.k_factor, nominal,
+                                                                 by_name, sample, path, dropped)
+            sink(x, weights, a, b)
+            flow = chunk_flow if flow is None else flow.merge(chunk_flow)
+            n_read += objects.n_events
+            nominal_sum += float(nominal.sum())
+        if columns is None:
+            raise ValueError(f"{path}: no events")
+        dropped.report(label=str(path))
         stats.check(path, self.benchmarks, columns)
-        matrix = _normalise(matrix, total, n, norm, xs, path) * sample.k_factor
-        nominal_n = _normalise(nominal, total, n, norm, xs, path) * sample.k_factor
-        if self.smearer is not None:
-            objects = self.smearer.apply(objects)
-        x, weights, a, b, flow = self._process_objects(objects, matrix, nominal_n, nominal, by_name, sample, path)
-        sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
-                           else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
+        norm, xs, meta = normalisation()
+        factor = _normalisation_factor(nominal_sum, n_read, norm, xs, path)
         info = {"path": str(path), **meta, "normalization": norm,
                 "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
                 "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
-        return _SampleResult(x, weights, sampling, a, b, n, flow, sample.process, info)
+        return _StreamSummary(n_read, factor, _scaled_cutflow(flow, factor), info)
+
+    def _each_sample(self, read_one: Callable[[_Sample], Any]) -> list[Any]:
+        """``read_one(sample)`` for every sample in order, timed, with cut flows logged and kept."""
+        if not self.samples:
+            raise ValueError("no samples added: call add_sample(path, ...) first")
+        self.cutflows = {}
+        results = []
+        paths = [str(s.path) for s in self.samples]
+        for i, sample in enumerate(self.samples):
+            key = paths[i] if paths.count(paths[i]) == 1 else f"{paths[i]} (sample {i + 1})"
+            ts = time.perf_counter()
+            res = read_one(sample)
+            dt = time.perf_counter() - ts
+            self.timings[key] = dt
+            logger.info("%s: read %d events in %.2f s (%.0f events/s)", sample.path, res.n_read, dt,
+                        res.n_read / max(dt, 1e-9))
+            self.cutflows[key] = res.cutflow
+            res.cutflow.log(logger, label=key)
+            results.append(res)
+        return results
+
+    def _combination_factors(self, results: Sequence[Any]) -> list[float]:
+        """Average within a process (weights * N_i / N_process), sum across processes."""
+        n_by_process: dict[str, int] = {}
+        for sample, r in zip(self.samples, results, strict=True):
+            n_by_process[sample.process] = n_by_process.get(sample.process, 0) + r.n_read
+        return [r.n_read / n_by_process[sample.process] for sample, r in zip(self.samples, results, strict=True)]
+
+    def _metadata(self, results: Sequence[Any], n_selected: Sequence[int]) -> dict[str, Any]:
+        return {
+            "source": self._source,
+            "samples": [dict(r.meta, process=sample.process, n_read=r.n_read, n_selected=int(n))
+                        for sample, r, n in zip(self.samples, results, n_selected, strict=True)],
+            "cutflows": {k: v.to_dict() for k, v in self.cutflows.items()},
+            "cuts": [c.name for c in self.cuts],
+        }
+
+    def _event_set(self, x: np.ndarray, weights: np.ndarray, sampling: Any, a: np.ndarray | None,
+                   b: np.ndarray | None, metadata: dict[str, Any] | None = None) -> EventSet:
+        space = self.space if self.systematics is None else self.systematics.add_to_space(self.space)
+        return EventSet(x, weights, observable_names=[o.name for o in self.observables],
+                        benchmark_names=self.benchmarks, space=space, morpher=self.morpher,
+                        morphing_basis=self.morphing_basis, sampling_benchmark=sampling,
+                        nuisance_names=[] if a is None else self.systematics.names, nuisance_a=a, nuisance_b=b,
+                        observable_definitions=[o.definition for o in self.observables], metadata=metadata)
 
     def read(self) -> EventSet:
         """Read all samples and return the combined :class:`~skminer.events.EventSet`.
@@ -521,52 +628,14 @@ class _EventFileReader:
         ValueError
             On bad input, naming the file (and the event where applicable). Nothing is written.
         """
-        if not self.samples:
-            raise ValueError("no samples added: call add_sample(path, ...) first")
-        results = []
-        self.cutflows = {}
         t0 = time.perf_counter()
-        paths = [str(s.path) for s in self.samples]
-        for i, sample in enumerate(self.samples):
-            key = paths[i] if paths.count(paths[i]) == 1 else f"{paths[i]} (sample {i + 1})"
-            ts = time.perf_counter()
-            res = self._read_sample(sample)
-            dt = time.perf_counter() - ts
-            self.timings[key] = dt
-            logger.info("%s: read %d events in %.2f s (%.0f events/s), %d pass the selection", sample.path,
-                        res.n_read, dt, res.n_read / max(dt, 1e-9), res.x.shape[0])
-            self.cutflows[key] = res.cutflow
-            res.cutflow.log(logger, label=key)
-            results.append(res)
-        space = self.space if self.systematics is None else self.systematics.add_to_space(self.space)
-        # combination: average within a process (weights * N_i / N_process), sum across processes
-        n_by_process: dict[str, int] = {}
-        for r in results:
-            n_by_process[r.process] = n_by_process.get(r.process, 0) + r.n_read
+        results = self._each_sample(self._read_sample)
         sets = []
-        for r in results:
-            factor = r.n_read / n_by_process[r.process]
-            sets.append(EventSet(
-                r.x, r.weights * factor, observable_names=[o.name for o in self.observables],
-                benchmark_names=self.benchmarks, space=space, morpher=self.morpher,
-                morphing_basis=self.morphing_basis, sampling_benchmark=r.sampling,
-                nuisance_names=[] if r.nuisance_a is None else self.systematics.names,
-                nuisance_a=r.nuisance_a, nuisance_b=r.nuisance_b,
-                observable_definitions=[o.definition for o in self.observables]))
+        for r, factor in zip(results, self._combination_factors(results), strict=True):
+            r.weights *= factor  # the reader's own array, scaled in place
+            sets.append(self._event_set(r.x, r.weights, r.sampling, r.nuisance_a, r.nuisance_b))
         combined = EventSet.combine(sets, mode="sum") if len(sets) > 1 else sets[0]
-        metadata = {
-            "source": self._source,
-            "samples": [dict(r.meta, process=r.process, n_read=r.n_read, n_selected=int(r.x.shape[0]))
-                        for r in results],
-            "cutflows": {k: v.to_dict() for k, v in self.cutflows.items()},
-            "cuts": [c.name for c in self.cuts],
-        }
-        out = EventSet(combined.x, combined.weights, observable_names=combined.observable_names,
-                       benchmark_names=combined.benchmark_names, space=combined.space, morpher=self.morpher,
-                       morphing_basis=self.morphing_basis, sampling_benchmark=combined.sampling_benchmark,
-                       nuisance_names=combined.nuisance_names, nuisance_a=combined.nuisance_a,
-                       nuisance_b=combined.nuisance_b, observable_definitions=combined.observable_definitions,
-                       metadata=metadata)
+        out = combined._replace(metadata=self._metadata(results, [r.x.shape[0] for r in results]))
         logger.info("read %d samples, %d events in %.2f s", len(results), out.n_events, time.perf_counter() - t0)
         return out
 
@@ -576,11 +645,56 @@ class _EventFileReader:
         events.save(path)
         return events
 
+    def read_to_file(self, path: str | os.PathLike, *, compression: str | None = "gzip") -> ChunkedEventSet:
+        """Read all samples chunk by chunk into the event file ``path`` (out of core) and open it.
 
-def _normalise(weights: np.ndarray, nominal_sum: float, n_events: int, norm: str | float, info_xs: float,
-               path: Path) -> np.ndarray:
-    """Scale raw weights according to the resolved normalisation."""
-    return weights * _normalisation_factor(nominal_sum, n_events, norm, info_xs, path)
+        The memory held is about one chunk of events (``chunk_events`` for LHE files), whatever the files' sizes:
+        the selected events of each chunk go to a temporary file beside ``path`` with their weights as read; the
+        normalisation of each sample, known once it was read to the end, is applied while copying them into
+        ``path``. The file holds exactly the events of :meth:`read` (``EventSet.open(path).load()`` equals
+        ``read()``). Written atomically; the temporary file is removed.
+
+        Returns
+        -------
+        ChunkedEventSet
+
+        Raises
+        ------
+        ValueError
+            As :meth:`read`; nothing is written at ``path``.
+        """
+        t0 = time.perf_counter()
+        path = Path(path)
+        raw_path = path.with_name(f".{path.name}.raw-{uuid.uuid4().hex}.h5")
+        ranges: list[tuple[int, int]] = []
+        try:
+            with EventFileWriter(raw_path, compression=None) as raw:
+                def read_one(sample: _Sample) -> _StreamSummary:
+                    start, index = raw.n_events, self._sampling_index(sample)
+
+                    def sink(x: np.ndarray, w: np.ndarray, a: np.ndarray | None, b: np.ndarray | None) -> None:
+                        raw.append(self._event_set(x, w, np.full(x.shape[0], index, dtype=np.int64), a, b))
+
+                    summary = self._stream_sample(sample, sink)
+                    ranges.append((start, raw.n_events))
+                    return summary
+
+                results = self._each_sample(read_one)
+            factors = self._combination_factors(results)
+            raw_set = EventSet.open(raw_path, chunk_events=_COPY_CHUNK)
+            with EventFileWriter(path, compression=compression) as out:
+                for first, chunk in zip(range(0, raw_set.n_events, raw_set.chunk_events), raw_set.iter_chunks(),
+                                        strict=True):
+                    rows = first + np.arange(chunk.n_events)
+                    sample_of = np.searchsorted([stop for _, stop in ranges], rows, side="right")
+                    normalised = chunk.weights * np.array([r.factor for r in results])[sample_of][:, None]
+                    out.append(chunk._replace(weights=normalised * np.array(factors)[sample_of][:, None]))
+                out.set_metadata(self._metadata(results, [stop - start for start, stop in ranges]))
+        finally:
+            raw_path.unlink(missing_ok=True)
+        logger.info("read %d samples, %d events into %s in %.2f s", len(results), out.n_events, path,
+                    time.perf_counter() - t0)
+        return EventSet.open(path)
 
 
 def _normalisation_factor(nominal_sum: float, n_events: int, norm: str | float, info_xs: float, path: Path
@@ -711,10 +825,10 @@ class LHEReader(_EventFileReader):
                                      f"{bench!r} has {name} = {values[index[key]]}; check weight_ids / the "
                                      f"parameter space")
 
-    def _read_sample(self, sample: _Sample) -> _SampleResult:
+    def _stream_sample(self, sample: _Sample, sink: _Sink) -> _StreamSummary:
         """One LHE file, streamed in chunks of ``chunk_events``: each chunk is turned into objects, smeared, cut and
-        evaluated, and only the selected events' observables and weights are kept; the file's normalisation (a
-        single factor, known once every event was read) is applied at the end."""
+        evaluated, and only the selected events' observables and weights go to ``sink``; the file's normalisation
+        (a single factor, known once every event was read) is returned for the caller to apply."""
         path = sample.path
         info = read_lhe_info(path)  # header and <init> with pylhe; the events are streamed by _lhe_events
         norm = info.resolve_normalization(self.normalization if sample.normalization is None
@@ -731,8 +845,8 @@ class LHEReader(_EventFileReader):
                                  f"(declared: {declared[:20]})")
             needed = sorted({c for c in columns if c != NOMINAL} | set(syst_ids), key=declared.index)
             self._check_points(info, columns)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
         flow: CutFlow | None = None
+        dropped = DroppedEvents()
         stats = BenchmarkWeightStats()
         n_read, nominal_sum = 0, 0.0
         for chunk in iter_event_chunks(path, declared=declared, needed=needed, chunk_events=self.chunk_events):
@@ -746,22 +860,16 @@ class LHEReader(_EventFileReader):
             objects = _finish_objects(_parton_objects(raw), self.smearer)
             x, weights, a, b, chunk_flow = self._process_objects(objects, matrix * sample.k_factor,
                                                                  raw.nominal * sample.k_factor, raw.nominal,
-                                                                 raw.weights, sample, path)
-            parts.append((x, weights, a, b))
+                                                                 raw.weights, sample, path, dropped)
+            sink(x, weights, a, b)
             flow = chunk_flow if flow is None else flow.merge(chunk_flow)
             n_read += chunk.n_events
             nominal_sum += float(chunk.nominal.sum())
+        dropped.report(label=str(path))
         stats.check(path, self.benchmarks, columns)
         factor = _normalisation_factor(nominal_sum, n_read, norm, info.cross_section, path)
-        x = np.concatenate([p[0] for p in parts])
-        weights = np.concatenate([p[1] for p in parts]) * factor
-        a = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
-        b = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
-        sampling = np.full(x.shape[0], -1 if sample.sampling_benchmark is None or sample.is_background
-                           else self.benchmarks.index(sample.sampling_benchmark), dtype=np.int64)
         meta = {"path": str(path), "normalization": norm, "cross_section_init": info.cross_section,
                 "weight_precision": PRECISION_LHE,  # MG5 prints weights with 8 significant digits
                 "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
                 "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
-        return _SampleResult(x, weights, sampling, a, b, n_read, _scaled_cutflow(flow, factor), sample.process,
-                             meta)
+        return _StreamSummary(n_read, factor, _scaled_cutflow(flow, factor), meta)

@@ -12,13 +12,14 @@ Toy pipeline (``ToySimulator``, 2 observables, 6 benchmark weights per event):
   chunking skminer uses); load them; sample = morph the weights at the same parameter points, ``cumsum`` and
   ``searchsorted`` (the bare unweighting, no joint ratios or scores).
 - ``in-memory``: ``ToySimulator.simulate`` -> ``EventSet.save``; ``EventSet.load``; load + ``RatioSampler``.
-- ``out-of-core``: ``ToySimulator.simulate_to_file`` (chunks of 1e6 events); ``EventSet.open``; open +
+- ``out-of-core``: ``ToySimulator.simulate_to_file`` (chunks of 2^18 events); ``EventSet.open``; open +
   ``RatioSampler`` streaming over the file's chunks.
 
 LHE pipeline (the shared MG5 file's events repeated into a temporary file under ``--tmp``):
 
 - ``pylhe pass``: iterate ``pylhe.LHEFile.fromfile(path).events`` touching every event's particles and weights;
-- ``LHEReader``: read (chunks of 10 000 events, one observable) -> ``EventSet.save``; then load + sample.
+- ``LHEReader``: read (chunks of 10 000 events, one observable) -> ``EventSet.save``, or ``read_to_file`` (out of
+  core: one chunk of events in memory); then load (or open) + ``TestSampler`` at two benchmarks.
 
 Ratio sampling draws ``--n-samples`` samples over ``--n-thetas`` points (``RatioSampler(n_thetas=...)``).
 Large files are deleted when the benchmark ends; check ``df -h`` before ``--lhe-sizes 1e7`` (13.5 GB).
@@ -110,7 +111,7 @@ def _skminer_simulate_save(n: int, path: str, args: argparse.Namespace) -> int:
 def _skminer_simulate_to_file(n: int, path: str, args: argparse.Namespace) -> int:
     from skminer.simulation.toy import ToySimulator
 
-    return ToySimulator().simulate_to_file(path, n, random_state=0, chunk_events=1_000_000).n_events
+    return ToySimulator().simulate_to_file(path, n, random_state=0).n_events
 
 
 def _skminer_load(n: int, path: str, args: argparse.Namespace) -> int:
@@ -171,7 +172,7 @@ def _pylhe_pass(n: int, path: str, args: argparse.Namespace) -> int:
     return count
 
 
-def _lhe_read_save(n: int, path: str, args: argparse.Namespace) -> int:
+def _lhe_reader(path: str):
     from skminer.parameters import ParameterSpace
     from skminer.simulation.lhe import LHEReader, read_lhe_info
 
@@ -179,18 +180,35 @@ def _lhe_read_save(n: int, path: str, args: argparse.Namespace) -> int:
     space = ParameterSpace().add_parameter("g")
     for i, wid in enumerate(info.weight_ids):
         space.add_benchmark(wid, [float(i)])
-    reader = LHEReader(space, check_benchmarks=False).add_sample(path).add_observable("n", "len(p)")
-    events = reader.read()
+    return LHEReader(space, check_benchmarks=False).add_sample(path).add_observable("n", "len(p)")
+
+
+def _lhe_read_save(n: int, path: str, args: argparse.Namespace) -> int:
+    events = _lhe_reader(path).read()
     events.save(path + ".h5")
     return events.n_events
 
 
-def _lhe_load_sample(n: int, path: str, args: argparse.Namespace) -> int:
+def _lhe_read_to_file(n: int, path: str, args: argparse.Namespace) -> int:
+    return _lhe_reader(path).read_to_file(path + ".ooc.h5").n_events
+
+
+def _lhe_sample(events, args: argparse.Namespace) -> int:
     from skminer.augmentation import TestSampler
+
+    return len(TestSampler(theta=events.space.benchmark_values[:2]).sample(events, args.n_samples, random_state=1))
+
+
+def _lhe_load_sample(n: int, path: str, args: argparse.Namespace) -> int:
     from skminer.events import EventSet
 
-    events = EventSet.load(path + ".h5")
-    return len(TestSampler(theta=events.space.benchmark_values[:1]).sample(events, args.n_samples, random_state=1))
+    return _lhe_sample(EventSet.load(path + ".h5"), args)
+
+
+def _lhe_open_sample(n: int, path: str, args: argparse.Namespace) -> int:
+    from skminer.events import EventSet
+
+    return _lhe_sample(EventSet.open(path + ".ooc.h5"), args)
 
 
 STAGES = {
@@ -201,18 +219,21 @@ STAGES = {
     "out-of-core simulate->save": _skminer_simulate_to_file, "out-of-core open": _skminer_open,
     "out-of-core open+sample": _skminer_open_sample,
     "pylhe pass": _pylhe_pass, "LHEReader read->save": _lhe_read_save, "LHEReader load+sample": _lhe_load_sample,
+    "LHEReader read_to_file": _lhe_read_to_file, "LHEReader open+sample": _lhe_open_sample,
 }
 #: Stage whose time and memory each stage is compared with.
 BASELINE = {
     "in-memory simulate->save": "numpy+h5py simulate->save", "out-of-core simulate->save": "numpy+h5py simulate->save",
     "in-memory load": "numpy+h5py load", "out-of-core open": "numpy+h5py load",
     "in-memory load+sample": "numpy+h5py load+sample", "out-of-core open+sample": "numpy+h5py load+sample",
-    "LHEReader read->save": "pylhe pass", "imports skminer": "imports numpy+h5py",
+    "LHEReader read->save": "pylhe pass", "LHEReader read_to_file": "pylhe pass",
+    "imports skminer": "imports numpy+h5py",
 }
 TOY_STAGES = ("imports numpy+h5py", "imports skminer", "numpy+h5py simulate->save", "numpy+h5py load",
               "numpy+h5py load+sample", "in-memory simulate->save", "in-memory load", "in-memory load+sample",
               "out-of-core simulate->save", "out-of-core open", "out-of-core open+sample")
-LHE_STAGES = ("pylhe pass", "LHEReader read->save", "LHEReader load+sample")
+LHE_STAGES = ("pylhe pass", "LHEReader read->save", "LHEReader read_to_file", "LHEReader load+sample",
+              "LHEReader open+sample")
 
 
 def _worker(stage: str, n: int, path: str, args: argparse.Namespace) -> None:
@@ -324,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
                     results[stage] = measure(stage, n, path, args, args.timeout)
                     lines.append(_row("lhe", n, stage, results[stage], results))
                     print(lines[-1], flush=True)
-            for f in Path(tmp).glob("events_*"):
+            for f in Path(tmp).glob("*events_*"):
                 f.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

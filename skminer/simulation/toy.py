@@ -667,7 +667,7 @@ class ToySimulator:
 
     def simulate_to_file(self, path: str | os.PathLike, n_events: int,
                          benchmarks: Sequence[str] | Mapping[str, Any] | None = None, random_state: Any = None,
-                         chunk_events: int = 1_000_000, compression: str | None = "gzip") -> ChunkedEventSet:
+                         chunk_events: int = 1 << 18, compression: str | None = "gzip") -> ChunkedEventSet:
         """:meth:`simulate` out of core: events drawn and written chunk by chunk, then opened as a
         :class:`~skminer.events.ChunkedEventSet`.
 

@@ -7,18 +7,18 @@ For every method and batch size the script times single epochs, never whole fits
 
 * **bare torch**: a hand-written loop over pre-made tensors (inputs and targets standardised once, before the
   loop) with the same network, optimizer (Adam), batch size and loss (skminer's own loss functions, so the work
-  per batch is the same); each epoch shuffles with one gather and slices contiguous batches.
+  per batch is the same); each epoch shuffles with one gather and slices contiguous batches. One bare epoch
+  runs right after every timed skminer epoch, so that both see the same load from other processes.
 * **skminer**: ``estimator.fit`` with early stopping off, a constant learning rate and ``epoch_selection="last"``
   (the same work as the bare loop); each training pass of the private skorch net is timed (its
   ``run_single_epoch``; per-epoch callbacks such as the learning-rate schedule take microseconds).
 * **skminer default**: the same with the default ``epoch_selection="ema"`` and exponential learning-rate
   schedule (it also averages the weights after every batch).
 
-Each of the three runs one warm-up epoch that is not counted; the runs alternate ``--repeats`` times so that
-load from other processes hits all of them alike, and the table shows the median epoch. Times are CPU seconds
-of the (single-threaded) process, which other processes on a shared machine distort far less than wall time;
-``--clock wall`` uses wall time instead. ``ratio`` is bare seconds per epoch / skminer seconds per epoch
-(1.0 = as fast as the bare loop; higher is better).
+Each runs one warm-up epoch that is not counted; the fits are repeated ``--repeats`` times. The table shows
+median epoch times and the median over epochs of the ratio bare seconds / skminer seconds of adjacent epochs
+(1.0 = as fast as the bare loop; higher is better). Times are CPU seconds of the (single-threaded) process,
+which other processes on a shared machine distort less than wall time; ``--clock wall`` uses wall time.
 """
 
 from __future__ import annotations
@@ -60,37 +60,41 @@ def _standardise(a: np.ndarray) -> tuple[Tensor, Tensor]:
             torch.as_tensor(scale, dtype=torch.float32))
 
 
-def bare_loop(method: str, data: dict[str, np.ndarray], batch: int, epochs: int) -> list[float]:
-    """Seconds of each of ``epochs`` epochs of a bare torch loop (after one uncounted warm-up epoch)."""
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    x, _ = _standardise(data["x"])
-    if method == "sally":
-        target, _ = _standardise(data["t"])  # SALLY's loss is the MSE in units of the target's spread
-        tensors = {"x": x, "t": target}
-        model = _mlp(x.shape[1], target.shape[1])
-    else:
-        theta, theta_scale = _standardise(data["theta"])
-        tensors = {"x": x, "theta": theta, "y": torch.as_tensor(data["y"], dtype=torch.float32),
-                   "log_r_xz": torch.as_tensor(np.log(data["r"]), dtype=torch.float32),
-                   "t_xz": torch.as_tensor(data["t"], dtype=torch.float32)}
-        model = _mlp(x.shape[1] + theta.shape[1], 1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = _bare_loss(method, model, theta_scale if method != "sally" else None)
-    n = len(x)
-    times = []
-    for _ in range(epochs + 1):
+class BareLoop:
+    """A bare torch training loop for ``method`` over pre-made, pre-standardised tensors; :meth:`epoch` runs one
+    epoch and returns its seconds."""
+
+    def __init__(self, method: str, data: dict[str, np.ndarray], batch: int) -> None:
+        torch.manual_seed(0)
+        self.gen = torch.Generator().manual_seed(0)
+        self.batch = batch
+        x, _ = _standardise(data["x"])
+        theta_scale = None
+        if method == "sally":
+            target, _ = _standardise(data["t"])  # SALLY's loss is the MSE in units of the target's spread
+            self.tensors = {"x": x, "t": target}
+            model = _mlp(x.shape[1], target.shape[1])
+        else:
+            theta, theta_scale = _standardise(data["theta"])
+            self.tensors = {"x": x, "theta": theta, "y": torch.as_tensor(data["y"], dtype=torch.float32),
+                            "log_r_xz": torch.as_tensor(np.log(data["r"]), dtype=torch.float32),
+                            "t_xz": torch.as_tensor(data["t"], dtype=torch.float32)}
+            model = _mlp(x.shape[1] + theta.shape[1], 1)
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.loss_fn = _bare_loss(method, model, theta_scale)
+
+    def epoch(self) -> float:
         start = clock()
-        perm = torch.randperm(n, generator=gen)
-        shuffled = {k: v[perm] for k, v in tensors.items()}
-        for i in range(0, n, batch):
-            b = {k: v[i:i + batch] for k, v in shuffled.items()}
-            opt.zero_grad()
-            loss = loss_fn(b)
+        n = len(self.tensors["x"])
+        perm = torch.randperm(n, generator=self.gen)
+        shuffled = {k: v[perm] for k, v in self.tensors.items()}
+        for i in range(0, n, self.batch):
+            b = {k: v[i:i + self.batch] for k, v in shuffled.items()}
+            self.opt.zero_grad()
+            loss = self.loss_fn(b)
             loss.backward()
-            opt.step()
-        times.append(clock() - start)
-    return times[1:]
+            self.opt.step()
+        return clock() - start
 
 
 def _bare_loss(method: str, model: nn.Module, theta_scale: Tensor | None) -> Callable[[dict[str, Tensor]], Tensor]:
@@ -123,33 +127,36 @@ def _bare_loss(method: str, model: nn.Module, theta_scale: Tensor | None) -> Cal
 
 
 @contextlib.contextmanager
-def timed_training_passes() -> Iterator[list[float]]:
-    """Record the seconds of every training pass (``SkminerNet.run_single_epoch`` with ``training=True``)."""
+def paired_training_passes(bare: BareLoop) -> Iterator[list[tuple[float, float]]]:
+    """Record (skminer seconds, bare seconds) for every training pass of skminer's private net
+    (``SkminerNet.run_single_epoch`` with ``training=True``), each followed directly by one bare epoch."""
     original = _net.SkminerNet.run_single_epoch
-    times: list[float] = []
+    pairs: list[tuple[float, float]] = []
 
     def timed(self, iterator, training, prefix, step_fn, **fit_params):  # noqa: ANN001, ANN202
         start = clock()
         original(self, iterator, training, prefix, step_fn, **fit_params)
         if training:
-            times.append(clock() - start)
+            pairs.append((clock() - start, bare.epoch()))
 
     _net.SkminerNet.run_single_epoch = timed
     try:
-        yield times
+        yield pairs
     finally:
         _net.SkminerNet.run_single_epoch = original
 
 
-def skminer_epochs(method: str, data: dict[str, np.ndarray], batch: int, epochs: int, default: bool) -> list[float]:
-    """Seconds of each of ``epochs`` training passes of ``estimator.fit``, after a 1-epoch warm-up fit."""
+def paired_epochs(method: str, data: dict[str, np.ndarray], batch: int, epochs: int, default: bool,
+                  bare: BareLoop) -> list[tuple[float, float]]:
+    """(skminer, bare) seconds of ``epochs`` training passes of ``estimator.fit``, each next to a bare epoch,
+    after a 1-epoch warm-up fit."""
     settings = {} if default else {"epoch_selection": "last", "lr_schedule": "constant"}
     common = dict(hidden_layer_sizes=HIDDEN, activation="tanh", batch_size=batch, early_stopping=False,
                   validation_fraction=0.0, lr=1e-3, random_state=0, n_threads=1, **settings)
-    for n_epochs in (1, epochs):  # the first fit is the warm-up
-        with timed_training_passes() as durations:
-            _fit(method, data, n_epochs, common)
-    return durations
+    _fit(method, data, 1, common)  # warm-up
+    with paired_training_passes(bare) as pairs:
+        _fit(method, data, epochs, common)
+    return pairs
 
 
 def _fit(method: str, data: dict[str, np.ndarray], n_epochs: int, common: dict) -> None:
@@ -181,22 +188,24 @@ def main(argv: list[str] | None = None) -> None:
     batches = [int(b) for b in args.batch_sizes.split(",")]
 
     print(f"\nTraining time per epoch, {n} samples, network {HIDDEN}, {torch.get_num_threads()} torch thread(s), "
-          f"median of {args.repeats} x {args.epochs} epochs, {args.clock} time")
+          f"{args.repeats} x {args.epochs} epochs each next to a bare epoch, {args.clock} time")
     print(f"{'method':<8}{'batch':>6}{'bare ms':>10}{'skminer ms':>12}{'ratio':>8}{'default ms':>12}{'ratio':>8}")
     for method in methods:
         for batch in batches:
-            runs: dict[str, list[float]] = {"bare": [], "skminer": [], "default": []}
+            bare = BareLoop(method, data, batch)
+            bare.epoch()  # warm-up
+            runs: dict[str, list[tuple[float, float]]] = {"skminer": [], "default": []}
             for _ in range(args.repeats):
-                runs["bare"] += bare_loop(method, data, batch, args.epochs)
-                runs["skminer"] += skminer_epochs(method, data, batch, args.epochs, default=False)
-                runs["default"] += skminer_epochs(method, data, batch, args.epochs, default=True)
-            med = {k: statistics.median(v) for k, v in runs.items()}
-            print(f"{method:<8}{batch:>6}{1e3 * med['bare']:>10.1f}{1e3 * med['skminer']:>12.1f}"
-                  f"{med['bare'] / med['skminer']:>8.2f}{1e3 * med['default']:>12.1f}"
-                  f"{med['bare'] / med['default']:>8.2f}")
-    print("ratio = bare-loop seconds per epoch / skminer seconds per epoch (1.00: as fast as the bare loop). "
-          "skminer: epoch_selection='last', constant lr (the bare loop's work); default: EMA weights and the "
-          "exponential schedule.")
+                for variant in runs:
+                    runs[variant] += paired_epochs(method, data, batch, args.epochs, variant == "default", bare)
+            row = f"{method:<8}{batch:>6}{1e3 * statistics.median(b for _, b in runs['skminer']):>10.1f}"
+            for variant in ("skminer", "default"):
+                ratio = statistics.median(b / s for s, b in runs[variant])
+                row += f"{1e3 * statistics.median(s for s, _ in runs[variant]):>12.1f}{ratio:>8.2f}"
+            print(row)
+    print("ratio = median over epochs of (bare epoch seconds / the adjacent skminer epoch's seconds); 1.00: as fast "
+          "as the bare loop. skminer: epoch_selection='last', constant lr (the bare loop's work); default: EMA "
+          "weights and the exponential schedule.")
 
 
 if __name__ == "__main__":

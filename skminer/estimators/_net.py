@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
+from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import Tensor, nn
 
@@ -433,6 +435,20 @@ def _detach(out: Any) -> Any:
     return out
 
 
+#: Callback hooks called per batch; :class:`SkminerNet` calls only the callbacks that implement them.
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+
+class _HistoryRowProxy:
+    """Writes ``row[key] = value`` through ``history.record_batch`` (histories other than skorch's ``History``)."""
+
+    def __init__(self, history: Any) -> None:
+        self.history = history
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.history.record_batch(key, value)
+
+
 class SkminerNet(NeuralNet):
     """skorch ``NeuralNet`` over :class:`TensorDictDataset` batches.
 
@@ -473,11 +489,44 @@ class SkminerNet(NeuralNet):
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            history.record_batch(prefix + "_loss", step["loss"].item())
-            history.record_batch(prefix + "_batch_size", int(next(iter(batch[0].values())).shape[0]))
+            row = self._batch_row()
+            row[prefix + "_loss"] = step["loss"].item()
+            row[prefix + "_batch_size"] = int(next(iter(batch[0].values())).shape[0])
             self.notify("on_batch_end", batch=batch, training=training, **step)
             batch_count += 1
         history.record(prefix + "_batch_count", batch_count)
+
+    def _batch_row(self, new: bool = False) -> dict[str, Any]:
+        """The current batch's history row (``new``: append one first), without ``History.__getitem__``'s
+        general index resolution (a skorch ``History`` is a list of epoch dicts holding a list of batch dicts)."""
+        if type(self.history) is not History:  # e.g. a distributed history: its own bookkeeping
+            if new:
+                self.history.new_batch()
+            return _HistoryRowProxy(self.history)
+        batches = list.__getitem__(self.history, -1)["batches"]
+        if new:
+            batches.append({})
+        return batches[-1]
+
+    def on_batch_begin(self, net: Any, batch: Any = None, training: bool = False, **kwargs: Any) -> None:
+        self._batch_row(new=True)
+
+    def initialize_callbacks(self) -> SkminerNet:
+        super().initialize_callbacks()
+        self._batch_hooks_ = {name: [cb for _, cb in self.callbacks_
+                                     if getattr(type(cb), name, None) is not getattr(Callback, name)]
+                              for name in _BATCH_HOOKS}
+        return self
+
+    def notify(self, method_name: str, **cb_kwargs: Any) -> None:
+        # per batch, call only the callbacks that implement the hook (most callbacks act once per epoch)
+        hooks = getattr(self, "_batch_hooks_", None)
+        if hooks is None or method_name not in hooks:
+            super().notify(method_name, **cb_kwargs)
+            return
+        getattr(self, method_name)(self, **cb_kwargs)
+        for cb in hooks[method_name]:
+            getattr(cb, method_name)(self, **cb_kwargs)
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """One optimisation step without skorch's closure (the optimizers here take one gradient per step).
@@ -490,8 +539,9 @@ class SkminerNet(NeuralNet):
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
-        self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                    batch=batch, training=True)
+        if self._batch_hooks_["on_grad_computed"]:
+            self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                        batch=batch, training=True)
         self._step_optimizer(None)
         return {"loss": loss, "y_pred": y_pred}
 

@@ -173,6 +173,41 @@ def _collapse(points: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     return uniq, np.bincount(inverse.ravel(), weights=counts, minlength=uniq.shape[0]).astype(np.int64)
 
 
+class _DrawnEvents:
+    """The drawn events of an out-of-core set, read in one pass over its chunks; cross sections (and everything
+    else that sums over all events) come from the whole set. The joint quantities of the drawn rows are then
+    computed in memory, on the same rows in the same order, so they equal those of the set in memory."""
+
+    def __init__(self, parent: Any, rows: np.ndarray) -> None:
+        uniq, self.rows = np.unique(rows, return_inverse=True)
+        self.rows = self.rows.reshape(-1)
+        self.parent, self.drawn = parent, parent[uniq]
+
+    space = property(lambda self: self.parent.space)
+    x = property(lambda self: self.drawn.x)
+
+    def __len__(self) -> int:
+        return len(self.drawn)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.drawn[index]
+
+    def cross_section(self, theta: Any, nu: Any = None) -> Any:
+        return self.parent.cross_section(theta, nu)
+
+    def cross_section_gradient(self, theta: Any, nu: Any = None) -> Any:
+        return self.parent.cross_section_gradient(theta, nu)
+
+
+def _drawn(events: Any, rows: np.ndarray) -> tuple[Any, np.ndarray]:
+    """``(events, rows)`` for the joint quantities: an out-of-core set's drawn rows read once (:class:`_DrawnEvents`
+    with rows renumbered), in-memory events unchanged."""
+    if not getattr(events, "out_of_core", False):
+        return events, rows
+    drawn = _DrawnEvents(events, rows)
+    return drawn, drawn.rows
+
+
 def _x(events: Any, rows: np.ndarray) -> np.ndarray:
     """Observations of the drawn rows (an out-of-core set reads only those rows)."""
     return np.asarray(events.x[rows], dtype=np.float64)
@@ -246,6 +281,7 @@ class LocalScoreSampler(_Sampler):
         if self.include_nuisance and not isinstance(a, np.ndarray):
             raise ValueError("include_nuisance=True needs the events in memory (EventSet.load), not out of core")
         rows, _ = unweight(events, theta[None, :], n, rng, self.negative_weights)
+        events, rows = _drawn(events, rows)
         _, t = joint_log_likelihoods(events, rows, theta[None, :], score=True)
         if self.include_nuisance:
             # d/dnu log[w exp(a nu + b nu^2) / sigma(nu)] at nu = 0 is a - sum(w a) / sum(w)
@@ -314,6 +350,7 @@ class RatioSampler(_Sampler):
         rows1, _ = unweight(events, theta1[None, :], n // 2, rng, self.negative_weights)
         rows = np.concatenate([rows0, rows1])
         owner = np.concatenate([owner, owner])  # the y = 1 draws are iid: assign them to the theta0 values
+        events, rows = _drawn(events, rows)
         log_p0, t = joint_log_likelihoods(events, rows, theta0s, owner, score=self.compute_score)
         log_p1, _ = joint_log_likelihoods(events, rows, theta1[None, :])
         with np.errstate(over="ignore", invalid="ignore"):
@@ -374,6 +411,7 @@ class DoubleRatioSampler(_Sampler):
         rows1, owner1 = unweight(events, theta1s, counts, rng, self.negative_weights)
         rows = np.concatenate([rows0, rows1])
         owner = np.concatenate([owner, owner1])
+        events, rows = _drawn(events, rows)
         log_p0, t0 = joint_log_likelihoods(events, rows, theta0s, owner, score=self.compute_score)
         log_p1, t1 = joint_log_likelihoods(events, rows, theta1s, owner, score=self.compute_score)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -421,6 +459,7 @@ class DensitySampler(_Sampler):
         thetas = _thetas(self.theta_prior, events.space, self.n_thetas, rng, "theta_prior")
         thetas, counts = _collapse(thetas, _split_counts(n, thetas.shape[0], rng))
         rows, owner = unweight(events, thetas, counts, rng, self.negative_weights)
+        events, rows = _drawn(events, rows)
         t = None
         if self.compute_score:
             _, t = joint_log_likelihoods(events, rows, thetas, owner, score=True)

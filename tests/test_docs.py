@@ -10,7 +10,7 @@ import sklearn
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ["quickstart.md", "tutorial.md", "howto/model-selection.md", "howto/compare-methods.md", "howto/ensembles.md",
-         "howto/persistence.md", "howto/threads.md", "howto/training.md"]
+         "howto/persistence.md", "howto/threads.md", "howto/training.md", "howto/out-of-core.md"]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 

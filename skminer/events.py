@@ -44,7 +44,7 @@ from .io import (
 from .morphing import Morpher, parameter_scales
 from .parameters import ParameterSpace
 
-__all__ = ["EventSet", "ChunkedEventSet", "EventFileWriter", "FORMAT_VERSION", "SUM_BLOCK"]
+__all__ = ["EventSet", "ChunkedEventSet", "FORMAT_VERSION", "SUM_BLOCK"]
 
 logger = logging.getLogger(__name__)
 

@@ -315,9 +315,10 @@ class AsymptoticLimits:
         refine : sequence of float, optional
             ``"ratio"`` and ``"likelihood"`` modes on a regular grid (:func:`theta_grid`, any row order):
             confidence levels (e.g. ``(0.68, 0.95)``) whose regions must come out as in a dense scan. The scan
-            starts on a coarse sub-lattice and evaluates the estimator only in cells near those contours and
-            the best fit; the other points get multilinear interpolations of ``log L``
-            (``info["evaluated"]`` marks the exact points). None (default): every grid point is evaluated.
+            starts on a coarse sub-lattice, halves the spacing step by step and evaluates the estimator only at
+            points whose interpolated ``q`` is not clearly on one side of those contours or could be the best
+            fit; the others keep the interpolated ``log L`` (``info["evaluated"]`` marks the exact points).
+            Regions at other levels are approximate. None (default): every grid point is evaluated.
 
         Returns
         -------

@@ -15,7 +15,8 @@ For every method and batch size the script times single epochs, never whole fits
 * **skminer default**: the same with the default ``epoch_selection="ema"`` and exponential learning-rate
   schedule (it also averages the weights after every batch).
 
-Each runs one warm-up epoch that is not counted; the fits are repeated ``--repeats`` times. The table shows
+The last column counts function calls per batch (skminer minus bare), which no load distorts. Each runs one
+warm-up epoch that is not counted; the fits are repeated ``--repeats`` times. The table shows
 median epoch times and the median over epochs of the ratio bare seconds / skminer seconds of adjacent epochs
 (1.0 = as fast as the bare loop; higher is better). Times are CPU seconds of the (single-threaded) process,
 which other processes on a shared machine distort less than wall time; ``--clock wall`` uses wall time.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -159,6 +161,47 @@ def paired_epochs(method: str, data: dict[str, np.ndarray], batch: int, epochs: 
     return pairs
 
 
+@contextlib.contextmanager
+def counting_calls() -> Iterator[list[int]]:
+    """Count Python and C function calls made while the block runs (``sys.setprofile``)."""
+    count = [0]
+
+    def profile(frame, event, arg):  # noqa: ANN001, ANN202
+        if event in ("call", "c_call"):
+            count[0] += 1
+
+    sys.setprofile(profile)
+    try:
+        yield count
+    finally:
+        sys.setprofile(None)
+
+
+def extra_calls_per_batch(method: str, data: dict[str, np.ndarray], batch: int) -> float:
+    """Function calls per batch of one skminer training pass minus those of one bare epoch (load-independent)."""
+    bare = BareLoop(method, data, batch)
+    with counting_calls() as bare_calls:
+        bare.epoch()
+    original = _net.SkminerNet.run_single_epoch
+    counts: list[int] = []
+
+    def counted(self, iterator, training, prefix, step_fn, **fit_params):  # noqa: ANN001, ANN202
+        with counting_calls() as calls:
+            original(self, iterator, training, prefix, step_fn, **fit_params)
+        if training:
+            counts.append(calls[0])
+
+    _net.SkminerNet.run_single_epoch = counted
+    try:
+        _fit(method, data, 1, dict(hidden_layer_sizes=HIDDEN, activation="tanh", batch_size=batch,
+                                   early_stopping=False, validation_fraction=0.0, lr=1e-3, random_state=0,
+                                   n_threads=1, epoch_selection="last", lr_schedule="constant"))
+    finally:
+        _net.SkminerNet.run_single_epoch = original
+    n_batches = -(-len(data["x"]) // batch)
+    return (counts[0] - bare_calls[0]) / n_batches
+
+
 def _fit(method: str, data: dict[str, np.ndarray], n_epochs: int, common: dict) -> None:
     if method == "sally":
         est.SALLY(max_epochs=n_epochs, **common).fit(data["x"], data["t"])
@@ -189,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nTraining time per epoch, {n} samples, network {HIDDEN}, {torch.get_num_threads()} torch thread(s), "
           f"{args.repeats} x {args.epochs} epochs each next to a bare epoch, {args.clock} time")
-    print(f"{'method':<8}{'batch':>6}{'bare ms':>10}{'skminer ms':>12}{'ratio':>8}{'default ms':>12}{'ratio':>8}")
+    print(f"{'method':<8}{'batch':>6}{'bare ms':>10}{'skminer ms':>12}{'ratio':>8}{'default ms':>12}{'ratio':>8}"
+          f"{'extra calls/batch':>19}")
     for method in methods:
         for batch in batches:
             bare = BareLoop(method, data, batch)
@@ -202,10 +246,11 @@ def main(argv: list[str] | None = None) -> None:
             for variant in ("skminer", "default"):
                 ratio = statistics.median(b / s for s, b in runs[variant])
                 row += f"{1e3 * statistics.median(s for s, _ in runs[variant]):>12.1f}{ratio:>8.2f}"
-            print(row)
+            print(row + f"{extra_calls_per_batch(method, data, batch):>19.1f}")
     print("ratio = median over epochs of (bare epoch seconds / the adjacent skminer epoch's seconds); 1.00: as fast "
           "as the bare loop. skminer: epoch_selection='last', constant lr (the bare loop's work); default: EMA "
-          "weights and the exponential schedule.")
+          "weights and the exponential schedule. extra calls/batch: Python and C function calls per batch of a "
+          "skminer training pass minus those of the bare loop (sys.setprofile; independent of machine load).")
 
 
 if __name__ == "__main__":

@@ -205,6 +205,7 @@ def run_skminer(method: str, data: dict[str, np.ndarray], params: dict[str, Any]
     if method in ("sally", "sallino"):
         cls = est.SALLY if method == "sally" else est.SALLINO
         model = cls(**params).fit(data["local_x"], data["local_t"])
+        logger.info("%s kept epoch %d of %d", method, model.best_epoch_, model.n_epochs_)
         score = model.predict(x_test)
         if method == "sally":
             return {"score": score, "log_r": None}
@@ -214,6 +215,7 @@ def run_skminer(method: str, data: dict[str, np.ndarray], params: dict[str, Any]
         model = RATIO_CLASSES[method](**params).fit(
             data["ratio_x"], data["ratio_y"], theta=data["ratio_theta"], r_xz=data["ratio_r_xz"],
             t_xz=data["ratio_t_xz"])
+        logger.info("%s kept epoch %d of %d", method, model.best_epoch_, model.n_epochs_)
         return {"score": model.score_at(x_test, SM),
                 "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th), x_test)}
     cls = est.NDE if method == "nde" else est.SCANDAL
@@ -244,9 +246,13 @@ from madminer.ml import DoubleParameterizedRatioEstimator, LikelihoodEstimator, 
 d, method, seed, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 np.random.seed(seed)
 import torch
+torch.set_num_threads(1)
 torch.manual_seed(seed)
+# madminer's own defaults for everything else (AMSGrad, scale_inputs, scale_parameters, no clipping, keep the
+# "best" epoch); n_workers=0 loads batches in this process (its default 8 workers would need 8 cores)
 common = dict(n_epochs=budget["max_epochs"], batch_size=budget["batch_size"],
-              validation_split=budget["validation_fraction"], initial_lr=1e-3, final_lr=1e-4, verbose="none")
+              validation_split=budget["validation_fraction"], initial_lr=1e-3, final_lr=1e-4, verbose="none",
+              n_workers=0)
 grid = np.load(d + "/grid.npy")
 x_test = d + "/test_x.npy"
 out = {}
@@ -323,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--vary", default=None, metavar="NAME=V1|V2|...",
                     help="train one variant per value of one parameter (JSON values) on the same data")
     ap.add_argument("--madminer", type=Path, default=None, metavar="VENV", help="madminer 0.9.6 virtual env")
+    ap.add_argument("--n-train", type=int, default=None, help="override the number of training samples")
     ap.add_argument("--json", type=Path, default=None, help="also write all per-seed results as JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown methods {unknown}; choose from {METHODS}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    settings = [s.strip() for s in args.settings.split(",")]
+    settings = [s.strip() for s in args.settings.split(",") if s.strip()]  # empty: madminer only
     if not set(settings) <= {"budget", "defaults"}:
         ap.error("--settings takes budget and/or defaults")
     overrides = {}
@@ -347,7 +354,9 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             ap.error(f"--vary needs NAME=V1|V2, got {args.vary!r}")
         variants = [(f" {name}={v}", {name: _parse_value(v)}) for v in values.split("|")]
-    sizes = SIZES["quick" if args.quick else "full"]
+    sizes = dict(SIZES["quick" if args.quick else "full"])
+    if args.n_train is not None:
+        sizes["n_train"] = args.n_train
     sim = ToySimulator()
     results: dict[str, list[dict[str, float]]] = {}
     seconds: dict[str, float] = {}
@@ -370,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
                 key = f"{method} (madminer)"
                 seconds[key] = seconds.get(key, 0.0) + (time.perf_counter() - t0) / len(seeds)
                 results.setdefault(key, []).append(truth.metrics(pred["score"], pred["log_r"]))
+                logger.info("seed %d %s: %s", seed, key, {k: round(v, 5) for k, v in results[key][-1].items()})
     size = "quick" if args.quick else "full"
     print(f"\nsizes {size}: {sizes}; seeds {seeds}; overrides {overrides or 'none'}; L = {LUMINOSITY} pb^-1\n")
     print("| method (setting) | " + " | ".join(METRICS) + " | fit s |")

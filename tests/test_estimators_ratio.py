@@ -255,6 +255,14 @@ def test_state_roundtrip_and_pickle(trained):
         CARL(hidden_layer_sizes=(3,))._set_fitted_state(state)
 
 
+def test_score_term_in_standardised_parameter_units(data):
+    # MadMiner's scale_parameters: the score term compares scores per unit of the training theta's spread
+    est = _fit(ALICES, data, max_epochs=1)
+    theta = np.asarray(data["theta"], dtype=np.float64).reshape(len(data["X"]), -1)
+    np.testing.assert_allclose(est.net_.criterion_.score_scale.numpy(), theta.std(axis=0), rtol=1e-5)
+    assert _fit(ALICE, data, max_epochs=1).net_.criterion_.score_scale is not None  # unused without a score term
+
+
 def test_clone_and_params():
     est = ALICES(alpha=0.3, hidden_layer_sizes=(10, 10), log_r_clip=5.0)
     c = clone(est)

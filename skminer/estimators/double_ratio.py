@@ -27,7 +27,9 @@ __all__ = ["DoubleCARL", "DoubleROLR", "DoubleALICE", "DoubleCASCAL", "DoubleRAS
 _ALPHA_DOC = """
     alpha : float, default=1.0
         Weight of the joint-score term ``mean[(1 - y) |t_hat0 - t_xz|^2 + y |t_hat1 - t_xz1|^2]`` (the second
-        part only when ``t_xz1`` is given) relative to the ratio term."""
+        part only when ``t_xz1`` is given) relative to the ratio term; the squared errors are means over the
+        components in units of the training spread of ``theta0`` and ``theta1`` (MadMiner's, see
+        :func:`skminer.estimators.losses.score_mse`)."""
 
 
 def _doc(summary: str, alpha: bool) -> str:

@@ -10,9 +10,12 @@ Conventions (as in MadMiner):
   ``grad_theta log p(x, z | theta)`` at ``theta0``; for doubly parameterised estimators ``t_xz1`` is the joint
   score at ``theta1``, which is matched to ``-d log r_hat / d theta1``.
 * Score terms are averaged over the parameter components and over *all* events of a batch (masked events
-  contribute zero): ``mean_i mask_i mean_k (t_hat_ik - t_xz_ik)^2``, MadMiner's normalisation of the
-  hyperparameter ``alpha``. Migration: before skminer 0.2 the components were summed, so the loss of an old
-  ``alpha = a`` is the loss of a new ``alpha = a * n_parameters``.
+  contribute zero), in standardised parameter units: ``mean_i mask_i mean_k s_k^2 (t_hat_ik - t_xz_ik)^2`` with
+  ``s_k`` the standard deviation of ``theta_k`` in the training sample. This is MadMiner's normalisation of the
+  hyperparameter ``alpha`` (its trainers rescale theta and t_xz by default, ``scale_parameters=True``), so the same
+  ``alpha`` weighs the score term equally in both tools. Migration: before skminer 0.2 the components were summed
+  in raw parameter units, so the loss of an old ``alpha = a`` is the loss of a new ``alpha = a * n_parameters /
+  s_k^2`` (for equal ``s_k``).
 
 The torch functions are differentiable and operate on batches; :class:`RatioCriterion` and
 :class:`ScoreCriterion` wrap them as ``torch.nn.Module`` criteria for the skorch training loop.
@@ -106,8 +109,8 @@ def rolr_loss(log_r_hat: Tensor, y: Tensor, log_r_xz: Tensor, log_r_clip: float 
     return ((1.0 - y) * inverse + y * direct).mean()
 
 
-def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Masked squared error of a score: ``mean_i mask_i mean_k (t_hat_ik - t_xz_ik)^2`` (MadMiner's normalisation).
+def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+    """Masked squared error of a score: ``mean_i mask_i mean_k s_k^2 (t_hat_ik - t_xz_ik)^2`` (MadMiner's).
 
     Parameters
     ----------
@@ -115,8 +118,14 @@ def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None) -> Tensor
     mask : Tensor, shape (n,), optional
         Event weights (e.g. ``1 - y`` to use only events drawn at ``theta0``). The mean runs over all ``n``
         events, masked ones contributing zero, and over the ``n_params`` components.
+    scale : Tensor, shape (n_params,), optional
+        Per-component parameter scale ``s_k`` (the standard deviation of ``theta_k`` in the training sample):
+        the error is taken of the score in standardised parameter units, ``d log p / d (theta_k / s_k) = s_k
+        t_k``, as MadMiner does (``scale_parameters=True``). ``None``: ``s_k = 1``.
     """
     diff = t_hat - t_xz.reshape(t_hat.shape)
+    if scale is not None:
+        diff = diff * scale.reshape(-1)
     sq = diff.pow(2).reshape(diff.shape[0], -1).mean(dim=1)
     if mask is not None:
         sq = sq * _flat(mask).to(sq.dtype)
@@ -226,15 +235,22 @@ class RatioCriterion(nn.Module):
     double : bool
         Doubly parameterised network: the score term also matches ``-d log r_hat / d theta1`` to ``t_xz1`` on
         ``y = 1`` events when ``t_xz1`` is given.
+    score_scale : array-like of shape (n_theta,), optional
+        Parameter scales of the score term (see :func:`score_mse`): ``n_parameters`` entries, or ``2
+        n_parameters`` (``[theta0, theta1]``) when ``double``. ``None``: raw parameter units.
     """
 
     def __init__(self, loss: str, score_term: bool = False, alpha: float = 0.0, log_r_clip: float = 10.0,
-                 n_parameters: int = 1, double: bool = False) -> None:
+                 n_parameters: int = 1, double: bool = False, score_scale: np.ndarray | Tensor | None = None) -> None:
         super().__init__()
         if loss not in RATIO_LOSSES:
             raise ValueError(f"unknown ratio loss {loss!r}; expected one of {RATIO_LOSSES}")
         self.base = loss
         self.uses_score = bool(score_term)
+        if score_scale is None:
+            self.score_scale = None
+        else:
+            self.register_buffer("score_scale", torch.as_tensor(np.asarray(score_scale, dtype=np.float32)).reshape(-1))
         self.alpha = float(alpha)
         self.log_r_clip = float(log_r_clip)
         self.n_parameters = int(n_parameters)
@@ -255,9 +271,10 @@ class RatioCriterion(nn.Module):
                 raise RuntimeError("the score term needs the module's score output (gradients must be enabled)")
             p = self.n_parameters
             y_f = _flat(y).to(t.dtype)
-            score = score_mse(t[:, :p], y_true["t_xz"], 1.0 - y_f)
+            s = self.score_scale
+            score = score_mse(t[:, :p], y_true["t_xz"], 1.0 - y_f, None if s is None else s[:p])
             if self.double and y_true.get("t_xz1") is not None:
-                score = score + score_mse(-t[:, p:], y_true["t_xz1"], y_f)
+                score = score + score_mse(-t[:, p:], y_true["t_xz1"], y_f, None if s is None else s[p:2 * p])
             loss = loss + self.alpha * score
         return loss
 

@@ -121,9 +121,14 @@ class RatioEstimatorBase(NeuralEstimatorBase):
                         return_score=self._uses_score, **stats)
 
     def _build_criterion(self) -> nn.Module:
+        # the score term in standardised parameter units (MadMiner's scale_parameters): the fitted theta scale
+        scale = getattr(self, "_theta_scale", None)
+        if scale is None and hasattr(self, "net_"):
+            scale = self.net_.module_.theta_std.scale.cpu().numpy()
         row = self._method_row()
         return RatioCriterion(row.ratio_loss, score_term=row.alpha, alpha=self._alpha,
-                              log_r_clip=float(self.log_r_clip), n_parameters=self.n_parameters_, double=self._double)
+                              log_r_clip=float(self.log_r_clip), n_parameters=self.n_parameters_, double=self._double,
+                              score_scale=scale)
 
     # ------------------------------------------------------------------ input checks
     def _check_theta_fit(self, theta: Any, n: int) -> np.ndarray:
@@ -206,7 +211,11 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         x_mean, x_scale = Standardizer.stats(X)
         th_mean, th_scale = Standardizer.stats(theta)
         stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}
-        return self._train({"x": X, "theta": theta}, targets, stats)
+        self._theta_scale = Standardizer(theta.shape[1], th_mean, th_scale).scale.numpy()
+        try:
+            return self._train({"x": X, "theta": theta}, targets, stats)
+        finally:
+            del self._theta_scale
 
     # ------------------------------------------------------------------ prediction
     def _check_predict_inputs(self, X: Any, theta: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +456,9 @@ _PARAMS_DOC = """
 
 _ALPHA_DOC = """
     alpha : float, default=1.0
-        Weight of the joint-score term ``mean[(1 - y) |t_hat - t_xz|^2]`` relative to the ratio term."""
+        Weight of the joint-score term ``mean[(1 - y) mean_k s_k^2 (t_hat_k - t_xz_k)^2]`` relative to the ratio
+        term, ``s_k`` the standard deviation of ``theta_k`` in the training sample (MadMiner's normalisation and
+        units, so the same ``alpha`` as in MadMiner; see :func:`skminer.estimators.losses.score_mse`)."""
 
 
 def _doc(summary: str, alpha: bool) -> str:

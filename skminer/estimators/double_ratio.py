@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import ClassifierOutputMixin
-from .ratio import _PARAMS_DOC, RatioEstimatorBase, _AlphaRatioEstimatorBase
+from .ratio import _PARAMS_DOC, _RASCAL_ALPHA_DOC, RASCAL, RatioEstimatorBase, _AlphaRatioEstimatorBase
 
 __all__ = ["DoubleCARL", "DoubleROLR", "DoubleALICE", "DoubleCASCAL", "DoubleRASCAL", "DoubleALICES"]
 
@@ -106,7 +106,8 @@ class DoubleCASCAL(_DoubleMixin, ClassifierOutputMixin, _AlphaRatioEstimatorBase
 
 
 class DoubleRASCAL(_DoubleMixin, _AlphaRatioEstimatorBase):
-    __doc__ = _doc("Doubly parameterised RASCAL.", alpha=True)
+    __doc__ = _doc("Doubly parameterised RASCAL.", alpha=True).replace(*_RASCAL_ALPHA_DOC)
+    __init__ = RASCAL.__init__  # RASCAL's default alpha
 
     def fit(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, t_xz: Any = None,
             t_xz1: Any = None) -> DoubleRASCAL:

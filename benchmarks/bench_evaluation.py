@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from skminer._metadata import GridShapeWarning
 from skminer.estimators import CARL
 from skminer.estimators import base as est_base
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     clock = CLOCKS[args.clock]
     torch.set_num_threads(1)
+    warnings.simplefilter("ignore", GridShapeWarning)  # a grid as long as the events is meant here
     rng = np.random.default_rng(0)
     n_fit = 20_000
     model = CARL(hidden_layer_sizes=(100, 100), max_epochs=1, random_state=0, n_threads=1).fit(

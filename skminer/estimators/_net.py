@@ -301,12 +301,14 @@ class RatioNet(FoldedStandardisation):
         tiled inputs are built and the first matrix product runs on ``n_events + n_rows`` rows, not on
         ``n_events * n_rows``.
         """
-        first = self.mlp[0]
+        first, *rest = self.mlp  # (slicing an nn.Sequential would build a new module on every call)
         n_x = x.shape[1]
         hx = nn.functional.linear(x, first.weight[:, :n_x])
         ht = nn.functional.linear(rows, first.weight[:, n_x:], first.bias)
         h = (ht[:, None, :] + hx[None, :, :]).reshape(-1, hx.shape[1])
-        return self.mlp[1:](h).reshape(rows.shape[0], x.shape[0])
+        for layer in rest:
+            h = layer(h)
+        return h.reshape(rows.shape[0], x.shape[0])
 
     def log_r_and_score(self, x: Tensor, theta: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         """``log r`` (n,) and ``d log r / d theta`` (n, n_theta); needs gradients enabled."""

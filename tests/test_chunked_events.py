@@ -140,3 +140,23 @@ def test_open_checks_the_file(tmp_path):
         EventSet.open(bad)
     with pytest.raises(ValueError, match="chunk_events"):
         EventSet.open(bad, chunk_events=0)
+
+
+@pytest.mark.slow
+def test_out_of_core_memory_does_not_grow_with_the_events(tmp_path):
+    """simulate -> save -> open -> sample holds chunks, not the events: ten times the events (2e6, 2^18 per chunk)
+    peak within 100 MiB of 2e5 events (in memory the events alone would add ~130 MiB, the sampler's sums more).
+    Time and the in-memory comparison are in benchmarks/bench_scale.py."""
+    from _bounded import run_bounded
+
+    setup = ("from skminer.augmentation import RatioSampler\nfrom skminer.events import EventSet\n"
+             "from skminer.simulation.toy import ToySimulator")
+    peaks = {}
+    for n in (200_000, 2_000_000):
+        path = str(tmp_path / f"toy_{n}.h5")
+        out = run_bounded(f"ToySimulator().simulate_to_file({path!r}, {n}, random_state=0)\n"
+                          f"events = EventSet.open({path!r}, chunk_events=1 << 18)\n"
+                          "RatioSampler(n_thetas=10).sample(events, 20_000, random_state=1)", setup, timeout=1200)
+        assert out.error is None, out.error
+        peaks[n] = out.peak_rss_mib
+    assert peaks[2_000_000] < peaks[200_000] + 100, peaks

@@ -121,10 +121,10 @@ class RatioEstimatorBase(NeuralEstimatorBase):
                         return_score=self._uses_score, **stats)
 
     def _build_criterion(self) -> nn.Module:
-        # the score term in standardised parameter units (MadMiner's scale_parameters): the fitted theta scale
+        # the score term in standardised parameter units (MadMiner's scale_parameters): the theta scale of the
+        # sample being fitted. A restored net's criterion is never trained with (and its module, standardisation
+        # folded into the first layer, no longer holds the scale), so outside fit the scale is None.
         scale = getattr(self, "_theta_scale", None)
-        if scale is None and hasattr(self, "net_"):
-            scale = self.net_.module_.theta_std.scale.cpu().numpy()
         row = self._method_row()
         return RatioCriterion(row.ratio_loss, score_term=row.alpha, alpha=self._alpha,
                               log_r_clip=float(self.log_r_clip), n_parameters=self.n_parameters_, double=self._double,

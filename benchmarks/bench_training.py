@@ -71,19 +71,19 @@ class BareLoop:
         self.gen = torch.Generator().manual_seed(0)
         self.batch = batch
         x, _ = _standardise(data["x"])
-        theta_scale = None
         if method == "sally":
             target, _ = _standardise(data["t"])  # SALLY's loss is the MSE in units of the target's spread
             self.tensors = {"x": x, "t": target}
             model = _mlp(x.shape[1], target.shape[1])
         else:
             theta, theta_scale = _standardise(data["theta"])
+            # the score term compares scores in standardised parameter units (MadMiner's): t_xz scaled once
             self.tensors = {"x": x, "theta": theta, "y": torch.as_tensor(data["y"], dtype=torch.float32),
                             "log_r_xz": torch.as_tensor(np.log(data["r"]), dtype=torch.float32),
-                            "t_xz": torch.as_tensor(data["t"], dtype=torch.float32)}
+                            "t_xz": torch.as_tensor(data["t"], dtype=torch.float32) * theta_scale}
             model = _mlp(x.shape[1] + theta.shape[1], 1)
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        self.loss_fn = _bare_loss(method, model, theta_scale)
+        self.loss_fn = _bare_loss(method, model)
 
     def epoch(self) -> float:
         start = clock()
@@ -99,7 +99,7 @@ class BareLoop:
         return clock() - start
 
 
-def _bare_loss(method: str, model: nn.Module, theta_scale: Tensor | None) -> Callable[[dict[str, Tensor]], Tensor]:
+def _bare_loss(method: str, model: nn.Module) -> Callable[[dict[str, Tensor]], Tensor]:
     """The batch loss of ``method`` written directly on the pre-standardised tensors."""
     if method == "sally":
         return lambda b: (model(b["x"]) - b["t"]).pow(2).mean()
@@ -117,8 +117,7 @@ def _bare_loss(method: str, model: nn.Module, theta_scale: Tensor | None) -> Cal
     def score_loss(b: dict[str, Tensor]) -> Tensor:
         theta = b["theta"].requires_grad_(True)
         lr = log_r(b, theta)
-        (grad,) = torch.autograd.grad(lr.sum(), theta, create_graph=True)
-        t_hat = grad / theta_scale  # d log r / d theta through the standardisation
+        (t_hat,) = torch.autograd.grad(lr.sum(), theta, create_graph=True)  # in standardised theta units
         if method == "cascal":
             return losses.cascal_loss(lr, t_hat, b["y"], b["t_xz"], 1.0)
         if method == "rascal":

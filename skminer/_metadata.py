@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import sklearn
 
 __all__ = ["MissingMetadataError", "GridShapeWarning", "missing_metadata_message", "refuse_unscorable_fit"]
 
-#: The scikit-learn function that fits and scores one candidate on one split (GridSearchCV, cross_validate,
-#: cross_val_score, validation_curve, learning_curve all go through it).
+#: The scikit-learn functions that fit and score one candidate on one split (GridSearchCV, cross_validate,
+#: cross_val_score, validation_curve, learning_curve all go through the first) or fit and predict (cross_val_predict).
 _FIT_AND_SCORE = ("sklearn.model_selection._validation", "_fit_and_score")
+_FIT_AND_PREDICT = ("sklearn.model_selection._validation", "_fit_and_predict")
 
 
 class MissingMetadataError(ValueError):
@@ -75,8 +77,10 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
     with only a warning (``error_score=np.nan``, its default) and then picks an arbitrary best candidate, but
     collects errors in *fit* and raises them ("All the fits failed"). So the estimator checks, when its ``fit`` is
     called from scikit-learn's ``_fit_and_score``, whether that call's scorer can pass ``name``, and raises
-    :class:`MissingMetadataError` before any training if not. Plain callables as scorers are trusted (they may
-    bind the metadata themselves). Outside cross-validation this does nothing.
+    :class:`MissingMetadataError` before any training if not, and also issues it as a ``UserWarning``:
+    ``validation_curve`` records fit errors as ``error_score`` without raising or warning. Plain callables as
+    scorers are trusted (they may bind the metadata themselves). Called from ``cross_val_predict``, which routes
+    metadata to ``fit`` only, it always raises. Outside cross-validation this does nothing.
 
     Parameters
     ----------
@@ -88,15 +92,20 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
     Raises
     ------
     MissingMetadataError
-        Inside ``_fit_and_score`` with a scorer that cannot deliver ``name``.
+        Inside ``_fit_and_score`` with a scorer that cannot deliver ``name``, or inside ``cross_val_predict``.
     """
     frame = sys._getframe(1)
-    while frame is not None:
-        if (frame.f_globals.get("__name__"), frame.f_code.co_name) == _FIT_AND_SCORE:
-            break
+    while frame is not None and (frame.f_globals.get("__name__"), frame.f_code.co_name) not in (_FIT_AND_SCORE,
+                                                                                                _FIT_AND_PREDICT):
         frame = frame.f_back
     if frame is None:
         return
+    if frame.f_code.co_name == _FIT_AND_PREDICT[1]:
+        message = (f"{owner}: cross_val_predict cannot give the estimator {name}, which every prediction needs: "
+                   "scikit-learn routes metadata to fit only, never to predict. Use cross_validate(..., "
+                   "return_estimator=True, return_indices=True) and call predict(X_test, "
+                   f"{name}=...) on each fold's estimator.")
+        raise MissingMetadataError(message)
     routing = bool(sklearn.get_config().get("enable_metadata_routing", False))
     blocked = _scorers_without(frame.f_locals.get("scorer"), name, frame.f_locals.get("score_params"), routing)
     if not blocked:
@@ -109,6 +118,9 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
         how = (f"use a scorer that requests {name} (skminer.metrics.roc_auc, neg_log_loss, neg_ratio_mse, "
                f"neg_score_mse, or the estimator's own score) and pass {name}=... to the outer fit / params; "
                "scikit-learn's metric scorers ('roc_auc', make_scorer(...)) never pass metadata to the estimator")
-    raise MissingMetadataError(f"{owner}: this cross-validation cannot score the estimator, because the scorer "
-                               f"{', '.join(blocked)} cannot give it {name}, which every prediction needs; {how}. "
-                               "(Raised at fit because scikit-learn would turn the scoring error into NaN scores.)")
+    message = (f"{owner}: this cross-validation cannot score the estimator, because the scorer "
+               f"{', '.join(blocked)} cannot give it {name}, which every prediction needs; {how}. (Raised at fit "
+               "because scikit-learn would turn the scoring error into NaN scores.)")
+    # validation_curve records fit errors as error_score without ever raising or warning: say it here as well
+    warnings.warn(message, UserWarning, stacklevel=2)
+    raise MissingMetadataError(message)

@@ -31,7 +31,7 @@ class Recorder(BaseEstimator):
     def __init__(self, random_state=None):
         self.random_state = random_state
 
-    def fit(self, X, y=None, *, theta=None, scale=None):
+    def fit(self, X, y=None, *, theta=None, scale=None, r_xz=None):
         self.X_ = np.asarray(X)
         self.y_ = None if y is None else np.asarray(y)
         self.theta_ = theta
@@ -155,6 +155,17 @@ def test_errors():
         Ensemble(Recorder(), bootstrap="yes").fit(X)
     with pytest.raises(TypeError):  # bootstrap, n_jobs and random_state are keyword-only
         Ensemble(Recorder(), 2, False)
+    # per-event metadata is checked whole, before the bootstrap (a bad row no member draws would pass unseen)
+    theta = np.zeros(10)
+    theta[3] = np.nan
+    with pytest.raises(ValueError, match="theta contains NaN or infinity in 1 events"):
+        Ensemble(Recorder(), n_estimators=2).fit(X, theta=theta)
+    r_xz = np.ones(10)
+    r_xz[2] = np.inf  # a joint ratio may be infinite, never NaN
+    Ensemble(Recorder(), n_estimators=2, random_state=0).fit(X, r_xz=r_xz)
+    r_xz[5] = np.nan
+    with pytest.raises(ValueError, match="r_xz contains NaN in 1 events"):
+        Ensemble(Recorder(), n_estimators=2).fit(X, r_xz=r_xz)
     with pytest.raises(ValueError, match="one entry per event"):
         Ensemble(Recorder()).fit(X, np.zeros(3))
     ens = Ensemble(Recorder(), n_estimators=2, random_state=0).fit(X)

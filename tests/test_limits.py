@@ -138,6 +138,9 @@ def test_ratio_limits_check_the_ratio_closure(toy, events, grid, caplog):
         bad = limits.expected_limits(THETA_TRUE, grid, mode="ratio", estimator=Doubled(toy, THETA_REF),
                                      theta_ref=THETA_REF)
     assert bad.info["diagnostics"]["violations"] and "where the true ratio averages to 1" in caplog.text
+    # a later call that checks nothing does not leave the old verdict behind
+    limits.expected_limits(THETA_TRUE, grid, mode="histogram", observables=[0], bins=5)
+    assert limits.diagnostics_ == {}
     # on a random n_asimov subset of the events the check still runs (with larger errors)
     sub = AsymptoticLimits(events, LUMI, n_asimov=2000, random_state=0).expected_limits(
         THETA_TRUE, grid, mode="ratio", estimator=OracleRatio(toy, THETA_REF), theta_ref=THETA_REF)

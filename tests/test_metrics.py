@@ -72,6 +72,15 @@ def test_cross_validation_routes_theta_and_gives_finite_scores(data):
         # the default score with theta forgotten in params
         with pytest.raises(ValueError, match="All the 2 fits failed(.|\n)*cannot give it theta"):
             cross_val_score(carl, data["X"], data["y"], cv=2, params={"r_xz": data["r_xz"]})
+        # validation_curve records fit errors as error_score without raising: the refusal is at least a warning
+        from sklearn.model_selection import cross_val_predict, validation_curve
+
+        with pytest.warns(UserWarning, match="scikit-learn's metric scorers"):
+            validation_curve(carl, data["X"], data["y"], param_name="lr", param_range=[1e-3], params=md, cv=2,
+                             scoring="roc_auc")
+        # cross_val_predict routes metadata to fit only: predict could never get theta
+        with pytest.raises(MissingMetadataError, match="cross_val_predict cannot give the estimator theta"):
+            cross_val_predict(carl, data["X"], data["y"], params=md, cv=2)
         # a user's callable that binds theta itself is trusted
         theta_all = data["theta"]
 

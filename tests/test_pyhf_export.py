@@ -81,6 +81,15 @@ def test_sally_histogram_export_and_observed_counts(events):
     assert sum(ws["observations"][0]["data"]) == 50
     with pytest.raises(TypeError, match="'score' capability"):
         histogram_workspace(events, LUMI, estimator=object(), bins=4)
+
+    class NeedsPoint(Score):  # like a parameterised ratio estimator: the score exists at a given point only
+        def score_at(self, X, theta=None):
+            assert theta is not None, "needs theta"
+            return np.tanh(X[:, :1] - float(np.asarray(theta).reshape(-1)[0]))
+
+    at = histogram_workspace(events, LUMI, estimator=NeedsPoint(), theta_ref=[0.0], bins=4, theta_data=[0.5],
+                             x_observed=x_obs).workspace
+    assert at == ws
     assert [s["name"] for s in ws["channels"][0]["samples"]] == ["morph_const", "morph_mu"]
     pyhf.Workspace(ws)
     # the expected counts of the samples add up to L sigma(theta) at any theta

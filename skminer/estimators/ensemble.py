@@ -56,6 +56,24 @@ def _fit_member(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any], n
         return estimator.fit(X, y, **fit_params)
 
 
+#: Per-event metadata that may be infinite (a joint likelihood ratio of 0 or inf is a valid value).
+_MAY_BE_INFINITE = frozenset({"r_xz"})
+
+
+def _check_per_event_metadata(metadata: Mapping[str, Any]) -> None:
+    """Refuse NaN (and, except in ``r_xz``, inf) in per-event metadata before the bootstrap: a bad row that no
+    member happens to draw would otherwise pass unnoticed."""
+    for key, value in metadata.items():
+        arr = np.asarray(value)
+        if not np.issubdtype(arr.dtype, np.number):
+            continue
+        bad = np.isnan(arr) if key in _MAY_BE_INFINITE else ~np.isfinite(arr)
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1))
+            raise ValueError(f"Input {key} contains {'NaN' if key in _MAY_BE_INFINITE else 'NaN or infinity'} "
+                             f"in {rows.size} events (first: event {int(rows[0])})")
+
+
 def _take(a: Any, idx: np.ndarray | None) -> Any:
     if idx is None or a is None:
         return a
@@ -148,6 +166,7 @@ class Ensemble(BaseEstimator):
         if y is not None and np.shape(y)[0] != n:
             raise ValueError(f"y must have one entry per event ({n}), got shape {np.shape(y)}")
         per_event = {k: v is not None and np.ndim(v) >= 1 and np.shape(v)[0] == n for k, v in fit_params.items()}
+        _check_per_event_metadata({k: v for k, v in fit_params.items() if per_event[k]})
         seed = seed_from_random_state(self.random_state)
         states = np.random.SeedSequence(seed).generate_state(2 * self.n_estimators) % (2**31 - 1)
         member_seeds = [int(s) for s in states[: self.n_estimators]]

@@ -422,6 +422,7 @@ class AsymptoticLimits:
                 observables: Any, bins: Any, estimator: Any, theta_ref: Any, include_rate: bool,
                 binning_weights: np.ndarray | None, n_dof: int | None, extra: dict[str, Any],
                 refine: Sequence[float] | None = None) -> LimitResult:
+        self.diagnostics_: dict[str, Any] = {}  # filled by this call where it checks something (mode="ratio")
         mode = _MODE_ALIASES.get(mode, mode)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -75,13 +75,16 @@ def _monomial_name(exponents: np.ndarray, names: Sequence[str]) -> str:
     return "morph_" + ("_".join(parts) if parts else "const")
 
 
-def _binned_values(events: Any, observables: Sequence[str] | None, estimator: Any) -> tuple[np.ndarray, list[str]]:
+def _binned_values(events: Any, observables: Sequence[str] | None, estimator: Any, theta_ref: Any = None
+                   ) -> tuple[np.ndarray, list[str]]:
     if estimator is not None:
         if observables is not None:
             raise ValueError("give either observables (histograms of observables) or estimator (SALLY score "
                              "histograms), not both")
         require_capability(estimator, "score", "histogram_workspace(estimator=...)")
-        t = np.asarray(estimator.score_at(np.asarray(events.x, dtype=np.float64)), dtype=np.float64)
+        x = np.asarray(events.x, dtype=np.float64)
+        t = np.asarray(estimator.score_at(x) if theta_ref is None else estimator.score_at(x, theta_ref),
+                       dtype=np.float64)
         t = t[:, None] if t.ndim == 1 else t
         if t.ndim != 2 or t.shape[0] != len(events.x) or not np.all(np.isfinite(t)):
             raise ValueError(f"estimator.score_at returned shape {t.shape} or non-finite values for "
@@ -98,7 +101,8 @@ def _binned_values(events: Any, observables: Sequence[str] | None, estimator: An
 
 
 def histogram_workspace(events: Any, luminosity: float, *, observables: Sequence[str] | str | None = None,
-                        estimator: Any = None, bins: Any = 20, theta_data: Any = None, binning_theta: Any = None,
+                        estimator: Any = None, theta_ref: Any = None, bins: Any = 20, theta_data: Any = None,
+                        binning_theta: Any = None,
                         x_observed: np.ndarray | None = None, poi: str | None = None,
                         channel: str | None = None, measurement: str = "skminer") -> PyhfExport:
     """Build a pyhf workspace of a histogram analysis (see the module docstring).
@@ -113,7 +117,10 @@ def histogram_workspace(events: Any, luminosity: float, *, observables: Sequence
         Observables to histogram (one channel, one dimension each).
     estimator : object, optional
         A fitted estimator with the ``"score"`` capability (:mod:`skminer.methods`): histogram its estimated score
-        ``score_at(X)`` at its reference point, shape ``(n, n_parameters)``, instead of observables.
+        ``score_at(X, theta_ref)``, shape ``(n, n_parameters)``, instead of observables.
+    theta_ref : array-like, shape (n_params,), optional
+        Point at which ``estimator`` gives the score (default: its own reference, e.g. SALLY's training point;
+        estimators without one, such as the parameterised ratio estimators, need it).
     bins : int, array of edges, hist axis or a sequence of them (one per dimension)
         As for :meth:`~skminer.inference.AsymptoticLimits.expected_limits`; ``int`` bins have equal content at
         ``binning_theta``.
@@ -161,7 +168,7 @@ def histogram_workspace(events: Any, luminosity: float, *, observables: Sequence
         space.as_theta(binning_theta)[0] if binning_theta is not None else default_point)
     theta_bin = theta_data_ if binning_theta is None else space.as_theta(binning_theta)[0]
 
-    values, labels = _binned_values(events, observables, estimator)
+    values, labels = _binned_values(events, observables, estimator, theta_ref)
     from ..inference.limits import AsymptoticLimits
 
     per_dim = AsymptoticLimits._per_dim_bins(bins, values.shape[1])
@@ -209,7 +216,7 @@ def histogram_workspace(events: Any, luminosity: float, *, observables: Sequence
         raise ValueError("every component histogram is empty: no events to export")
 
     if x_observed is not None:
-        x_obs, _ = _binned_values(_Observed(x_observed, events), observables, estimator)
+        x_obs, _ = _binned_values(_Observed(x_observed, events), observables, estimator, theta_ref)
         obs_index, _ = bin_indices(x_obs, edges)
         counts = np.bincount(obs_index, minlength=n_bins).astype(np.float64)
     else:

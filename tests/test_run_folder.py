@@ -62,9 +62,13 @@ def _copy(finished: Path, tmp_path: Path) -> Path:
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
-    """Two `skminer run` processes on one folder: the second is refused, naming the first; the first finishes."""
+    """Two `skminer run` processes on one folder: the second is refused, naming the first.
+
+    The first trains for (practically) ever, so it certainly holds the lock while the second starts, however fast
+    training is (at 200 epochs the first once finished during the second's start-up, and the second, finding the
+    folder up to date, rightly exited 0); it is killed at the end."""
     cfg = dict(TINY, simulation={"simulator": "toy", "n_events": 20000},
-               training={"method": "sally", "params": {"hidden_layer_sizes": [32, 32], "max_epochs": 200,
+               training={"method": "sally", "params": {"hidden_layer_sizes": [32, 32], "max_epochs": 1_000_000,
                                                        "early_stopping": False}})
     path = _write(tmp_path, cfg)
     first = _skminer("run", str(path))

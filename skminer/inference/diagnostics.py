@@ -152,10 +152,10 @@ def ratio_diagnostics(log_ratio: Callable[[np.ndarray, np.ndarray], np.ndarray],
         edges = np.unique(_quantiles(lr, np.clip(w1, 0.0, None), n_bins))
         index = np.searchsorted(edges, lr, side="right")
         p0 = np.bincount(index, weights=w0, minlength=edges.size + 1) / w0.sum()
-        p1 = np.bincount(index, weights=w1, minlength=edges.size + 1) / sigma1
+        norm = np.bincount(index, weights=w1, minlength=edges.size + 1)
+        p1 = norm / sigma1
         # in every bin the theta1-average of r_hat must equal the ratio of the bin's probabilities
         pred = np.bincount(index, weights=w1 * r, minlength=edges.size + 1)
-        norm = np.bincount(index, weights=w1, minlength=edges.size + 1)
         good = (p0 > 0) & (p1 > 0) & (norm > 0) & (pred > 0)
         calibration = {"log_r_hat": np.log(pred[good] / norm[good]).tolist(),
                        "log_r_true": np.log(p0[good] / p1[good]).tolist()}

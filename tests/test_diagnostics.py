@@ -91,3 +91,6 @@ def test_convergence_warning(caplog):
     assert convergence_diagnostics(no_validation)["violations"] == []
     ensemble = SimpleNamespace(estimators_=[converged, still_falling])
     assert convergence_diagnostics(ensemble)["violations"][0].startswith("member 1 did not converge")
+    # skminer's Ensemble keeps its fitted members in members_ (it has an unfitted template in `estimator`)
+    ours = SimpleNamespace(members_=[still_falling, converged], estimator=SimpleNamespace())
+    assert convergence_diagnostics(ours)["violations"][0].startswith("member 0 did not converge")

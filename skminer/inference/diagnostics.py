@@ -184,7 +184,7 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
     """Whether training stopped while the validation loss was still falling.
 
     Reads ``n_epochs_``, ``best_epoch_`` and ``validation_loss_curve_`` (or ``loss_curve_``) of the estimator, or
-    of every member of an ensemble (``estimators_``).
+    of every member of an ensemble (:class:`~skminer.estimators.Ensemble`'s ``members_``, or ``estimators_``).
 
     Returns
     -------
@@ -192,7 +192,8 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
         Per member ``{"n_epochs", "best_epoch", "last_improvement"}`` (relative decrease of the monitored loss in
         the last epoch) and ``violations``.
     """
-    members = list(getattr(estimator, "estimators_", None) or [getattr(estimator, "estimator", estimator)])
+    members = list(getattr(estimator, "members_", None) or getattr(estimator, "estimators_", None)
+                   or [getattr(estimator, "estimator", estimator)])
     out: dict[str, Any] = {"members": [], "violations": []}
     for i, m in enumerate(members):
         n_epochs, best = getattr(m, "n_epochs_", None), getattr(m, "best_epoch_", None)

@@ -337,9 +337,6 @@ class EventSet:
             self.__dict__["_weight_sums_cache"] = cached
         return cached
 
-    def _basis_sums(self) -> np.ndarray:
-        return self._weight_sums()[self._basis_index]
-
     def _benchmark_columns(self, th: np.ndarray) -> np.ndarray:
         """Columns of the benchmarks equal to the points ``th``; error if one is not a benchmark."""
         values = self.benchmark_values
@@ -398,19 +395,47 @@ class EventSet:
     def cross_section(self, theta: Any, nu: Any = None) -> np.ndarray | float:
         """Cross sections (pb) at parameter points: the sums of :meth:`weights_at` over events.
 
+        Without ``nu`` the benchmark columns are summed once (cached) and morphed; with ``nu`` the weights are
+        evaluated and summed block by block (:func:`event_block_sums`), so that an out-of-core set gives the same
+        digits.
+
+        Parameters
+        ----------
+        theta, nu
+            As :meth:`weights_at`.
+
         Returns
         -------
-        ndarray, shape (n_theta,), or float for a single point.
+        ndarray, shape (n_theta,), or float for a single point (1-D ``theta`` and ``nu``).
+
+        Raises
+        ------
+        ValueError
+            Without a morpher, at a point that is not a benchmark; for ``nu`` of the wrong shape or without
+            nuisance coefficients.
         """
         if nu is None:  # morphing is linear: morph the column sums
-            th, single = self._theta(theta)
-            if self.morpher is None:
-                xs = self._weight_sums()[self._benchmark_columns(th)]
-            else:
-                xs = self.morpher.weights(th) @ self._basis_sums()
-            return float(xs[0]) if single else xs
-        w = self.weights_at(theta, nu)
-        return float(w.sum()) if w.ndim == 1 else w.sum(axis=0)
+            return self._cross_section_from_sums(theta, self._weight_sums())
+        return total_of_event_sums([event_block_sums(self, "weights_at", theta, nu)])
+
+    def _cross_section_from_sums(self, theta: Any, sums: np.ndarray) -> np.ndarray | float:
+        """Cross sections at ``theta`` from the column sums ``sums`` (shape ``(n_benchmarks,)``) of these events'
+        weights (or of the events of a file or of several files with this setup)."""
+        th, single = self._theta(theta)
+        if self.morpher is None:
+            xs = sums[self._benchmark_columns(th)]
+        else:
+            xs = self.morpher.weights(th) @ sums[self._basis_index]
+        return float(xs[0]) if single else xs
+
+    def _cross_section_gradient_from_sums(self, theta: Any, sums: np.ndarray) -> np.ndarray:
+        """Gradients of the cross section at ``theta`` from the column sums ``sums`` (see
+        :meth:`_cross_section_from_sums`)."""
+        if self.morpher is None:
+            raise ValueError("weight gradients need morphing: these events have no morpher")
+        th, single = self._theta(theta)
+        g = self.morpher.weight_gradients(th) @ sums[self._basis_index]  # (n_theta, n_params)
+        return g[0] if single else g
 
     def weight_gradients_at(self, theta: Any, nu: Any = None) -> np.ndarray:
         """Gradients of the event weights with respect to ``theta``.
@@ -439,13 +464,61 @@ class EventSet:
         return out[:, 0, :] if single else out
 
     def cross_section_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
-        """Gradient of the cross section, shape ``(n_theta, n_params)`` (``(n_params,)`` for one point)."""
-        if nu is None and self.morpher is not None:  # morphing is linear: morph the column sums
-            th, single = self._theta(theta)
-            g = self.morpher.weight_gradients(th) @ self._basis_sums()  # (n_theta, n_params)
-            return g[0] if single else g
-        g = self.weight_gradients_at(theta, nu)
-        return g.sum(axis=0)
+        """Gradient of the cross section with respect to ``theta``, shape ``(n_theta, n_params)`` (``(n_params,)``
+        for one point): the sum of :meth:`weight_gradients_at` over events (block by block with ``nu``, as
+        :meth:`cross_section`).
+
+        Raises
+        ------
+        ValueError
+            Without a morpher; for ``nu`` of the wrong shape or without nuisance coefficients.
+        """
+        if nu is None:  # morphing is linear: morph the column sums
+            return self._cross_section_gradient_from_sums(theta, self._weight_sums())
+        return total_of_event_sums([event_block_sums(self, "weight_gradients_at", theta, nu)])
+
+    def weight_nuisance_gradients_at(self, theta: Any, nu: Any = None) -> np.ndarray:
+        """Gradients of the event weights with respect to the nuisance parameters (eq. 19):
+        ``d w(x|theta, nu) / d nu_i = w(x|theta, nu) (a_i(x) + 2 b_i(x) nu_i)``.
+
+        Parameters
+        ----------
+        theta, nu
+            As :meth:`weights_at`; ``nu=None`` is the nominal point ``nu = 0``, where the gradient is ``w a``.
+
+        Returns
+        -------
+        ndarray
+            ``(n_events, n_theta, n_nuisance)``; ``(n_events, n_nuisance)`` for a single point.
+
+        Raises
+        ------
+        ValueError
+            Without nuisance coefficients; for ``nu`` of the wrong shape.
+        """
+        self._require_nuisance()
+        nu = np.zeros(self.n_nuisance) if nu is None else nu
+        w = self.weights_at(theta, nu)  # (n_events,) or (n_events, n_points)
+        d = self.log_nuisance_factor_gradients(nu)  # (n_events, n_nuisance) or (n_events, n_nu, n_nuisance)
+        if w.ndim == 1:
+            return w[:, None] * d
+        return w[:, :, None] * d.reshape(self.n_events, -1, self.n_nuisance)
+
+    def cross_section_nuisance_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
+        """Gradient of the cross section with respect to the nuisance parameters, the sum of
+        :meth:`weight_nuisance_gradients_at` over events (block by block, as :meth:`cross_section` with ``nu``).
+
+        Returns
+        -------
+        ndarray, shape (n_theta, n_nuisance), or (n_nuisance,) for a single point. In pb per unit of ``nu``.
+
+        Raises
+        ------
+        ValueError
+            Without nuisance coefficients; for ``nu`` of the wrong shape.
+        """
+        self._require_nuisance()
+        return total_of_event_sums([event_block_sums(self, "weight_nuisance_gradients_at", theta, nu)])
 
     def effective_sample_size(self, theta: Any = None, nu: Any = None) -> np.ndarray | float:
         """Kish effective number of events ``(sum w)^2 / sum w^2``.
@@ -839,6 +912,53 @@ def total_of_block_sums(sums: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(sums, dtype=np.float64).T).sum(axis=1)
 
 
+def event_block_sums(events: EventSet | ChunkedEventSet, method: str, *args: Any
+                     ) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Block sums of a per-event quantity: ``getattr(block, method)(*args)`` evaluated on every block of
+    :data:`SUM_BLOCK` consecutive events and summed over the block's events (:func:`block_sums`).
+
+    Each block's quantity is computed and summed on its own, so the digits depend only on the block's events: an
+    in-memory :class:`EventSet` and a :class:`ChunkedEventSet` of the same file (whose chunks are multiples of
+    ``SUM_BLOCK``) give the same block sums. :func:`total_of_event_sums` adds them up.
+
+    Parameters
+    ----------
+    events : EventSet or ChunkedEventSet
+    method : str
+        A method of :class:`EventSet` returning an array with one row per event, e.g. ``"weights_at"``.
+    *args
+        Its arguments.
+
+    Returns
+    -------
+    sums : ndarray, shape (n_blocks, n_values)
+        The flattened quantity summed over each block.
+    shape : tuple of int
+        The shape of the quantity of one event (``sums`` rows reshape to it).
+    """
+    parts = []
+    shape = None
+    for chunk in events.iter_chunks():
+        for block in chunk.iter_chunks(SUM_BLOCK):
+            q = np.asarray(getattr(block, method)(*args), dtype=np.float64)
+            shape = q.shape[1:]
+            parts.append(block_sums(q.reshape(q.shape[0], -1)))
+    if shape is None:  # no events: the quantity's shape from an empty selection
+        shape = np.asarray(getattr(events[0:0], method)(*args)).shape[1:]
+        return np.zeros((0, int(np.prod(shape)))), shape
+    return np.concatenate(parts), shape
+
+
+def total_of_event_sums(parts: Sequence[tuple[np.ndarray, tuple[int, ...]]]) -> np.ndarray | float:
+    """The sum over all events of :func:`event_block_sums` results of consecutive event sets (e.g. the files of a
+    collection, in order): an array of the per-event shape, or a float for a scalar quantity."""
+    if not parts:
+        raise ValueError("total_of_event_sums needs at least one set of block sums")
+    shape = parts[0][1]
+    total = total_of_block_sums(np.concatenate([sums for sums, _ in parts])).reshape(shape)
+    return float(total) if total.ndim == 0 else total
+
+
 def _chunk_size(chunk_events: Any) -> int:
     if isinstance(chunk_events, bool) or not isinstance(chunk_events, int | np.integer) or chunk_events < 1:
         raise ValueError(f"chunk_events must be a positive integer, got {chunk_events!r}")
@@ -872,7 +992,8 @@ class ChunkedEventSet:
     Nothing but the setup is held in memory. The weights and observations are read chunk by chunk:
     :meth:`iter_chunks` yields in-memory :class:`EventSet` chunks (validated like :meth:`EventSet.load`),
     :meth:`cross_section` and :meth:`cross_section_gradient` morph column sums computed in one streamed pass (and
-    cached), indexing (``events[rows]``, ``events.x[rows]``) reads only the selected rows, and
+    cached); with nuisance parameters ``nu`` they, :meth:`cross_section_nuisance_gradient` and :meth:`weights_at`
+    stream over the chunks once per call, to the digits of the events in memory; indexing (``events[rows]``, ``events.x[rows]``) reads only the selected rows, and
     :meth:`train_test_split` writes its two parts to files. The samplers of :mod:`skminer.augmentation` take it
     wherever they take an EventSet (their unweighting streams over :meth:`iter_chunks`) and return exactly
     what they return for ``EventSet.load(path)`` with the same ``random_state``.
@@ -998,37 +1119,48 @@ class ChunkedEventSet:
         return self._sums
 
     def cross_section(self, theta: Any, nu: Any = None) -> np.ndarray | float:
-        """As :meth:`EventSet.cross_section` (``nu`` not supported out of core); equal to the in-memory value.
+        """As :meth:`EventSet.cross_section`, streamed over the chunks; equal to the in-memory value.
+
+        Without ``nu`` the column sums of the weights come from one streamed pass (cached); with ``nu`` every call
+        streams over the events once (:func:`event_block_sums`).
 
         Raises
         ------
         ValueError
-            With ``nu``; without a morpher, at a point that is not a benchmark.
+            Without a morpher, at a point that is not a benchmark; for ``nu`` of the wrong shape or without
+            nuisance coefficients.
         """
-        self._no_nu(nu)
-        th, single = self._template._theta(theta)
-        if self.morpher is None:
-            xs = self._weight_sums()[self._template._benchmark_columns(th)]
-        else:
-            xs = self.morpher.weights(th) @ self._weight_sums()[self._template._basis_index]
-        return float(xs[0]) if single else xs
+        if nu is None:
+            return self._template._cross_section_from_sums(theta, self._weight_sums())
+        return total_of_event_sums([event_block_sums(self, "weights_at", theta, nu)])
 
     def cross_section_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
-        """As :meth:`EventSet.cross_section_gradient` (``nu`` not supported out of core)."""
-        self._no_nu(nu)
-        if self.morpher is None:
-            raise ValueError("weight gradients need morphing: this event file has no morpher")
-        th, single = self._template._theta(theta)
-        g = self.morpher.weight_gradients(th) @ self._weight_sums()[self._template._basis_index]
-        return g[0] if single else g
+        """As :meth:`EventSet.cross_section_gradient`, streamed over the chunks; equal to the in-memory value.
+
+        Raises
+        ------
+        ValueError
+            Without a morpher; for ``nu`` of the wrong shape or without nuisance coefficients.
+        """
+        if nu is None:
+            return self._template._cross_section_gradient_from_sums(theta, self._weight_sums())
+        return total_of_event_sums([event_block_sums(self, "weight_gradients_at", theta, nu)])
+
+    def cross_section_nuisance_gradient(self, theta: Any, nu: Any = None) -> np.ndarray:
+        """As :meth:`EventSet.cross_section_nuisance_gradient`, streamed over the chunks; equal to the in-memory
+        value.
+
+        Raises
+        ------
+        ValueError
+            Without nuisance coefficients; for ``nu`` of the wrong shape.
+        """
+        self._template._require_nuisance()
+        return total_of_event_sums([event_block_sums(self, "weight_nuisance_gradients_at", theta, nu)])
 
     def weights_at(self, theta: Any, nu: Any = None) -> np.ndarray:
         """As :meth:`EventSet.weights_at`, chunk by chunk; the result has ``n_events`` rows (it is in memory)."""
         return np.concatenate([chunk.weights_at(theta, nu) for chunk in self.iter_chunks()])
-
-    def _no_nu(self, nu: Any) -> None:
-        if nu is not None:
-            raise ValueError("nuisance parameters (nu) are not supported out of core; use EventSet.load")
 
     # -- splits --------------------------------------------------------------------------------------
     def train_test_split(self, test_fraction: float = 0.2, random_state: Any = None, *, stratify: bool = True,

@@ -185,6 +185,7 @@ class _DrawnEvents:
 
     space = property(lambda self: self.parent.space)
     x = property(lambda self: self.drawn.x)
+    nuisance_a = property(lambda self: self.drawn.nuisance_a)
 
     def __len__(self) -> int:
         return len(self.drawn)
@@ -197,6 +198,9 @@ class _DrawnEvents:
 
     def cross_section_gradient(self, theta: Any, nu: Any = None) -> Any:
         return self.parent.cross_section_gradient(theta, nu)
+
+    def cross_section_nuisance_gradient(self, theta: Any, nu: Any = None) -> Any:
+        return self.parent.cross_section_nuisance_gradient(theta, nu)
 
 
 def _drawn(events: Any, rows: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -278,15 +282,14 @@ class LocalScoreSampler(_Sampler):
         a = getattr(events, "nuisance_a", None)
         if self.include_nuisance and (a is None or a.shape[1] == 0):
             raise ValueError("include_nuisance=True but the events have no nuisance parameters (nuisance_a is None)")
-        if self.include_nuisance and not isinstance(a, np.ndarray):
-            raise ValueError("include_nuisance=True needs the events in memory (EventSet.load), not out of core")
         rows, _ = unweight(events, theta[None, :], n, rng, self.negative_weights)
         events, rows = _drawn(events, rows)
         _, t = joint_log_likelihoods(events, rows, theta[None, :], score=True)
         if self.include_nuisance:
             # d/dnu log[w exp(a nu + b nu^2) / sigma(nu)] at nu = 0 is a - sum(w a) / sum(w)
-            w = np.asarray(events.weights_at(theta), dtype=np.float64)
-            t = np.concatenate([t, a[rows] - (w @ a) / w.sum()], axis=1)
+            sigma_gradient = np.asarray(events.cross_section_nuisance_gradient(theta), dtype=np.float64)
+            t = np.concatenate([t, np.asarray(events.nuisance_a[rows]) - sigma_gradient / events.cross_section(theta)],
+                               axis=1)
         sample = TrainingSample(x=_x(events, rows), theta0=np.repeat(theta[None, :], n, axis=0), t_xz=t)
         return self._finish(sample, rng)
 

@@ -986,6 +986,21 @@ class _LazyRows:
         return out if dtype is None else out.astype(dtype)
 
 
+def _lazy_setup(events: Any, template: EventSet) -> None:
+    """Give an out-of-core event source (``n_events`` and ``events[rows]``) the setup of ``template`` (names, space,
+    morphing, definitions, metadata) and lazy row views ``x``, ``weights``, ``sampling_benchmark``, ``nuisance_a``,
+    ``nuisance_b`` (``None`` without nuisance parameters) that read only the rows they are indexed with."""
+    for name in ("space", "morpher", "morphing_basis", "observable_names", "benchmark_names", "nuisance_names",
+                 "observable_definitions", "metadata"):
+        setattr(events, name, getattr(template, name))
+    n_nuisance = len(template.nuisance_names)
+    events.x = _LazyRows(events, "x", template.n_observables)
+    events.weights = _LazyRows(events, "weights", template.n_benchmarks)
+    events.sampling_benchmark = _LazyRows(events, "sampling_benchmark", None)
+    events.nuisance_a = None if not n_nuisance else _LazyRows(events, "nuisance_a", n_nuisance)
+    events.nuisance_b = None if not n_nuisance else _LazyRows(events, "nuisance_b", n_nuisance)
+
+
 class ChunkedEventSet:
     """An :class:`EventSet` file read out of core, in chunks of events (see :meth:`EventSet.open`).
 
@@ -993,7 +1008,8 @@ class ChunkedEventSet:
     :meth:`iter_chunks` yields in-memory :class:`EventSet` chunks (validated like :meth:`EventSet.load`),
     :meth:`cross_section` and :meth:`cross_section_gradient` morph column sums computed in one streamed pass (and
     cached); with nuisance parameters ``nu`` they, :meth:`cross_section_nuisance_gradient` and :meth:`weights_at`
-    stream over the chunks once per call, to the digits of the events in memory; indexing (``events[rows]``, ``events.x[rows]``) reads only the selected rows, and
+    stream over the chunks once per call, to the digits of the events in memory; indexing (``events[rows]``,
+    ``events.x[rows]``) reads only the selected rows, and
     :meth:`train_test_split` writes its two parts to files. The samplers of :mod:`skminer.augmentation` take it
     wherever they take an EventSet (their unweighting streams over :meth:`iter_chunks`) and return exactly
     what they return for ``EventSet.load(path)`` with the same ``random_state``.
@@ -1034,14 +1050,7 @@ class ChunkedEventSet:
         self._setup, self.n_events = open_events(self.path)
         # an empty set built from the setup: validates names, space and morphing once, and answers the metadata
         self._template = read_event_rows(self.path, self._setup, factory, 0, 0)
-        for name in ("space", "morpher", "morphing_basis", "observable_names", "benchmark_names", "nuisance_names",
-                     "observable_definitions", "metadata"):
-            setattr(self, name, getattr(self._template, name))
-        self.x = _LazyRows(self, "x", self.n_observables)
-        self.weights = _LazyRows(self, "weights", self.n_benchmarks)
-        self.sampling_benchmark = _LazyRows(self, "sampling_benchmark", None)
-        self.nuisance_a = None if not self.nuisance_names else _LazyRows(self, "nuisance_a", self.n_nuisance)
-        self.nuisance_b = None if not self.nuisance_names else _LazyRows(self, "nuisance_b", self.n_nuisance)
+        _lazy_setup(self, self._template)
         self._sums: np.ndarray | None = None
 
     # -- sizes ------------------------------------------------------------------------------------------
@@ -1113,9 +1122,13 @@ class ChunkedEventSet:
         return picked if np.array_equal(uniq, idx) else picked[inverse.reshape(-1)]
 
     # -- cross sections and weights -------------------------------------------------------------------
+    def _weight_block_sums(self) -> np.ndarray:
+        """:func:`block_sums` of the weights, streamed, shape ``(ceil(n_events / SUM_BLOCK), n_benchmarks)``."""
+        return np.concatenate([block_sums(c.weights) for c in self.iter_chunks()])
+
     def _weight_sums(self) -> np.ndarray:
         if self._sums is None:
-            self._sums = total_of_block_sums(np.concatenate([block_sums(c.weights) for c in self.iter_chunks()]))
+            self._sums = total_of_block_sums(self._weight_block_sums())
         return self._sums
 
     def cross_section(self, theta: Any, nu: Any = None) -> np.ndarray | float:

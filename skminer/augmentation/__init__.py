@@ -1,5 +1,6 @@
 """Training-sample generation: unweighting, joint likelihood ratios and scores, parameter priors."""
 
+from .event_files import EventFiles, sample_files
 from .priors import BenchmarkPrior, FixedPrior, GaussianPrior, GridPrior, Prior, UniformPrior, as_prior
 from .samplers import (
     DensitySampler,
@@ -9,7 +10,7 @@ from .samplers import (
     TestSampler,
     TrainingSample,
 )
-from .unweighting import event_weights, joint_log_likelihoods, unweight
+from .unweighting import event_weights, joint_log_likelihoods, positive_totals, unweight
 
 __all__ = [
     "TrainingSample",
@@ -18,6 +19,8 @@ __all__ = [
     "DoubleRatioSampler",
     "DensitySampler",
     "TestSampler",
+    "EventFiles",
+    "sample_files",
     "Prior",
     "UniformPrior",
     "GaussianPrior",
@@ -26,6 +29,7 @@ __all__ = [
     "GridPrior",
     "as_prior",
     "unweight",
+    "positive_totals",
     "event_weights",
     "joint_log_likelihoods",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._random import check_random_state
 
-__all__ = ["unweight", "event_weights", "joint_log_likelihoods", "NEGATIVE_WEIGHT_POLICIES"]
+__all__ = ["unweight", "positive_totals", "event_weights", "joint_log_likelihoods", "NEGATIVE_WEIGHT_POLICIES"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +96,11 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
     theta_index = np.repeat(np.arange(n_theta), counts)
     if active.size == 0:
         return rows, theta_index
-    # the same tiles (rows x points) in memory and out of core: the same digits of every weight
-    n_block = max(1, min(active.size, int(max_elements) // n_events))
-    blocks = [active[b:b + n_block] for b in range(0, active.size, n_block)]
+    own_draws = getattr(events, "_unweight_rows", None)
+    if own_draws is not None:  # a collection of files draws file by file (skminer.augmentation.event_files)
+        rows[:] = own_draws(thetas, counts, rng, negative_weights, int(max_elements))
+        return rows, theta_index
+    blocks = _point_blocks(active, n_events, max_elements)
     plan = _Plan(thetas, counts, min(TILE_ROWS, n_events), negative_weights)
     if getattr(events, "out_of_core", False):
         _draw_streamed(events, plan, blocks, rows, rng)
@@ -110,6 +112,48 @@ def unweight(events: Any, theta: Any, n_samples: int | np.ndarray, random_state:
 
 #: Events per tile of the weight computation (a tile is ``TILE_ROWS`` events x one block of points).
 TILE_ROWS = 1 << 18
+
+
+def _point_blocks(points: np.ndarray, n_events: int, max_elements: int) -> list[np.ndarray]:
+    """``points`` in blocks such that ``n_events x block`` weights stay below ``max_elements`` (the same tiles of rows
+    x points in memory and out of core: the same digits of every weight)."""
+    n_block = max(1, min(points.size, int(max_elements) // n_events))
+    return [points[b:b + n_block] for b in range(0, points.size, n_block)]
+
+
+def positive_totals(events: Any, theta: Any, negative_weights: str = "clip", max_elements: int = 10_000_000
+                    ) -> np.ndarray:
+    """The sums over events of the weights that :func:`unweight` draws from: the morphed weights at each point with
+    negative weights clipped to zero, in one pass over the events (streamed for an out-of-core set).
+
+    Parameters
+    ----------
+    events : EventSet or ChunkedEventSet
+    theta : array-like, shape (n_theta, n_params) or (n_params,)
+    negative_weights : {"clip", "raise"}
+        As :func:`unweight` (``"raise"`` raises on the first negative weight beyond round-off).
+    max_elements : int
+        Largest block of weights held at once.
+
+    Returns
+    -------
+    ndarray, shape (n_theta,)
+        In pb, like the weights; ``0`` where no weight is positive.
+
+    Raises
+    ------
+    ValueError
+        For an empty event set, invalid ``theta`` or ``negative_weights``, or negative weights with ``"raise"``.
+    """
+    if negative_weights not in NEGATIVE_WEIGHT_POLICIES:
+        raise ValueError(f"negative_weights must be one of {NEGATIVE_WEIGHT_POLICIES}, got {negative_weights!r}")
+    thetas = _as_thetas(theta, int(events.space.n_parameters))
+    n_events = len(events)
+    if n_events == 0:
+        raise ValueError("cannot unweight an empty EventSet")
+    plan = _Plan(thetas, np.zeros(thetas.shape[0], dtype=np.int64), min(TILE_ROWS, n_events), negative_weights)
+    _streamed_totals(events, plan, _point_blocks(np.arange(thetas.shape[0]), n_events, max_elements))
+    return plan.total.copy()
 
 
 class _Plan:
@@ -221,19 +265,7 @@ def _draw_streamed(events: Any, plan: _Plan, blocks: list[np.ndarray], rows: np.
     :func:`_draw_in_memory`'s sums, and the uniform numbers are drawn point after point as there.
     """
     active = np.concatenate(blocks)
-    tile_cum = np.empty((plan.tile_rows + 1, max(b.size for b in blocks)), order="F")
-
-    def running_sums(start: int, tile: Any, pts: np.ndarray, count: bool) -> np.ndarray:
-        cum = tile_cum[:len(tile) + 1, :pts.size]
-        cum[0] = plan.total[pts]
-        plan.clipped(tile, pts, cum[1:], count)
-        np.cumsum(cum, axis=0, out=cum)
-        plan.total[pts] = cum[-1]
-        return cum
-
-    for start, tile in plan.tiles(events):
-        for pts in blocks:
-            running_sums(start, tile, pts, count=True)
+    running_sums = _streamed_totals(events, plan, blocks)
     for pts in blocks:
         plan.check_totals(pts)
     draws = {j: rng.random(plan.counts[j]) * plan.total[j] for j in active}
@@ -244,7 +276,7 @@ def _draw_streamed(events: Any, plan: _Plan, blocks: list[np.ndarray], rows: np.
     plan.total[:] = 0.0
     for start, tile in plan.tiles(events):
         for pts in blocks:
-            cum = running_sums(start, tile, pts, count=False)
+            cum = running_sums(tile, pts, count=False)
             for c, j in enumerate(pts):
                 col = cum[:, c]
                 if col[-1] <= col[0]:
@@ -257,6 +289,25 @@ def _draw_streamed(events: Any, plan: _Plan, blocks: list[np.ndarray], rows: np.
     for j in active:  # a draw rounded up to the total (r * total == total): the last positive event, as in memory
         beyond = ordered[j] >= final[j]
         rows[plan.offsets[j] + order[j][beyond]] = last_positive[j]
+
+
+def _streamed_totals(events: Any, plan: _Plan, blocks: list[np.ndarray]) -> Any:
+    """First pass of :func:`_draw_streamed`: ``plan.total`` becomes the running sums' totals over all tiles (negative
+    weights counted). Returns the function that continues the running sums of one tile (the second pass's)."""
+    tile_cum = np.empty((plan.tile_rows + 1, max(b.size for b in blocks)), order="F")
+
+    def running_sums(tile: Any, pts: np.ndarray, count: bool) -> np.ndarray:
+        cum = tile_cum[:len(tile) + 1, :pts.size]
+        cum[0] = plan.total[pts]
+        plan.clipped(tile, pts, cum[1:], count)
+        np.cumsum(cum, axis=0, out=cum)
+        plan.total[pts] = cum[-1]
+        return cum
+
+    for _, tile in plan.tiles(events):
+        for pts in blocks:
+            running_sums(tile, pts, count=True)
+    return running_sums
 
 
 def event_weights(events: Any, rows: np.ndarray, theta: Any, theta_index: np.ndarray | None = None,

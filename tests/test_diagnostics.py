@@ -84,8 +84,12 @@ def test_convergence_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="skminer.inference.diagnostics"):
         assert convergence_diagnostics(converged)["violations"] == []
         out = convergence_diagnostics(still_falling, label="SALLY")
-    assert out["members"] == [{"n_epochs": 3, "best_epoch": 3, "last_improvement": pytest.approx(0.125)}]
-    assert "SALLY: training did not converge: the best epoch is the last one (3)" in caplog.text
+    assert out["members"] == [{"n_epochs": 3, "best_epoch": 3, "lowest_validation_epoch": 3,
+                               "last_improvement": pytest.approx(0.125)}]
+    assert "SALLY: training did not converge: the lowest validation loss is in the last epoch (3)" in caplog.text
+    # the final weights kept although an earlier epoch validated lower (not significantly): converged
+    kept_final = SimpleNamespace(n_epochs_=9, best_epoch_=9, validation_loss_curve_=converged.validation_loss_curve_)
+    assert convergence_diagnostics(kept_final)["violations"] == []
     no_validation = SimpleNamespace(n_epochs_=3, best_epoch_=3, validation_loss_curve_=None,
                                     loss_curve_=[1.0, 0.9, 0.8995])  # flat at the end: no warning
     assert convergence_diagnostics(no_validation)["violations"] == []

@@ -117,10 +117,71 @@ def test_epoch_selection_with_validation(local, selection):
         assert est.best_epoch_ == int(np.argmin(smooth)) + 1
         raw = np.asarray(est.validation_loss_curve_)
         np.testing.assert_allclose(smooth[1], 0.3 * raw[1] + 0.7 * raw[0], rtol=1e-6)
-    elif selection in ("best", "ema"):
+    elif selection == "best":
         assert est.best_epoch_ == int(np.argmin(est.validation_loss_curve_)) + 1
+    elif selection == "ema":  # the final weights unless the lowest-validation epoch is significantly better
+        selector = dict(est.net_.callbacks_)["epoch_selection"]
+        lowest = int(np.argmin(est.validation_loss_curve_)) + 1
+        if selector.restored_:
+            assert est.best_epoch_ == lowest < est.n_epochs_ and selector.z_ > selector.z
+        else:
+            assert est.best_epoch_ == est.n_epochs_
+            assert lowest == est.n_epochs_ or selector.z_ <= selector.z
     else:
         assert est.best_epoch_ == est.n_epochs_
+
+
+def _selection_run(final_offsets):
+    """FinalUnlessWorse over three fake epochs of a tiny module: epoch 1 validates lowest (batch losses 1.0),
+    epoch 2 higher, epoch 3 (the final) has batch losses ``1 + final_offsets``. Returns the callback and whether
+    the module holds epoch 1's weights at the end."""
+    from types import SimpleNamespace
+
+    from skorch.history import History
+
+    from skminer.estimators._training import FinalUnlessWorse
+
+    module = torch.nn.Linear(2, 1)
+    net = SimpleNamespace(module_=module, history=History())
+    callback = FinalUnlessWorse(z=2.0).initialize()
+    for epoch, batch_losses in enumerate([np.ones(40), np.full(40, 2.0), 1.0 + np.asarray(final_offsets)], 1):
+        with torch.no_grad():
+            module.weight.fill_(float(epoch))
+        net.history.new_epoch()
+        net.history.record("epoch", epoch)
+        for loss in batch_losses:
+            net.history.new_batch()
+            net.history.record_batch("valid_loss", float(loss))
+            net.history.record_batch("valid_batch_size", 16)
+        net.history.record("valid_loss", float(np.mean(batch_losses)))
+        callback.on_epoch_end(net)
+    callback.on_train_end(net)
+    return callback, bool(torch.all(module.weight == 1.0))
+
+
+def test_final_weights_kept_unless_significantly_worse():
+    rng = np.random.default_rng(0)
+    # the final epoch is higher on average but within the batch-to-batch noise: keep it
+    noisy = rng.normal(0.0, 1.0, 40)
+    noisy += 0.05 - noisy.mean()
+    callback, restored = _selection_run(noisy)
+    assert not restored and not callback.restored_ and callback.best_epoch_ == 3
+    assert callback.z_ == pytest.approx(0.05 / (noisy.std(ddof=1) / np.sqrt(40)), rel=1e-9)
+    # consistently worse in every batch: restore the lowest-validation epoch's weights
+    callback, restored = _selection_run(0.05 + rng.normal(0.0, 0.01, 40))
+    assert restored and callback.restored_ and callback.best_epoch_ == 1 and callback.z_ > 20
+    # final epoch lowest: nothing to test, the final weights stay
+    callback, restored = _selection_run(np.full(40, -0.1))
+    assert not restored and callback.best_epoch_ == 3 and np.isnan(callback.z_)
+
+
+def test_paired_z_edge_cases():
+    from skminer.estimators._training import paired_z
+
+    sizes = np.full(5, 10.0)
+    assert paired_z(np.full(5, 2.0), np.ones(5), sizes) == np.inf
+    assert paired_z(np.ones(5), np.ones(5), sizes) == 0.0
+    assert np.isnan(paired_z(np.ones(2), np.zeros(2), np.ones(2)))
 
 
 def test_gridsearch_tunes_the_training_options(local):

@@ -5,20 +5,25 @@
 * :func:`lr_scheduler`: ``lr_schedule`` in :data:`LR_SCHEDULES` -> a :class:`skorch.callbacks.LRScheduler`
   stepping once per epoch from ``lr`` (first epoch) to ``lr_final`` (epoch ``max_epochs``), or ``None``.
   ``"exponential"`` is MadMiner's schedule ``lr_e = lr (lr_final / lr)^(e / (max_epochs - 1))``.
-* :class:`WeightEMA` and :class:`SmoothedValidLoss`: the callbacks behind ``epoch_selection`` (see
-  :data:`EPOCH_SELECTIONS` and :class:`~skminer.estimators.base.NeuralEstimatorBase`).
+* :class:`WeightEMA`, :class:`FinalUnlessWorse` and :class:`SmoothedValidLoss`: the callbacks behind
+  ``epoch_selection`` (see :data:`EPOCH_SELECTIONS` and :class:`~skminer.estimators.base.NeuralEstimatorBase`).
+* :func:`valid_batch_size`: validation batches small enough for :class:`FinalUnlessWorse`'s paired test.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 
+logger = logging.getLogger("skminer.estimators")
+
 __all__ = ["OPTIMIZERS", "LR_SCHEDULES", "EPOCH_SELECTIONS", "optimizer_settings", "lr_scheduler", "WeightEMA",
-           "SmoothedValidLoss"]
+           "FinalUnlessWorse", "SmoothedValidLoss", "valid_batch_size"]
 
 #: Values of the ``optimizer`` parameter.
 OPTIMIZERS: tuple[str, ...] = ("adam", "amsgrad", "sgd")
@@ -26,6 +31,9 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "amsgrad", "sgd")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "exponential", "cosine")
 #: Values of the ``epoch_selection`` parameter.
 EPOCH_SELECTIONS: tuple[str, ...] = ("ema", "smoothed", "best", "last")
+
+#: Validation batches aimed at by :func:`valid_batch_size` (the paired test's sample size).
+N_VALID_BATCHES = 64
 
 
 def optimizer_settings(name: str, momentum: float, weight_decay: float) -> tuple[type[torch.optim.Optimizer],
@@ -77,6 +85,114 @@ def lr_scheduler(schedule: str, lr: float, lr_final: float, max_epochs: int) -> 
     raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
 
 
+def valid_batch_size(n_valid: int, largest: int) -> int:
+    """Validation batch size: about :data:`N_VALID_BATCHES` batches, at least 16 and at most ``largest`` rows.
+
+    The batches are the units of :class:`FinalUnlessWorse`'s paired test; their size does not change the
+    validation loss (a mean over all validation events).
+    """
+    return int(min(max(16, -(-int(n_valid) // N_VALID_BATCHES)), max(16, int(largest))))
+
+
+def _batch_losses(net: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validation loss and size of each batch of the current epoch (from skorch's history)."""
+    batches = [b for b in net.history[-1]["batches"] if "valid_loss" in b]
+    return (np.array([b["valid_loss"] for b in batches], dtype=np.float64),
+            np.array([b["valid_batch_size"] for b in batches], dtype=np.float64))
+
+
+def paired_z(loss: np.ndarray, reference: np.ndarray, sizes: np.ndarray) -> float:
+    """z statistic of ``mean(loss) - mean(reference)`` from per-batch losses of the same validation batches.
+
+    Both epochs see the same events in the same batches, so the difference per batch cancels the (large)
+    event-to-event spread of noisy targets and keeps only how the two networks differ. Returns ``nan`` with
+    fewer than 3 batches, ``inf`` (``-inf``) for a positive (negative) difference without spread.
+    """
+    if len(loss) < 3:
+        return float("nan")
+    w = sizes / sizes.sum()
+    d = loss - reference
+    mean = float(np.sum(w * d))
+    var = float(np.sum(w**2 * (d - mean) ** 2)) * len(d) / (len(d) - 1)
+    if var <= 0.0:
+        return 0.0 if mean == 0.0 else float(np.copysign(np.inf, mean))
+    return mean / var**0.5
+
+
+class FinalUnlessWorse(Callback):
+    """Keep the final weights unless the epoch of lowest validation loss is significantly better.
+
+    With a decaying learning rate the last epochs are the most converged, and the validation loss of
+    augmented-data losses is noisy (its targets ``r_xz``, ``t_xz`` are heavy-tailed): the raw minimum is often
+    an early epoch that only looks better by chance. So the epoch of lowest validation loss is snapshotted
+    (listed before :class:`WeightEMA`, the snapshot holds the averaged weights that were validated) and
+    restored at the end only if the final epoch is worse than it by more than ``z`` standard errors of a
+    paired comparison over the validation batches (:func:`paired_z`); otherwise the final weights stay.
+    With fewer than 3 validation batches the plain comparison decides. Early stopping (``patience``) is
+    separate: it ends training, this callback decides which weights it returns.
+
+    Parameters
+    ----------
+    z : float
+        Significance threshold (2: about 2.3% one-sided false-restore rate under Gaussian batch means).
+
+    Attributes
+    ----------
+    best_epoch_ : int
+        1-based epoch whose weights training returns.
+    restored_ : bool
+        Whether the final weights were replaced by the snapshot.
+    z_ : float
+        The final epoch's paired z against the snapshot (nan without a test).
+    """
+
+    def __init__(self, z: float = 2.0) -> None:
+        self.z = z
+
+    def initialize(self) -> FinalUnlessWorse:
+        self.best_loss_ = np.inf
+        self.best_epoch_ = 0
+        self.best_state_: dict[str, torch.Tensor] | None = None
+        self.best_batches_: tuple[np.ndarray, np.ndarray] | None = None
+        self.restored_ = False
+        self.z_ = float("nan")
+        return self
+
+    def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
+        self.initialize()
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        loss = float(net.history[-1, "valid_loss"])
+        if loss < self.best_loss_:
+            self.best_loss_ = loss
+            self.best_epoch_ = int(net.history[-1, "epoch"])
+            self.best_state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+            self.best_batches_ = _batch_losses(net)
+
+    @torch.no_grad()
+    def on_train_end(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
+        last = int(net.history[-1, "epoch"])
+        self.restored_ = False
+        if self.best_state_ is None or self.best_epoch_ == last:
+            self.best_epoch_ = last
+            return
+        final, sizes = _batch_losses(net)
+        best, best_sizes = self.best_batches_
+        if len(final) == len(best) and np.array_equal(sizes, best_sizes):
+            self.z_ = paired_z(final, best, sizes)
+        if np.isnan(self.z_):
+            worse = float(net.history[-1, "valid_loss"]) > self.best_loss_
+        else:
+            worse = self.z_ > self.z
+        if worse:
+            net.module_.load_state_dict(self.best_state_)
+            self.restored_ = True
+        else:
+            self.best_epoch_ = last
+        logger.debug("epoch selection: final epoch %d vs best %d: paired z = %.2f -> %s", last,
+                     self.best_epoch_, self.z_, "restored the best" if worse else "kept the final weights")
+
+
 class SmoothedValidLoss(Callback):
     """Record ``valid_loss_smooth``: an exponential moving average over epochs of the validation loss.
 
@@ -105,8 +221,9 @@ class WeightEMA(Callback):
     for the validation batches, so the recorded ``valid_loss`` and an early-stopping snapshot taken in
     ``on_epoch_end`` (callbacks listed *before* this one) refer to them; training resumes from the raw weights.
 
-    At the end of training the module holds the final averaged weights, unless a callback named
-    ``"early_stopping"`` restored an earlier snapshot (taken while the averaged weights were swapped in).
+    At the end of training the module holds the final averaged weights, unless a callback listed before this
+    one restored an earlier snapshot (taken while the averaged weights were swapped in) and says so with a true
+    ``restored_`` attribute (:class:`FinalUnlessWorse`).
 
     Parameters
     ----------
@@ -166,9 +283,7 @@ class WeightEMA(Callback):
     @torch.no_grad()
     def on_train_end(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
         self._swap_out(net)
-        stopper = dict(net.callbacks_).get("early_stopping")
-        restored = (stopper is not None and stopper.load_best and stopper.best_model_weights_ is not None
-                    and stopper.best_epoch_ != net.history[-1, "epoch"])
+        restored = any(getattr(cb, "restored_", False) for _, cb in net.callbacks_)
         if not restored and self.ema_ is not None:
             for p, e in zip(self._params(net.module_), self.ema_, strict=True):
                 p.copy_(e)

@@ -52,10 +52,12 @@ from ._training import (
     EPOCH_SELECTIONS,
     LR_SCHEDULES,
     OPTIMIZERS,
+    FinalUnlessWorse,
     SmoothedValidLoss,
     WeightEMA,
     lr_scheduler,
     optimizer_settings,
+    valid_batch_size,
 )
 
 logger = logging.getLogger("skminer.estimators")
@@ -77,9 +79,6 @@ def eval_batch_size(device: str | torch.device) -> int:
     """Rows per forward pass at prediction time on ``device`` (:data:`EVAL_BATCH_SIZES`, else
     :data:`EVAL_BATCH_SIZE`)."""
     return EVAL_BATCH_SIZES.get(torch.device(device).type, EVAL_BATCH_SIZE)
-#: Minimum validation batch size (validation needs no small batches).
-_MIN_VALID_BATCH = 4096
-
 
 def _store_params(estimator: BaseEstimator, arguments: Mapping[str, Any]) -> None:
     """Set every ``__init__`` argument as an attribute of the same name (``arguments = locals()``)."""
@@ -244,8 +243,10 @@ class NeuralEstimatorBase(BaseEstimator):
             monitor = "valid_loss_smooth"
         if use_valid:
             callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=int(self.patience),
-                                                              load_best=selection != "last", threshold=0.0,
-                                                              sink=LogSink(self.verbose))))
+                                                              load_best=selection in ("best", "smoothed"),
+                                                              threshold=0.0, sink=LogSink(self.verbose))))
+        if use_valid and selection == "ema":  # snapshots the averaged weights: listed before weight_ema
+            callbacks.append(("epoch_selection", FinalUnlessWorse()))
         if selection == "ema":
             callbacks.append(("weight_ema", WeightEMA()))
         return callbacks
@@ -268,7 +269,8 @@ class NeuralEstimatorBase(BaseEstimator):
             iterator_train__shuffle=True,
             iterator_train__seed=int(seeds[1]),
             iterator_valid=TensorBatchIterator,
-            iterator_valid__batch_size=max(int(self.batch_size), _MIN_VALID_BATCH),
+            iterator_valid__batch_size=valid_batch_size(RandomValidSplit.n_valid(n_rows, self.validation_fraction),
+                                                        eval_batch_size(device)),
             callbacks=self._training_callbacks(use_valid),
             callbacks__print_log__sink=LogSink(self.verbose),
             device=str(device),
@@ -310,7 +312,10 @@ class NeuralEstimatorBase(BaseEstimator):
         if net.train_split is not None:
             self.validation_loss_curve_ = [float(v) for v in hist[:, "valid_loss"]]
             es = callbacks["early_stopping"]
-            self.best_epoch_ = int(es.best_epoch_) if es.load_best and es.best_epoch_ else self.n_epochs_
+            if "epoch_selection" in callbacks:
+                self.best_epoch_ = int(callbacks["epoch_selection"].best_epoch_)
+            else:
+                self.best_epoch_ = int(es.best_epoch_) if es.load_best and es.best_epoch_ else self.n_epochs_
         else:
             self.validation_loss_curve_ = None
             self.best_epoch_ = self.n_epochs_

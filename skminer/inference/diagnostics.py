@@ -202,12 +202,17 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
         if n_epochs is None or best is None or not curve:
             continue
         last = float((curve[-2] - curve[-1]) / abs(curve[-1])) if len(curve) > 1 and curve[-1] != 0 else 0.0
-        out["members"].append({"n_epochs": int(n_epochs), "best_epoch": int(best), "last_improvement": last})
-        # with a validation split the best epoch being the last one says it; without one (every epoch counts as
-        # the best) only a training loss still falling by more than MIN_RELEVANT in the last epoch does
-        if int(best) >= int(n_epochs) and (validation or last > MIN_RELEVANT):
+        # the epoch of lowest validation loss, not the kept one: epoch selection may keep the final weights
+        # although an earlier epoch validated lower (skminer.estimators._training.FinalUnlessWorse)
+        lowest = int(np.argmin(validation)) + 1 if validation else int(best)
+        out["members"].append({"n_epochs": int(n_epochs), "best_epoch": int(best), "lowest_validation_epoch": lowest,
+                               "last_improvement": last})
+        # with a validation split the lowest validation loss in the last epoch says it; without one (every epoch
+        # counts as the best) only a training loss still falling by more than MIN_RELEVANT in the last epoch does
+        if lowest >= int(n_epochs) and (validation or last > MIN_RELEVANT):
             who = f"member {i}" if len(members) > 1 else "training"
-            out["violations"].append(f"{who} did not converge: the best epoch is the last one ({n_epochs}) and the "
+            where = "the lowest validation loss is in" if validation else "the best epoch is"
+            out["violations"].append(f"{who} did not converge: {where} the last epoch ({n_epochs}) and the "
                                      f"{'validation' if validation else 'training'} loss still fell by "
                                      f"{100 * last:.3g}% in it; train longer (max_epochs)")
     for message in out["violations"]:

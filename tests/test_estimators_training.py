@@ -200,3 +200,32 @@ def test_diverged_training_is_refused_instead_of_returning_a_nan_model():
     X, t = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
     with pytest.warns(RuntimeWarning, match="non-finite"), pytest.raises(ValueError, match="training diverged"):
         SALLY(hidden_layer_sizes=(8,), lr=1e30, max_epochs=3, early_stopping=False, random_state=0).fit(X, t)
+
+
+def test_weight_ema_updates_every_k_batches_with_the_matching_decay():
+    from types import SimpleNamespace
+
+    from skminer.estimators._training import WeightEMA
+
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.zero_()
+    n_batches = 3 * WeightEMA.UPDATES + 5  # stride 3
+    net = SimpleNamespace(module_=module, batch_size=1)
+    ema = WeightEMA(horizon=1.0).initialize()
+    ema.on_train_begin(net)
+    ema.on_epoch_begin(net, dataset_train=range(n_batches))
+    assert ema.stride_ == 3
+    expected, d = 0.0, 1.0 - 1.0 / n_batches
+    for i in range(1, n_batches + 1):
+        with torch.no_grad():
+            module.weight.fill_(float(i))
+        ema.on_batch_end(net, training=True)
+        if i % 3 == 0:  # the per-batch average sampled every third batch, decay d^3 per update
+            expected = d**3 * expected + (1.0 - d**3) * i
+    assert float(ema.ema_[0]) == pytest.approx(expected, rel=1e-5)
+    # a per-batch average of the same iterates differs by much less than the spread of the iterates
+    per_batch = 0.0
+    for i in range(1, n_batches + 1):
+        per_batch = d * per_batch + (1.0 - d) * i
+    assert abs(expected - per_batch) < 2.0

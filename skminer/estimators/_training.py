@@ -216,8 +216,10 @@ class SmoothedValidLoss(Callback):
 class WeightEMA(Callback):
     """Exponential moving average of the weights over training batches; validation sees the averaged weights.
 
-    After every training batch ``w_ema <- decay w_ema + (1 - decay) w`` with ``decay = 1 - 1 / (horizon
-    n_batches)`` (the average spans about ``horizon`` epochs). The averaged weights are swapped into the module
+    Every ``k`` training batches ``w_ema <- d^k w_ema + (1 - d^k) w`` with ``d = 1 - 1 / (horizon n_batches)``
+    (the average spans about ``horizon`` epochs) and ``k = max(1, n_batches // 128)``: at least 128 updates
+    per epoch, so that the average is as smooth as a per-batch one while large epochs do not pay an update
+    per batch (it cost 5-10% of the training time at batch 128). The averaged weights are swapped into the module
     for the validation batches, so the recorded ``valid_loss`` and an early-stopping snapshot taken in
     ``on_epoch_end`` (callbacks listed *before* this one) refer to them; training resumes from the raw weights.
 
@@ -231,13 +233,19 @@ class WeightEMA(Callback):
         Averaging span in epochs.
     """
 
+    #: Training batches per epoch above which the average is updated every ``n_batches // UPDATES`` batches.
+    UPDATES = 128
+
     def __init__(self, horizon: float = 1.0) -> None:
         self.horizon = horizon
 
     def initialize(self) -> WeightEMA:
         self.ema_: list[torch.Tensor] | None = None
         self.raw_: list[torch.Tensor] | None = None
+        self.live_: list[torch.Tensor] = []
         self.decay_ = 0.0
+        self.stride_ = 1
+        self.count_ = 0
         return self
 
     @staticmethod
@@ -245,18 +253,23 @@ class WeightEMA(Callback):
         return [p for p in module.parameters()]
 
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
-        self.ema_ = [p.detach().clone() for p in self._params(net.module_)]
+        self.live_ = [p.detach() for p in self._params(net.module_)]  # views of the trained parameters
+        self.ema_ = [p.clone() for p in self.live_]
         self.raw_ = None
 
     def on_epoch_begin(self, net: Any, dataset_train: Any = None, **kwargs: Any) -> None:
         n_rows = len(dataset_train) if dataset_train is not None else 1
         n_batches = max(1, -(-n_rows // int(net.batch_size)))
-        self.decay_ = 1.0 - 1.0 / max(1.0, float(self.horizon) * n_batches)
+        self.stride_ = max(1, n_batches // self.UPDATES)
+        self.decay_ = (1.0 - 1.0 / max(1.0, float(self.horizon) * n_batches)) ** self.stride_
+        self.count_ = 0
 
     @torch.no_grad()
     def on_batch_end(self, net: Any, batch: Any = None, training: bool = False, **kwargs: Any) -> None:
         if training and self.ema_ is not None:
-            torch._foreach_lerp_(self.ema_, [p.detach() for p in self._params(net.module_)], 1.0 - self.decay_)
+            self.count_ += 1
+            if self.count_ % self.stride_ == 0:
+                torch._foreach_lerp_(self.ema_, self.live_, 1.0 - self.decay_)
 
     @torch.no_grad()
     def _swap_in(self, net: Any) -> None:

@@ -127,14 +127,18 @@ class FinalUnlessWorse(Callback):
     an early epoch that only looks better by chance. So the epoch of lowest validation loss is snapshotted
     (listed before :class:`WeightEMA`, the snapshot holds the averaged weights that were validated) and
     restored at the end only if the final epoch is worse than it by more than ``z`` standard errors of a
-    paired comparison over the validation batches (:func:`paired_z`); otherwise the final weights stay.
+    paired comparison over the validation batches (:func:`paired_z`); otherwise the final weights stay. (The
+    per-batch differences estimate the standard error; consecutive epochs are correlated, so a run of epochs
+    each a little worse is no more evidence than one.)
     With fewer than 3 validation batches the plain comparison decides. Early stopping (``patience``) is
     separate: it ends training, this callback decides which weights it returns.
 
     Parameters
     ----------
     z : float
-        Significance threshold (2: about 2.3% one-sided false-restore rate under Gaussian batch means).
+        Threshold in standard errors (1: the one-standard-error rule; a final epoch as good as the best is
+        then replaced by it in about 16% of fits, which costs little, while keeping an overfitted final epoch
+        costs much: see ``docs/howto/training.md``).
 
     Attributes
     ----------
@@ -146,7 +150,7 @@ class FinalUnlessWorse(Callback):
         The final epoch's paired z against the snapshot (nan without a test).
     """
 
-    def __init__(self, z: float = 2.0) -> None:
+    def __init__(self, z: float = 1.0) -> None:
         self.z = z
 
     def initialize(self) -> FinalUnlessWorse:

@@ -143,9 +143,11 @@ class NeuralEstimatorBase(BaseEstimator):
         ``max_epochs`` epochs and keep the final (``"ema"``: averaged) weights.
     epoch_selection : {"ema", "smoothed", "best", "last"}
         Which weights training returns (with a validation split). ``"ema"``: an exponential moving average of
-        the weights over about one epoch of batches, validated and restored at its best epoch; ``"smoothed"``:
-        the epoch minimising an exponential moving average (weight 0.3) of the validation loss; ``"best"``: the
-        epoch minimising the raw validation loss; ``"last"``: the final epoch. The validation losses of
+        the weights over about one epoch of batches; the final averaged weights, unless the epoch of lowest
+        validation loss beats them by more than one standard error of a paired comparison over the validation
+        batches (then that epoch's averaged weights; :class:`~skminer.estimators._training.FinalUnlessWorse`);
+        ``"smoothed"``: the epoch minimising an exponential moving average (weight 0.3) of the validation loss;
+        ``"best"``: the epoch minimising the raw validation loss; ``"last"``: the final epoch. The validation losses of
         augmented-data losses are noisy (their targets ``r_xz``, ``t_xz`` are), so the raw minimum of ``"best"``
         often lands on an early, still noisy epoch; see the measurements in ``benchmarks/bench_accuracy.py``
         and ``docs/howto/training.md``.

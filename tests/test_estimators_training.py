@@ -230,3 +230,59 @@ def test_weight_ema_updates_every_k_batches_with_the_matching_decay():
     for i in range(1, n_batches + 1):
         per_batch = d * per_batch + (1.0 - d) * i
     assert abs(expected - per_batch) < 2.0
+
+
+@pytest.mark.parametrize("restored", [True, False])
+def test_training_ended_by_a_callback_returns_the_snapshot_or_the_average_never_the_raw_weights(restored):
+    """Early stopping raises in on_epoch_end while the averaged weights are swapped in for validation; the raw
+    weights that WeightEMA holds aside must not be copied back over a restored snapshot (nor over the average)."""
+    from types import SimpleNamespace
+
+    from skminer.estimators._training import WeightEMA
+
+    module = torch.nn.Linear(1, 1, bias=False)
+    selector = SimpleNamespace(restored_=restored)
+    net = SimpleNamespace(module_=module, batch_size=1, callbacks_=[("epoch_selection", selector)])
+    ema = WeightEMA().initialize()
+    ema.on_train_begin(net)
+    ema.ema_[0].fill_(2.0)
+    with torch.no_grad():
+        module.weight.fill_(5.0)  # raw weights
+    ema.on_batch_begin(net, training=False)  # validation: the average (2) is swapped in, raw (5) held aside
+    assert float(module.weight) == 2.0
+    if restored:  # the selector loads its snapshot, then training ends without WeightEMA.on_epoch_end
+        with torch.no_grad():
+            module.weight.fill_(7.0)
+    ema.on_train_end(net)
+    assert float(module.weight) == (7.0 if restored else 2.0)
+
+
+def test_early_stopping_ends_training_after_patience_significantly_worse_epochs():
+    from types import SimpleNamespace
+
+    from skorch.history import History
+
+    from skminer.estimators._training import FinalUnlessWorse
+
+    net = SimpleNamespace(module_=torch.nn.Linear(1, 1), history=History())
+    stopper = FinalUnlessWorse(patience=2).initialize()
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.01, 40)
+    within_noise = 1.0 + noise - noise.mean() + 0.001  # higher than epoch 1 by a fraction of a standard error
+    epochs = [np.ones(40), within_noise, 1.5 + rng.normal(0, 0.01, 40), 1.5 + rng.normal(0, 0.01, 40)]
+    stopped_at = None
+    for epoch, batch_losses in enumerate(epochs, 1):
+        net.history.new_epoch()
+        net.history.record("epoch", epoch)
+        for loss in batch_losses:
+            net.history.new_batch()
+            net.history.record_batch("valid_loss", float(loss))
+            net.history.record_batch("valid_batch_size", 16)
+        net.history.record("valid_loss", float(np.mean(batch_losses)))
+        try:
+            stopper.on_epoch_end(net)
+        except KeyboardInterrupt:
+            stopped_at = epoch
+            break
+    # epoch 2 is within noise of epoch 1 (the count stays 0), epochs 3 and 4 are clearly worse: stop at 4
+    assert stopped_at == 4 and stopper.best_epoch_ == 1

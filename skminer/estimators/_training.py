@@ -130,8 +130,12 @@ class FinalUnlessWorse(Callback):
     paired comparison over the validation batches (:func:`paired_z`); otherwise the final weights stay. (The
     per-batch differences estimate the standard error; consecutive epochs are correlated, so a run of epochs
     each a little worse is no more evidence than one.)
-    With fewer than 3 validation batches the plain comparison decides. Early stopping (``patience``) is
-    separate: it ends training, this callback decides which weights it returns.
+    With fewer than 3 validation batches the plain comparison decides.
+
+    The same test stops training early: after ``patience`` epochs in a row that are each worse than the best by
+    more than ``z`` standard errors (overfitting), not after ``patience`` epochs without a new minimum, which
+    under noisy validation losses cut the learning-rate decay short (an ALICES fit stopped at epoch 23 of 30 and
+    kept epoch 13).
 
     Parameters
     ----------
@@ -139,6 +143,8 @@ class FinalUnlessWorse(Callback):
         Threshold in standard errors (1: the one-standard-error rule; a final epoch as good as the best is
         then replaced by it in about 16% of fits, which costs little, while keeping an overfitted final epoch
         costs much: see ``docs/howto/training.md``).
+    patience : int or None
+        Significantly worse epochs in a row that stop training (None: never stop early).
 
     Attributes
     ----------
@@ -150,8 +156,9 @@ class FinalUnlessWorse(Callback):
         The final epoch's paired z against the snapshot (nan without a test).
     """
 
-    def __init__(self, z: float = 1.0) -> None:
+    def __init__(self, z: float = 1.0, patience: int | None = None) -> None:
         self.z = z
+        self.patience = patience
 
     def initialize(self) -> FinalUnlessWorse:
         self.best_loss_ = np.inf
@@ -160,10 +167,22 @@ class FinalUnlessWorse(Callback):
         self.best_batches_: tuple[np.ndarray, np.ndarray] | None = None
         self.restored_ = False
         self.z_ = float("nan")
+        self.worse_in_a_row_ = 0
         return self
 
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
         self.initialize()
+
+    def _worse_than_best(self, net: Any) -> tuple[bool, float]:
+        """Whether the current epoch is worse than the snapshot by more than ``z`` standard errors, and z."""
+        current, sizes = _batch_losses(net)
+        best, best_sizes = self.best_batches_
+        z = float("nan")
+        if len(current) == len(best) and np.array_equal(sizes, best_sizes):
+            z = paired_z(current, best, sizes)
+        if np.isnan(z):
+            return float(net.history[-1, "valid_loss"]) > self.best_loss_, z
+        return z > self.z, z
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         loss = float(net.history[-1, "valid_loss"])
@@ -172,6 +191,14 @@ class FinalUnlessWorse(Callback):
             self.best_epoch_ = int(net.history[-1, "epoch"])
             self.best_state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
             self.best_batches_ = _batch_losses(net)
+            self.worse_in_a_row_ = 0
+            return
+        worse, _ = self._worse_than_best(net)
+        self.worse_in_a_row_ = self.worse_in_a_row_ + 1 if worse else 0
+        if self.patience is not None and self.worse_in_a_row_ >= self.patience:
+            logger.debug("stopping: %d epochs in a row worse than epoch %d by more than %g standard errors",
+                         self.worse_in_a_row_, self.best_epoch_, self.z)
+            raise KeyboardInterrupt  # how skorch callbacks end training (skorch.callbacks.EarlyStopping)
 
     @torch.no_grad()
     def on_train_end(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
@@ -180,14 +207,7 @@ class FinalUnlessWorse(Callback):
         if self.best_state_ is None or self.best_epoch_ == last:
             self.best_epoch_ = last
             return
-        final, sizes = _batch_losses(net)
-        best, best_sizes = self.best_batches_
-        if len(final) == len(best) and np.array_equal(sizes, best_sizes):
-            self.z_ = paired_z(final, best, sizes)
-        if np.isnan(self.z_):
-            worse = float(net.history[-1, "valid_loss"]) > self.best_loss_
-        else:
-            worse = self.z_ > self.z
+        worse, self.z_ = self._worse_than_best(net)
         if worse:
             net.module_.load_state_dict(self.best_state_)
             self.restored_ = True
@@ -299,7 +319,9 @@ class WeightEMA(Callback):
 
     @torch.no_grad()
     def on_train_end(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
-        self._swap_out(net)
+        # A callback that ends training raises in on_epoch_end, before this callback swaps the raw weights back:
+        # they are dropped, never copied back over a restored snapshot (which they silently were before).
+        self.raw_ = None
         restored = any(getattr(cb, "restored_", False) for _, cb in net.callbacks_)
         if not restored and self.ema_ is not None:
             for p, e in zip(self._params(net.module_), self.ema_, strict=True):

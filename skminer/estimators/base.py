@@ -138,8 +138,8 @@ class NeuralEstimatorBase(BaseEstimator):
     max_epochs : int
         Maximum number of passes over the training data.
     early_stopping : bool
-        Hold out a random ``validation_fraction`` of the data and stop when the validation criterion of
-        ``epoch_selection`` has not improved for ``patience`` epochs. If false, train on all data for
+        Hold out a random ``validation_fraction`` of the data, select the epoch on it and stop early after
+        ``patience`` epochs (see ``patience``). If false, train on all data for
         ``max_epochs`` epochs and keep the final (``"ema"``: averaged) weights.
     epoch_selection : {"ema", "smoothed", "best", "last"}
         Which weights training returns (with a validation split). ``"ema"``: an exponential moving average of
@@ -155,7 +155,9 @@ class NeuralEstimatorBase(BaseEstimator):
         Fraction of the training data held out for early stopping (0, or too few events for a non-empty
         validation set, disables the split and hence early stopping).
     patience : int
-        Epochs without validation improvement before stopping.
+        Epochs before stopping early: with ``epoch_selection="ema"``, epochs in a row whose validation loss is
+        worse than the best one's by more than one standard error (overfitting); otherwise epochs without a
+        new validation minimum.
     device : str
         Torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
     n_threads : int or None
@@ -243,12 +245,12 @@ class NeuralEstimatorBase(BaseEstimator):
         if use_valid and selection == "smoothed":
             callbacks.append(("smoothed_valid_loss", SmoothedValidLoss()))
             monitor = "valid_loss_smooth"
-        if use_valid:
+        if use_valid and selection == "ema":  # snapshots the averaged weights: listed before weight_ema
+            callbacks.append(("epoch_selection", FinalUnlessWorse(patience=int(self.patience))))
+        elif use_valid:
             callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=int(self.patience),
                                                               load_best=selection in ("best", "smoothed"),
                                                               threshold=0.0, sink=LogSink(self.verbose))))
-        if use_valid and selection == "ema":  # snapshots the averaged weights: listed before weight_ema
-            callbacks.append(("epoch_selection", FinalUnlessWorse()))
         if selection == "ema":
             callbacks.append(("weight_ema", WeightEMA()))
         return callbacks
@@ -313,10 +315,10 @@ class NeuralEstimatorBase(BaseEstimator):
         callbacks = dict(net.callbacks_)
         if net.train_split is not None:
             self.validation_loss_curve_ = [float(v) for v in hist[:, "valid_loss"]]
-            es = callbacks["early_stopping"]
             if "epoch_selection" in callbacks:
                 self.best_epoch_ = int(callbacks["epoch_selection"].best_epoch_)
             else:
+                es = callbacks["early_stopping"]
                 self.best_epoch_ = int(es.best_epoch_) if es.load_best and es.best_epoch_ else self.n_epochs_
         else:
             self.validation_loss_curve_ = None

@@ -249,12 +249,12 @@ def test_training_ended_by_a_callback_returns_the_snapshot_or_the_average_never_
     with torch.no_grad():
         module.weight.fill_(5.0)  # raw weights
     ema.on_batch_begin(net, training=False)  # validation: the average (2) is swapped in, raw (5) held aside
-    assert float(module.weight) == 2.0
+    assert float(module.weight.detach()) == 2.0
     if restored:  # the selector loads its snapshot, then training ends without WeightEMA.on_epoch_end
         with torch.no_grad():
             module.weight.fill_(7.0)
     ema.on_train_end(net)
-    assert float(module.weight) == (7.0 if restored else 2.0)
+    assert float(module.weight.detach()) == (7.0 if restored else 2.0)
 
 
 def test_early_stopping_ends_training_after_patience_significantly_worse_epochs():

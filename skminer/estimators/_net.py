@@ -2,8 +2,9 @@
 
 * :func:`build_mlp` / :data:`ACTIVATIONS`: fully connected networks (reused by flows and SALLINO).
 * :class:`Standardizer`: affine input scaling stored as module buffers (so it travels with the state dict).
-* :class:`FoldedStandardisation`: networks that train on standardised arrays (standardised once, not per batch)
-  and fold the standardisation into their first and last linear layers afterwards.
+* :class:`StandardisedTraining`: networks that train on arrays standardised once (not per batch) and take raw
+  inputs again afterwards; :class:`FoldedStandardisation`, its MLPs, fold the standardisation into their first
+  and last linear layers (the flows of :mod:`skminer.estimators.flows` apply it at prediction time).
 * :class:`ScoreNet` (x -> score) and :class:`RatioNet` (x, theta -> log r, and d log r / d theta by autograd).
 * :class:`TensorDictDataset`, :class:`TensorBatchIterator`, :class:`RandomValidSplit`: a tensor-slicing
   replacement for skorch's ``Dataset``/``DataLoader`` pair (tensors live on the training device; each epoch
@@ -38,6 +39,7 @@ __all__ = [
     "build_mlp",
     "init_module_",
     "Standardizer",
+    "StandardisedTraining",
     "FoldedStandardisation",
     "ScoreNet",
     "RatioNet",
@@ -160,22 +162,15 @@ class Standardizer(nn.Module):
         return (u - self.mean) / self.scale
 
 
-class FoldedStandardisation(nn.Module):
-    """Base of networks that train on standardised arrays and predict with the standardisation folded in.
+class StandardisedTraining(nn.Module):
+    """Base of networks that train on arrays standardised once before training, never per batch.
 
-    Subclasses hold :class:`Standardizer` submodules (their buffers travel with the state dict) and an
-    ``nn.Sequential`` ``mlp`` of linear layers and activations. They declare which inputs enter the first linear
-    layer (:meth:`_input_standardizers`, in column order) and which target the last layer predicts in
-    standardised units (:meth:`_output_standardizers`).
-
-    Training never applies the standardisation per batch: :meth:`standardise_arrays` transforms the training
-    arrays once (float64), the network learns in standardised units, and :meth:`fold_standardisation_` then
-    rewrites the first and last linear layers so that the network maps raw inputs to raw outputs and resets
-    the standardizers to the identity. Folding is idempotent, and a state saved before folding existed (real
-    statistics, unfolded weights) gives the same network after :meth:`fold_standardisation_`.
+    Subclasses hold :class:`Standardizer` submodules (their buffers travel with the state dict) and declare which
+    inputs the network standardises (:meth:`_input_standardizers`, in column order) and which targets it predicts
+    in standardised units (:meth:`_output_standardizers`). The training loop transforms the arrays once with
+    :meth:`standardise_arrays` (float64), calls :meth:`begin_standardised_training_`, trains, and calls
+    :meth:`end_standardised_training_`, after which the network maps raw inputs to raw outputs.
     """
-
-    mlp: nn.Sequential
 
     def _input_standardizers(self) -> list[tuple[str, Standardizer]]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -186,7 +181,7 @@ class FoldedStandardisation(nn.Module):
 
     def standardise_arrays(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None]
                            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
-        """Training arrays in the units the unfolded network works in (``(u - mean) / scale``, float64)."""
+        """Training arrays in the units the network trains in (``(u - mean) / scale``, float64)."""
         def standardise(a: np.ndarray, std: Standardizer) -> np.ndarray:
             mean = std.mean.detach().cpu().double().numpy()
             scale = std.scale.detach().cpu().double().numpy()
@@ -197,6 +192,31 @@ class FoldedStandardisation(nn.Module):
         new_inputs = {k: standardise(v, stds[k]) if k in stds else v for k, v in inputs.items()}
         new_targets = {k: standardise(v, outs[k]) if k in outs and v is not None else v for k, v in targets.items()}
         return new_inputs, new_targets
+
+    def begin_standardised_training_(self) -> StandardisedTraining:
+        """Prepare to train on the arrays of :meth:`standardise_arrays` (default: nothing to do)."""
+        return self
+
+    def end_standardised_training_(self) -> StandardisedTraining:  # pragma: no cover - abstract
+        """After training: make the network take raw inputs and give raw outputs (in place)."""
+        raise NotImplementedError
+
+
+class FoldedStandardisation(StandardisedTraining):
+    """Base of networks that train on standardised arrays and predict with the standardisation folded in.
+
+    Subclasses also hold an ``nn.Sequential`` ``mlp`` of linear layers and activations; the unfolded network
+    never applies its standardizers, it always works in standardised units. After training
+    (:meth:`end_standardised_training_`), :meth:`fold_standardisation_` rewrites the first and last linear
+    layers so that the network maps raw inputs to raw outputs and resets the standardizers to the identity.
+    Folding is idempotent, and a state saved before folding existed (real statistics, unfolded weights) gives
+    the same network after :meth:`fold_standardisation_`.
+    """
+
+    mlp: nn.Sequential
+
+    def end_standardised_training_(self) -> FoldedStandardisation:
+        return self.fold_standardisation_()
 
     @torch.no_grad()
     def fold_standardisation_(self) -> FoldedStandardisation:

@@ -41,6 +41,7 @@ from ._net import (
     LogSink,
     RandomValidSplit,
     SkminerNet,
+    StandardisedTraining,
     TensorBatchIterator,
     TensorDictDataset,
     check_hidden_layer_sizes,
@@ -300,8 +301,9 @@ class NeuralEstimatorBase(BaseEstimator):
         s_init, s_split, s_shuffle = (int(s) for s in np.random.SeedSequence(seed).generate_state(3) % (2**31 - 1))
         device = resolve_device(self.device)
         module = self._new_module(torch_generator(s_init), **(stats or {}))
-        if isinstance(module, FoldedStandardisation):  # standardise once here, not in every batch
+        if isinstance(module, StandardisedTraining):  # standardise once here, not in every batch
             inputs, targets = module.standardise_arrays(inputs, targets)
+            module.begin_standardised_training_()
         X_t = {k: as_float_tensor(v, device) for k, v in inputs.items()}
         y_t = {k: as_float_tensor(v, device) for k, v in targets.items() if v is not None}
         dataset = TensorDictDataset(X_t, y_t)
@@ -326,8 +328,8 @@ class NeuralEstimatorBase(BaseEstimator):
         if not np.all(np.isfinite(self.loss_curve_)):
             warnings.warn(f"{type(self).__name__}: the training loss became non-finite; consider a smaller lr "
                           "or a smaller log_r_clip", RuntimeWarning, stacklevel=3)
-        if isinstance(net.module_, FoldedStandardisation):
-            net.module_.fold_standardisation_()  # predict from raw inputs
+        if isinstance(net.module_, StandardisedTraining):
+            net.module_.end_standardised_training_()  # predict from raw inputs
         bad = [name for name, p in net.module_.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:  # a model with non-finite weights predicts NaN: never hand it back
             raise ValueError(f"{type(self).__name__}: training diverged: the kept weights are not finite "

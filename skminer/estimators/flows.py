@@ -6,7 +6,8 @@
 * :class:`SCANDAL` adds ``alpha`` times the mean squared error between the flow's score
   ``grad_theta log p_hat(x | theta)`` (by autograd) and the joint score ``t_xz = t(x, z | theta)``.
 
-Both standardise ``x`` and ``theta`` inside the network (buffers, so the state dict carries them).
+Both standardise ``x`` and ``theta`` inside the network (buffers, so the state dict carries them); training
+standardises the arrays once instead of every batch (:class:`~skminer.estimators._net.StandardisedTraining`).
 
 API (conventions of the ratio estimators): ``fit(X, y=None, *, theta, t_xz=None)`` with ``theta`` of shape
 ``(n_events, n_parameters)`` as metadata (routed by scikit-learn's metadata routing inside a Pipeline or
@@ -37,7 +38,7 @@ from torch import Tensor, nn
 from .._arrays import from_awkward
 from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
 from ._data_checks import check_training_data
-from ._net import ACTIVATIONS, Standardizer, check_hidden_layer_sizes
+from ._net import ACTIVATIONS, StandardisedTraining, Standardizer, check_hidden_layer_sizes
 from ._protocol import evaluate_grid, one_point, parameter_points
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
 from .base import NeuralEstimatorBase, _store_params
@@ -49,8 +50,15 @@ __all__ = ["NDE", "SCANDAL", "FlowNet", "FlowCriterion", "FLOWS"]
 FLOWS: tuple[str, ...] = ("maf", "nsf")
 
 
-class FlowNet(nn.Module):
+class FlowNet(StandardisedTraining):
     """Conditional flow ``log p_hat(x | theta)`` with standardised ``x`` and ``theta`` (buffers).
+
+    The flow itself works in standardised units ``u = (x - x_mean) / x_scale`` and context
+    ``(theta - theta_mean) / theta_scale``; the density of raw ``x`` is ``q(u) / prod(x_scale)``. Training feeds
+    it arrays standardised once (:meth:`standardise_arrays`, between :meth:`begin_standardised_training_` and
+    :meth:`end_standardised_training_`, ``standardised_inputs`` true): then ``x`` and ``theta`` are taken in
+    standardised units, while the outputs (``log p_hat`` of raw ``x``, the score with respect to raw ``theta``)
+    are the same as from raw inputs. Otherwise the inputs are raw and standardised on every call.
 
     Parameters
     ----------
@@ -89,17 +97,37 @@ class FlowNet(nn.Module):
         else:
             raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
         self.return_score = bool(return_score)
+        #: inputs arrive standardised (training); set by begin/end_standardised_training_
+        self.standardised_inputs = False
+
+    def _input_standardizers(self) -> list[tuple[str, Standardizer]]:
+        return [("x", self.x_std), ("theta", self.theta_std)]
+
+    def begin_standardised_training_(self) -> FlowNet:
+        self.standardised_inputs = True
+        # the Jacobian term sum(log x_scale), once (the buffers do not change while training)
+        self._log_scale_sum = float(torch.log(self.x_std.scale).sum())
+        return self
+
+    def end_standardised_training_(self) -> FlowNet:
+        self.standardised_inputs = False
+        return self
 
     def log_prob(self, x: Tensor, theta: Tensor) -> Tensor:
-        """``log p_hat(x | theta)`` in the units of ``x``, shape (n,)."""
+        """``log p_hat(x | theta)`` of raw ``x`` (inputs in the units of ``standardised_inputs``), shape (n,)."""
+        if self.standardised_inputs:
+            return self.flow(theta).log_prob(x) - self._log_scale_sum
         lp = self.flow(self.theta_std(theta)).log_prob(self.x_std(x))
         return lp - torch.log(self.x_std.scale).sum()
 
     def log_prob_and_score(self, x: Tensor, theta: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
-        """``log p_hat`` (n,) and ``grad_theta log p_hat`` (n, n_parameters); needs gradients enabled."""
+        """``log p_hat`` (n,) and ``grad_theta log p_hat`` (n, n_parameters) with respect to raw ``theta``;
+        needs gradients enabled."""
         theta = theta.detach().requires_grad_(True)
         lp = self.log_prob(x, theta)
         (t,) = torch.autograd.grad(lp.sum(), theta, create_graph=create_graph)
+        if self.standardised_inputs:  # d/d theta = d/d theta_std / theta_scale
+            t = t / self.theta_std.scale
         return lp, t
 
     def forward(self, x: Tensor, theta: Tensor) -> dict[str, Tensor]:
@@ -110,16 +138,19 @@ class FlowNet(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, theta: Tensor, generator: torch.Generator) -> Tensor:
-        """``n`` events from ``p_hat(x | theta)`` for one point ``theta`` (n_parameters,), in ``x`` units.
+        """``n`` events from ``p_hat(x | theta)`` for one point ``theta`` (n_parameters,), in ``x`` units (both
+        standardised when ``standardised_inputs``).
 
         The base noise comes from the local CPU ``generator`` (the global RNG is not used).
         """
-        context = self.theta_std(theta.reshape(1, -1)).expand(n, -1)
-        dist = self.flow(context)
+        context = theta.reshape(1, -1)
+        if not self.standardised_inputs:
+            context = self.theta_std(context)
+        dist = self.flow(context.expand(n, -1))
         eps = torch.randn((n, self.x_std.mean.shape[0]), generator=generator, dtype=torch.float32)
         z = dist.base.mean + dist.base.stddev * eps.to(context.device)
         u = dist.transform.inv(z)
-        return u * self.x_std.scale + self.x_std.mean
+        return u if self.standardised_inputs else u * self.x_std.scale + self.x_std.mean
 
 
 class FlowCriterion(nn.Module):

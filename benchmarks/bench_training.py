@@ -1,19 +1,26 @@
 """Training speed of skminer estimators against a bare torch loop, per epoch, measured in the same run.
 
 Run ``OMP_NUM_THREADS=1 python benchmarks/bench_training.py [--n-samples N] [--epochs E] [--repeats R]
-[--batch-sizes 128,256] [--methods sally,carl,...]``.
+[--batch-sizes 128,256] [--methods sally,carl,...]``. Methods: ``sally``, the singly parameterised ratio
+methods (``carl``, ``rolr``, ``alice``, ``cascal``, ``rascal``, ``alices``), the doubly parameterised ones
+(``doublecarl`` ... ``doublealices``: ``theta = [theta0, theta1]``, the score term on ``t_xz`` at ``theta0``
+only) and the flows (``nde``, ``scandal``: a :class:`zuko.flows.MAF` with 3 transforms of the same hidden
+layers). Default: all but ``doublerolr``, ``doublealice``, ``doublecascal`` and ``doublerascal`` (``doublecarl``
+and ``doublealices`` stand for the doubly parameterised loops, which differ from each other only in the loss).
 
 For every method and batch size the script times single epochs, never whole fits:
 
 * **bare torch**: a hand-written loop over pre-made tensors (inputs and targets standardised once, before the
   loop) with the same network, optimizer (Adam), batch size and loss (skminer's own loss functions, so the work
-  per batch is the same); each epoch shuffles with one gather and slices contiguous batches. One bare epoch
-  runs right after every timed skminer epoch, so that both see the same load from other processes.
+  per batch is the same; the flows' negative log-likelihood of raw ``x``, i.e. with the Jacobian
+  ``-sum(log x_scale)``, and SCANDAL's score MSE in raw parameter units, as skminer's); each epoch shuffles with
+  one gather and slices contiguous batches. One bare epoch runs right after every timed skminer epoch, so that
+  both see the same load from other processes.
 * **skminer**: ``estimator.fit`` with early stopping off, a constant learning rate and ``epoch_selection="last"``
   (the same work as the bare loop); each training pass of the private skorch net is timed (its
   ``run_single_epoch``; per-epoch callbacks such as the learning-rate schedule take microseconds).
 * **skminer default**: the same with the default ``epoch_selection="ema"`` and exponential learning-rate
-  schedule (it also averages the weights after every batch).
+  schedule (it also averages the weights, every ``max(1, n_batches // 128)`` batches).
 
 The last column counts function calls per batch (skminer minus bare), which no load distorts. Each runs one
 warm-up epoch that is not counted; the fits are repeated ``--repeats`` times. The table shows
@@ -33,17 +40,29 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+import zuko
 from torch import Tensor, nn
 
 from skminer import estimators as est
 from skminer.estimators import _net, losses
 
 HIDDEN = (100, 100)
-SCORE_METHODS = ("cascal", "rascal", "alices")
+FLOW_TRANSFORMS = 3
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]
 RATIO_CLASSES = {"carl": est.CARL, "rolr": est.ROLR, "alice": est.ALICE, "cascal": est.CASCAL,
-                 "rascal": est.RASCAL, "alices": est.ALICES}
+                 "rascal": est.RASCAL, "alices": est.ALICES, "doublecarl": est.DoubleCARL,
+                 "doublerolr": est.DoubleROLR, "doublealice": est.DoubleALICE, "doublecascal": est.DoubleCASCAL,
+                 "doublerascal": est.DoubleRASCAL, "doublealices": est.DoubleALICES}
+FLOW_CLASSES = {"nde": est.NDE, "scandal": est.SCANDAL}
+SCORE_METHODS = ("cascal", "rascal", "alices", "doublecascal", "doublerascal", "doublealices", "scandal")
+METHODS = ("sally", *RATIO_CLASSES, *FLOW_CLASSES)
+DEFAULT_METHODS = ("sally", "carl", "rolr", "alice", "cascal", "rascal", "alices", "doublecarl", "doublealices",
+                   "nde", "scandal")
+
+
+def _is_double(method: str) -> bool:
+    return method.startswith("double")
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Module:
@@ -70,20 +89,28 @@ class BareLoop:
         torch.manual_seed(0)
         self.gen = torch.Generator().manual_seed(0)
         self.batch = batch
-        x, _ = _standardise(data["x"])
+        x, x_scale = _standardise(data["x"])
         if method == "sally":
             target, _ = _standardise(data["t"])  # SALLY's loss is the MSE in units of the target's spread
             self.tensors = {"x": x, "t": target}
             model = _mlp(x.shape[1], target.shape[1])
-        else:
+            self.loss_fn = _bare_loss(method, model)
+        elif method in FLOW_CLASSES:
             theta, theta_scale = _standardise(data["theta"])
+            self.tensors = {"x": x, "theta": theta, "t_xz": torch.as_tensor(data["t"], dtype=torch.float32)}
+            model = zuko.flows.MAF(x.shape[1], theta.shape[1], transforms=FLOW_TRANSFORMS, hidden_features=HIDDEN,
+                                   activation=nn.Tanh)
+            self.loss_fn = _bare_flow_loss(method, model, float(torch.log(x_scale).sum()), theta_scale)
+        else:
+            theta, theta_scale = _standardise(data["theta01" if _is_double(method) else "theta"])
+            p = data["t"].shape[1]  # the score term is on theta0, the first p columns
             # the score term compares scores in standardised parameter units (MadMiner's): t_xz scaled once
             self.tensors = {"x": x, "theta": theta, "y": torch.as_tensor(data["y"], dtype=torch.float32),
                             "log_r_xz": torch.as_tensor(np.log(data["r"]), dtype=torch.float32),
-                            "t_xz": torch.as_tensor(data["t"], dtype=torch.float32) * theta_scale}
+                            "t_xz": torch.as_tensor(data["t"], dtype=torch.float32) * theta_scale[:p]}
             model = _mlp(x.shape[1] + theta.shape[1], 1)
+            self.loss_fn = _bare_loss(method, model)
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        self.loss_fn = _bare_loss(method, model)
 
     def epoch(self) -> float:
         start = clock()
@@ -107,24 +134,43 @@ def _bare_loss(method: str, model: nn.Module) -> Callable[[dict[str, Tensor]], T
     def log_r(b: dict[str, Tensor], theta: Tensor) -> Tensor:
         return model(torch.cat([b["x"], theta], dim=1)).squeeze(1)
 
-    if method == "carl":
+    ratio = method.removeprefix("double")
+    if ratio == "carl":
         return lambda b: losses.carl_loss(log_r(b, b["theta"]), b["y"])
-    if method == "rolr":
+    if ratio == "rolr":
         return lambda b: losses.rolr_loss(log_r(b, b["theta"]), b["y"], b["log_r_xz"])
-    if method == "alice":
+    if ratio == "alice":
         return lambda b: losses.alice_loss(log_r(b, b["theta"]), b["log_r_xz"], 10.0)
 
     def score_loss(b: dict[str, Tensor]) -> Tensor:
         theta = b["theta"].requires_grad_(True)
         lr = log_r(b, theta)
         (t_hat,) = torch.autograd.grad(lr.sum(), theta, create_graph=True)  # in standardised theta units
-        if method == "cascal":
+        if _is_double(method):
+            t_hat = t_hat[:, :b["t_xz"].shape[1]]  # d / d theta0
+        if ratio == "cascal":
             return losses.cascal_loss(lr, t_hat, b["y"], b["t_xz"], 1.0)
-        if method == "rascal":
+        if ratio == "rascal":
             return losses.rascal_loss(lr, t_hat, b["y"], b["log_r_xz"], b["t_xz"], 1.0)
         return losses.alices_loss(lr, t_hat, b["y"], b["log_r_xz"], b["t_xz"], 1.0, 10.0)
 
     return score_loss
+
+
+def _bare_flow_loss(method: str, flow: nn.Module, log_scale_sum: float, theta_scale: Tensor
+                    ) -> Callable[[dict[str, Tensor]], Tensor]:
+    """The flows' batch loss on pre-standardised tensors: ``-mean log p(x | theta)`` of raw ``x`` (the Jacobian
+    ``log_scale_sum``), plus for SCANDAL the score MSE in raw parameter units."""
+    if method == "nde":
+        return lambda b: -(flow(b["theta"]).log_prob(b["x"]) - log_scale_sum).mean()
+
+    def scandal_loss(b: dict[str, Tensor]) -> Tensor:
+        theta = b["theta"].requires_grad_(True)
+        log_p = flow(theta).log_prob(b["x"]) - log_scale_sum
+        (t_hat,) = torch.autograd.grad(log_p.sum(), theta, create_graph=True)  # d / d standardised theta
+        return -log_p.mean() + losses.score_mse(t_hat / theta_scale, b["t_xz"])
+
+    return scandal_loss
 
 
 @contextlib.contextmanager
@@ -206,8 +252,13 @@ def _fit(method: str, data: dict[str, np.ndarray], n_epochs: int, common: dict) 
         est.SALLY(max_epochs=n_epochs, **common).fit(data["x"], data["t"])
         return
     extra = {"alpha": 1.0} if method in SCORE_METHODS else {}
+    if method in FLOW_CLASSES:
+        FLOW_CLASSES[method](max_epochs=n_epochs, transforms=FLOW_TRANSFORMS, **common, **extra).fit(
+            data["x"], theta=data["theta"], t_xz=data["t"])
+        return
+    theta = data["theta01" if _is_double(method) else "theta"]
     RATIO_CLASSES[method](max_epochs=n_epochs, **common, **extra).fit(
-        data["x"], data["y"], theta=data["theta"], r_xz=data["r"], t_xz=data["t"])
+        data["x"], data["y"], theta=theta, r_xz=data["r"], t_xz=data["t"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="counted epochs per run")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each variant")
     parser.add_argument("--batch-sizes", default="128,256")
-    parser.add_argument("--methods", default="sally,carl,rolr,alice,cascal,rascal,alices")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"any of {', '.join(METHODS)}")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = parser.parse_args(argv)
     global clock
@@ -225,13 +276,17 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     n = args.n_samples
     data = {"x": rng.normal(size=(n, 5)), "theta": rng.uniform(-1, 1, size=(n, 2)), "t": rng.normal(size=(n, 2)),
-            "y": rng.integers(0, 2, size=n).astype(float), "r": np.exp(rng.normal(size=n))}
+            "y": rng.integers(0, 2, size=n).astype(float), "r": np.exp(rng.normal(size=n)),
+            "theta01": rng.uniform(-1, 1, size=(n, 4))}  # [theta0, theta1] of the doubly parameterised methods
     methods = [m.strip().lower() for m in args.methods.split(",")]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     batches = [int(b) for b in args.batch_sizes.split(",")]
 
     print(f"\nTraining time per epoch, {n} samples, network {HIDDEN}, {torch.get_num_threads()} torch thread(s), "
           f"{args.repeats} x {args.epochs} epochs each next to a bare epoch, {args.clock} time")
-    print(f"{'method':<8}{'batch':>6}{'bare ms':>10}{'skminer ms':>12}{'ratio':>8}{'default ms':>12}{'ratio':>8}"
+    print(f"{'method':<13}{'batch':>6}{'bare ms':>10}{'skminer ms':>12}{'ratio':>8}{'default ms':>12}{'ratio':>8}"
           f"{'extra calls/batch':>19}")
     for method in methods:
         for batch in batches:
@@ -241,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.repeats):
                 for variant in runs:
                     runs[variant] += paired_epochs(method, data, batch, args.epochs, variant == "default", bare)
-            row = f"{method:<8}{batch:>6}{1e3 * statistics.median(b for _, b in runs['skminer']):>10.1f}"
+            row = f"{method:<13}{batch:>6}{1e3 * statistics.median(b for _, b in runs['skminer']):>10.1f}"
             for variant in ("skminer", "default"):
                 ratio = statistics.median(b / s for s, b in runs[variant])
                 row += f"{1e3 * statistics.median(s for s, _ in runs[variant]):>12.1f}{ratio:>8.2f}"

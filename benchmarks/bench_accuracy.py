@@ -77,6 +77,16 @@ limit q RMS, RASCAL on every metric. Not yet: the ALICES full-information error,
 seeds (8.10% against 8.11% over seeds 0-2); its seed spread (3-14% for madminer) is larger than the difference.
 The ALICES score MSE at the SM is a tie (0.041 vs 0.040).
 
+The defaults against the budget (``--settings defaults``: 50 epochs instead of 30, everything else equal), seeds
+0-2, means (budget -> defaults): SALLY score MSE 0.00437 -> 0.00412, information error 2.0% -> 1.8%; ALICES
+log r MSE 0.00321 -> 0.00359, mean bias 0.0073 -> 0.0084, q RMS 0.29 -> 0.26, information error 8.1% -> 7.3%;
+RASCAL log r MSE 0.028 -> 0.022, q RMS 0.76 -> 0.60, information error 22% -> 18%. The defaults are at least
+as good everywhere except the ALICES log r MSE and mean bias (per seed: 0.00398, 0.00426, 0.00254 and 0.0100,
+0.0088, 0.0064 against 0.00299, 0.00408, 0.00257 and 0.0091, 0.0081, 0.0047).
+
+Weight decay (``--set weight_decay=1e-4``, ALICES, budget, seeds 0-4; tried, not adopted): log r MSE 0.00313 ->
+0.00298, q RMS 0.32 -> 0.28, but information error 7.5% -> 8.2%.
+
 What madminer does differently, checked in its source and measured (ALICES, seed 0, skminer errors log r MSE /
 info error / q RMS):
 

@@ -97,7 +97,7 @@ class FlowNet(StandardisedTraining):
         else:
             raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
         self.return_score = bool(return_score)
-        #: inputs arrive standardised (training); set by begin/end_standardised_training_
+        #: inputs arrive standardised (training); set by the begin/end ``_standardised_training_`` methods
         self.standardised_inputs = False
 
     def _input_standardizers(self) -> list[tuple[str, Standardizer]]:

@@ -131,7 +131,7 @@ def test_epoch_selection_with_validation(local, selection):
         assert est.best_epoch_ == est.n_epochs_
 
 
-def _selection_run(final_offsets):
+def _selection_run(final_offsets, sink=None):
     """FinalUnlessWorse over three fake epochs of a tiny module: epoch 1 validates lowest (batch losses 1.0),
     epoch 2 higher, epoch 3 (the final) has batch losses ``1 + final_offsets``. Returns the callback and whether
     the module holds epoch 1's weights at the end."""
@@ -143,7 +143,7 @@ def _selection_run(final_offsets):
 
     module = torch.nn.Linear(2, 1)
     net = SimpleNamespace(module_=module, history=History())
-    callback = FinalUnlessWorse().initialize()
+    callback = FinalUnlessWorse(sink=sink).initialize()
     for epoch, batch_losses in enumerate([np.ones(40), np.full(40, 2.0), 1.0 + np.asarray(final_offsets)], 1):
         with torch.no_grad():
             module.weight.fill_(float(epoch))
@@ -286,3 +286,29 @@ def test_early_stopping_ends_training_after_patience_significantly_worse_epochs(
             break
     # epoch 2 is within noise of epoch 1 (the count stays 0), epochs 3 and 4 are clearly worse: stop at 4
     assert stopped_at == 4 and stopper.best_epoch_ == 1
+
+
+def test_non_finite_epochs_count_as_worse_and_never_replace_a_finite_snapshot():
+    callback, restored = _selection_run(np.full(40, np.nan))  # the final epoch diverged
+    assert restored and callback.best_epoch_ == 1 and callback.z_ == np.inf
+
+
+def test_a_fit_diverging_from_the_first_epoch_reports_the_divergence(local):
+    X, t = local
+    with pytest.raises(ValueError, match="training diverged"), pytest.warns(RuntimeWarning, match="non-finite"):
+        SALLY(hidden_layer_sizes=(16,), max_epochs=3, lr=10.0, optimizer="sgd", random_state=0).fit(X, t)
+
+
+def test_the_selection_says_which_weights_it_returns(local):
+    from skminer.estimators._net import LogSink
+
+    messages: list[str] = []
+    _, restored = _selection_run(0.05 + np.zeros(40), sink=messages.append)
+    assert restored and messages == [messages[-1]] and messages[-1].startswith("Restoring epoch 1: the final epoch 3")
+    noise = np.random.default_rng(0).normal(0.0, 1.0, 40)
+    _, restored = _selection_run(noise - noise.mean() + 0.1, sink=messages.append)
+    assert not restored and messages[-1].startswith("Keeping the final weights (epoch 3)")
+    X, t = local
+    est = SALLY(**SMALL, max_epochs=2, verbose=1).fit(X, t)
+    sink = dict(est.net_.callbacks_)["epoch_selection"].sink
+    assert isinstance(sink, LogSink) and sink.verbose == 1  # INFO lines with verbose, as skorch's own

@@ -145,6 +145,13 @@ class FinalUnlessWorse(Callback):
         costs much: see ``docs/howto/training.md``).
     patience : int or None
         Significantly worse epochs in a row that stop training (None: never stop early).
+    sink : callable, optional
+        Receives one line when training stops early and one saying which weights are returned (default: DEBUG
+        log).
+
+    A non-finite validation loss counts as significantly worse than any finite one: a fit that diverges keeps
+    (or returns to) its last finite snapshot; without any finite epoch the final weights stay, and the
+    estimator reports the divergence.
 
     Attributes
     ----------
@@ -156,9 +163,10 @@ class FinalUnlessWorse(Callback):
         The final epoch's paired z against the snapshot (nan without a test).
     """
 
-    def __init__(self, z: float = 1.0, patience: int | None = None) -> None:
+    def __init__(self, z: float = 1.0, patience: int | None = None, sink: Any = None) -> None:
         self.z = z
         self.patience = patience
+        self.sink = sink
 
     def initialize(self) -> FinalUnlessWorse:
         self.best_loss_ = np.inf
@@ -173,9 +181,16 @@ class FinalUnlessWorse(Callback):
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
         self.initialize()
 
+    def _say(self, text: str) -> None:
+        (self.sink or logger.debug)(text)
+
     def _worse_than_best(self, net: Any) -> tuple[bool, float]:
         """Whether the current epoch is worse than the snapshot by more than ``z`` standard errors, and z."""
         current, sizes = _batch_losses(net)
+        if not np.isfinite(float(net.history[-1, "valid_loss"])) or not np.all(np.isfinite(current)):
+            return True, float("inf")
+        if self.best_batches_ is None:  # no finite epoch yet: nothing to compare with
+            return False, float("nan")
         best, best_sizes = self.best_batches_
         z = float("nan")
         if len(current) == len(best) and np.array_equal(sizes, best_sizes):
@@ -196,8 +211,8 @@ class FinalUnlessWorse(Callback):
         worse, _ = self._worse_than_best(net)
         self.worse_in_a_row_ = self.worse_in_a_row_ + 1 if worse else 0
         if self.patience is not None and self.worse_in_a_row_ >= self.patience:
-            logger.debug("stopping: %d epochs in a row worse than epoch %d by more than %g standard errors",
-                         self.worse_in_a_row_, self.best_epoch_, self.z)
+            self._say(f"Stopping: {self.worse_in_a_row_} epochs in a row validated worse than epoch "
+                      f"{self.best_epoch_} by more than {self.z:g} standard errors (or not finite).")
             raise KeyboardInterrupt  # how skorch callbacks end training (skorch.callbacks.EarlyStopping)
 
     @torch.no_grad()
@@ -208,13 +223,18 @@ class FinalUnlessWorse(Callback):
             self.best_epoch_ = last
             return
         worse, self.z_ = self._worse_than_best(net)
+        best_epoch = self.best_epoch_
         if worse:
             net.module_.load_state_dict(self.best_state_)
             self.restored_ = True
         else:
             self.best_epoch_ = last
-        logger.debug("epoch selection: final epoch %d vs best %d: paired z = %.2f -> %s", last,
-                     self.best_epoch_, self.z_, "restored the best" if worse else "kept the final weights")
+        if worse:
+            self._say(f"Restoring epoch {self.best_epoch_}: the final epoch {last} validated worse by "
+                      f"z = {self.z_:.2f} standard errors (threshold {self.z:g}).")
+        else:
+            self._say(f"Keeping the final weights (epoch {last}): the lowest validation loss (epoch "
+                      f"{best_epoch}) is better by only z = {self.z_:.2f} standard errors.")
 
 
 class SmoothedValidLoss(Callback):

@@ -247,7 +247,8 @@ class NeuralEstimatorBase(BaseEstimator):
             callbacks.append(("smoothed_valid_loss", SmoothedValidLoss()))
             monitor = "valid_loss_smooth"
         if use_valid and selection == "ema":  # snapshots the averaged weights: listed before weight_ema
-            callbacks.append(("epoch_selection", FinalUnlessWorse(patience=int(self.patience))))
+            callbacks.append(("epoch_selection", FinalUnlessWorse(patience=int(self.patience),
+                                                                  sink=LogSink(self.verbose))))
         elif use_valid:
             callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=int(self.patience),
                                                               load_best=selection in ("best", "smoothed"),

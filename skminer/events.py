@@ -1124,7 +1124,8 @@ class ChunkedEventSet:
     # -- cross sections and weights -------------------------------------------------------------------
     def _weight_block_sums(self) -> np.ndarray:
         """:func:`block_sums` of the weights, streamed, shape ``(ceil(n_events / SUM_BLOCK), n_benchmarks)``."""
-        return np.concatenate([block_sums(c.weights) for c in self.iter_chunks()])
+        sums = [block_sums(c.weights) for c in self.iter_chunks()]
+        return np.concatenate(sums) if sums else np.zeros((0, self.n_benchmarks))  # an empty file sums to 0
 
     def _weight_sums(self) -> np.ndarray:
         if self._sums is None:

@@ -223,3 +223,18 @@ def test_errors_name_the_file(toy_files, nuisance_files, tmp_path, monkeypatch):
         EventFiles(toy_files, use_dask=True)
     with pytest.raises(ImportError, match=r"pip install skminer\[dask\]"):
         sample_files(RatioSampler(), toy_files, 10)
+
+
+def test_an_empty_file_contributes_nothing_and_duplicates_are_refused(tmp_path):
+    from skminer.augmentation import RatioSampler
+
+    events = ToySimulator().simulate(600, random_state=3)
+    empty, full = tmp_path / "empty.h5", tmp_path / "full.h5"
+    events[0:0].save(empty)
+    events.save(full)
+    assert EventSet.open(empty).cross_section("sm") == EventSet.load(empty).cross_section("sm") == 0.0
+    assert EventFiles([empty, full]).cross_section("sm") == pytest.approx(events.cross_section("sm"), rel=1e-12)
+    sample = sample_files(RatioSampler(n_thetas=4), [empty, full], 100, 0, use_dask=False)
+    assert len(sample.x) == 100
+    with pytest.raises(ValueError, match="more than once"):
+        EventFiles([full, tmp_path / "." / "full.h5"])

@@ -103,8 +103,14 @@ def _task_call(source: _Source, method: str, args: tuple) -> np.ndarray:
     return _in_file(source, method, lambda events: getattr(events, method)(*args))
 
 
+def _file_totals(events: Any, thetas: np.ndarray, negative_weights: str, max_elements: int) -> np.ndarray:
+    if len(events) == 0:  # an empty file has nothing to draw: its share of every point is zero
+        return np.zeros(len(thetas))
+    return positive_totals(events, thetas, negative_weights, max_elements)
+
+
 def _task_totals(source: _Source, thetas: np.ndarray, negative_weights: str, max_elements: int) -> np.ndarray:
-    return _in_file(source, "unweighting", positive_totals, thetas, negative_weights, max_elements)
+    return _in_file(source, "unweighting", _file_totals, thetas, negative_weights, max_elements)
 
 
 def _task_draw(source: _Source, thetas: np.ndarray, counts: np.ndarray, seed: np.random.SeedSequence,
@@ -123,7 +129,8 @@ def _require_dask() -> Any:
     try:
         import dask
     except ImportError as err:
-        raise ImportError("use_dask=True needs dask: pip install skminer[dask]") from err
+        raise ImportError("use_dask=True (sample_files' default) needs dask: pip install skminer[dask], or pass "
+                          "use_dask=False to run the files one after the other in this process") from err
     return dask
 
 
@@ -189,6 +196,12 @@ class EventFiles:
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("EventFiles needs at least one path")
+        seen: set[Path] = set()
+        for p in self.paths:  # the same events twice would count twice in every cross section and draw
+            key = p.resolve()
+            if key in seen:
+                raise ValueError(f"{p} is given more than once in paths")
+            seen.add(key)
         if mode not in ("sum", "average"):
             raise ValueError(f"mode must be 'sum' or 'average', got {mode!r}")
         self.mode, self.use_dask = mode, bool(use_dask)

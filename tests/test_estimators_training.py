@@ -131,6 +131,17 @@ def test_epoch_selection_with_validation(local, selection):
         assert est.best_epoch_ == est.n_epochs_
 
 
+def _record_validation_epoch(history, epoch, batch_losses):
+    """Append an epoch to a skorch History as the net records it: one validation batch of 16 rows per loss."""
+    history.new_epoch()
+    history.record("epoch", epoch)
+    for loss in batch_losses:
+        history.new_batch()
+        history.record_batch("valid_loss", float(loss))
+        history.record_batch("valid_batch_size", 16)
+    history.record("valid_loss", float(np.mean(batch_losses)))
+
+
 def _selection_run(final_offsets, sink=None):
     """FinalUnlessWorse over three fake epochs of a tiny module: epoch 1 validates lowest (batch losses 1.0),
     epoch 2 higher, epoch 3 (the final) has batch losses ``1 + final_offsets``. Returns the callback and whether
@@ -147,13 +158,7 @@ def _selection_run(final_offsets, sink=None):
     for epoch, batch_losses in enumerate([np.ones(40), np.full(40, 2.0), 1.0 + np.asarray(final_offsets)], 1):
         with torch.no_grad():
             module.weight.fill_(float(epoch))
-        net.history.new_epoch()
-        net.history.record("epoch", epoch)
-        for loss in batch_losses:
-            net.history.new_batch()
-            net.history.record_batch("valid_loss", float(loss))
-            net.history.record_batch("valid_batch_size", 16)
-        net.history.record("valid_loss", float(np.mean(batch_losses)))
+        _record_validation_epoch(net.history, epoch, batch_losses)
         callback.on_epoch_end(net)
     callback.on_train_end(net)
     return callback, bool(torch.all(module.weight == 1.0))
@@ -272,13 +277,7 @@ def test_early_stopping_ends_training_after_patience_significantly_worse_epochs(
     epochs = [np.ones(40), within_noise, 1.5 + rng.normal(0, 0.01, 40), 1.5 + rng.normal(0, 0.01, 40)]
     stopped_at = None
     for epoch, batch_losses in enumerate(epochs, 1):
-        net.history.new_epoch()
-        net.history.record("epoch", epoch)
-        for loss in batch_losses:
-            net.history.new_batch()
-            net.history.record_batch("valid_loss", float(loss))
-            net.history.record_batch("valid_batch_size", 16)
-        net.history.record("valid_loss", float(np.mean(batch_losses)))
+        _record_validation_epoch(net.history, epoch, batch_losses)
         try:
             stopper.on_epoch_end(net)
         except KeyboardInterrupt:

@@ -187,7 +187,8 @@ class FinalUnlessWorse(Callback):
     def _worse_than_best(self, net: Any) -> tuple[bool, float]:
         """Whether the current epoch is worse than the snapshot by more than ``z`` standard errors, and z."""
         current, sizes = _batch_losses(net)
-        if not np.isfinite(float(net.history[-1, "valid_loss"])) or not np.all(np.isfinite(current)):
+        loss = float(net.history[-1, "valid_loss"])
+        if not np.isfinite(loss) or not np.all(np.isfinite(current)):
             return True, float("inf")
         if self.best_batches_ is None:  # no finite epoch yet: nothing to compare with
             return False, float("nan")
@@ -196,7 +197,7 @@ class FinalUnlessWorse(Callback):
         if len(current) == len(best) and np.array_equal(sizes, best_sizes):
             z = paired_z(current, best, sizes)
         if np.isnan(z):
-            return float(net.history[-1, "valid_loss"]) > self.best_loss_, z
+            return loss > self.best_loss_, z
         return z > self.z, z
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
@@ -223,18 +224,15 @@ class FinalUnlessWorse(Callback):
             self.best_epoch_ = last
             return
         worse, self.z_ = self._worse_than_best(net)
-        best_epoch = self.best_epoch_
         if worse:
             net.module_.load_state_dict(self.best_state_)
             self.restored_ = True
-        else:
-            self.best_epoch_ = last
-        if worse:
             self._say(f"Restoring epoch {self.best_epoch_}: the final epoch {last} validated worse by "
                       f"z = {self.z_:.2f} standard errors (threshold {self.z:g}).")
         else:
             self._say(f"Keeping the final weights (epoch {last}): the lowest validation loss (epoch "
-                      f"{best_epoch}) is better by only z = {self.z_:.2f} standard errors.")
+                      f"{self.best_epoch_}) is better by only z = {self.z_:.2f} standard errors.")
+            self.best_epoch_ = last
 
 
 class SmoothedValidLoss(Callback):

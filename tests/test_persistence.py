@@ -83,6 +83,34 @@ def test_round_trip_gives_identical_predictions(name, data, tmp_path):
         assert loaded.best_epoch_ == est.best_epoch_
 
 
+@pytest.mark.parametrize("selection, lr", [("ema", 0.5), ("best", 0.2)])  # settings under which an epoch is restored
+def test_epoch_selection_outcome_survives_round_trip(data, tmp_path, selection, lr):
+    est = SALLY(**{**TINY, "max_epochs": 6}, epoch_selection=selection, lr=lr, lr_schedule="constant",
+                patience=3).fit(data["X"], data["t_xz"])
+    callbacks = dict(est.net_.callbacks_)
+    if selection == "ema":  # the values FinalUnlessWorse decided on
+        selector = callbacks["epoch_selection"]
+        expected = (selector.best_epoch_, selector.restored_, selector.z_, selector.worse_in_a_row_)
+        assert np.isfinite(selector.z_)
+    else:  # skorch's EarlyStopping
+        stopper = callbacks["early_stopping"]
+        expected = (stopper.best_epoch_, stopper.best_epoch_ != est.n_epochs_, np.nan, stopper.misses_)
+    assert expected[1], "the settings were chosen so that an earlier epoch is restored"
+    loaded = load_estimator(save_estimator(est, tmp_path / "sally.skm"))
+    for fitted in (est, loaded):
+        outcome = (fitted.best_epoch_, fitted.selection_restored_, fitted.selection_z_,
+                   fitted.selection_worse_in_a_row_)
+        np.testing.assert_equal(outcome, expected)
+
+
+def test_epoch_selection_outcome_without_validation(data, tmp_path):
+    est = SALLY(**TINY, early_stopping=False).fit(data["X"], data["t_xz"])
+    loaded = load_estimator(save_estimator(est, tmp_path / "sally.skm"))
+    for fitted in (est, loaded):
+        assert fitted.best_epoch_ == fitted.n_epochs_ and not fitted.selection_restored_
+        assert np.isnan(fitted.selection_z_) and fitted.selection_worse_in_a_row_ == 0
+
+
 def test_file_is_readable_with_weights_only_and_holds_no_classes(data, tmp_path):
     est = Ensemble(SALLINO(n_bins=4, **TINY), n_estimators=2, random_state=0).fit(data["X"], data["t_xz"])
     path = save_estimator(est, tmp_path / "ens.skm")

@@ -173,7 +173,12 @@ class NeuralEstimatorBase(BaseEstimator):
 
     Fitted attributes (all estimators): ``net_`` (the private skorch net), ``n_features_in_``, ``n_epochs_``,
     ``best_epoch_`` (1-based epoch whose weights were kept), ``loss_curve_`` (training loss per epoch),
-    ``validation_loss_curve_`` (list, or None without validation).
+    ``validation_loss_curve_`` (list, or None without validation), and the outcome of epoch selection (saved
+    with the estimator; absent from files written before skminer recorded it):
+    ``selection_restored_`` (bool: the final weights were replaced by those of epoch ``best_epoch_``),
+    ``selection_z_`` (float: with ``epoch_selection="ema"``, the final epoch's paired z against the epoch of
+    lowest validation loss, :class:`~skminer.estimators._training.FinalUnlessWorse`; nan without that test) and
+    ``selection_worse_in_a_row_`` (int: epochs at the end of training that counted towards ``patience``).
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -199,6 +204,7 @@ class NeuralEstimatorBase(BaseEstimator):
 
     _base_fitted_attributes: ClassVar[tuple[str, ...]] = (
         "n_features_in_", "feature_names_in_", "n_epochs_", "best_epoch_", "loss_curve_", "validation_loss_curve_",
+        "selection_restored_", "selection_z_", "selection_worse_in_a_row_",
     )
     _fitted_attributes: ClassVar[tuple[str, ...]] = ()
     _tuple_params: ClassVar[tuple[str, ...]] = ("hidden_layer_sizes",)
@@ -316,13 +322,20 @@ class NeuralEstimatorBase(BaseEstimator):
         self.n_epochs_ = len(hist)
         self.loss_curve_ = [float(v) for v in hist[:, "train_loss"]]
         callbacks = dict(net.callbacks_)
+        # the outcome of epoch selection: fitted attributes, so that it is saved with the estimator
+        self.selection_restored_, self.selection_z_, self.selection_worse_in_a_row_ = False, float("nan"), 0
         if net.train_split is not None:
             self.validation_loss_curve_ = [float(v) for v in hist[:, "valid_loss"]]
             if "epoch_selection" in callbacks:
-                self.best_epoch_ = int(callbacks["epoch_selection"].best_epoch_)
+                selector = callbacks["epoch_selection"]
+                self.best_epoch_ = int(selector.best_epoch_)
+                self.selection_restored_, self.selection_z_ = bool(selector.restored_), float(selector.z_)
+                self.selection_worse_in_a_row_ = int(selector.worse_in_a_row_)
             else:
                 es = callbacks["early_stopping"]
                 self.best_epoch_ = int(es.best_epoch_) if es.load_best and es.best_epoch_ else self.n_epochs_
+                self.selection_restored_ = self.best_epoch_ != self.n_epochs_
+                self.selection_worse_in_a_row_ = int(es.misses_)
         else:
             self.validation_loss_curve_ = None
             self.best_epoch_ = self.n_epochs_

@@ -476,6 +476,8 @@ _PARAMS_DOC = """
     n_parameters_ : int
     n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         Training history.
+    selection_restored_, selection_z_, selection_worse_in_a_row_
+        Outcome of epoch selection (see :class:`~skminer.estimators.base.NeuralEstimatorBase`).
 """
 
 _FIT_DOC = """Train the flow on events ``X`` drawn at their parameter points ``theta``.

@@ -452,6 +452,8 @@ _PARAMS_DOC = """
         Number of theory parameters (columns of theta0).
     n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         Training history.
+    selection_restored_, selection_z_, selection_worse_in_a_row_
+        Outcome of epoch selection (see :class:`~skminer.estimators.base.NeuralEstimatorBase`).
 """
 
 _ALPHA_DOC = """

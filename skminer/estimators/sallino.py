@@ -88,6 +88,8 @@ class SALLINO(SALLY):
     ----------
     net_, n_features_in_, n_outputs_, n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         As for :class:`SALLY`.
+    selection_restored_, selection_z_, selection_worse_in_a_row_
+        As for :class:`SALLY`.
     calibration_theta_ : ndarray of shape (n_grid, n_parameters)
         Calibration grid (after :meth:`calibrate`).
     calibration_scores_ : ndarray of shape (n_calibration, n_parameters)

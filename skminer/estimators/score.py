@@ -58,6 +58,8 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         Number of score components.
     n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         Training history (see the base class).
+    selection_restored_, selection_z_, selection_worse_in_a_row_
+        Outcome of epoch selection (see :class:`~skminer.estimators.base.NeuralEstimatorBase`).
 
     Examples
     --------

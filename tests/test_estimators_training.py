@@ -311,3 +311,19 @@ def test_the_selection_says_which_weights_it_returns(local):
     est = SALLY(**SMALL, max_epochs=2, verbose=1).fit(X, t)
     sink = dict(est.net_.callbacks_)["epoch_selection"].sink
     assert isinstance(sink, LogSink) and sink.verbose == 1  # INFO lines with verbose, as skorch's own
+
+
+def test_a_requested_validation_split_that_is_empty_says_what_it_disables():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    kw = dict(hidden_layer_sizes=(4,), max_epochs=2, random_state=0)
+    with pytest.warns(UserWarning, match=r"validation_fraction=0\.1 of 3 training rows .* early stopping and epoch "
+                                         r"selection \(epoch_selection='ema'\) are disabled"):
+        est = SALLY(**kw, validation_fraction=0.1).fit(X, t)
+    assert est.validation_loss_curve_ is None and est.best_epoch_ == est.n_epochs_ == 2
+    with warnings.catch_warnings():  # no split asked for: nothing to say
+        warnings.simplefilter("error")
+        SALLY(**kw, validation_fraction=0.0).fit(X, t)
+        SALLY(**kw, validation_fraction=0.1, early_stopping=False).fit(X, t)

@@ -154,7 +154,8 @@ class NeuralEstimatorBase(BaseEstimator):
         and ``docs/howto/training.md``.
     validation_fraction : float
         Fraction of the training data held out for early stopping (0, or too few events for a non-empty
-        validation set, disables the split and hence early stopping).
+        validation set, disables the split and hence early stopping and epoch selection; a fraction above 0
+        that rounds to an empty split warns).
     patience : int
         Epochs before stopping early: with ``epoch_selection="ema"``, epochs in a row whose validation loss is
         worse than the best one's by more than one standard error (overfitting); otherwise epochs without a
@@ -291,6 +292,17 @@ class NeuralEstimatorBase(BaseEstimator):
             **optimizer_kwargs,
         )
 
+    def _warn_if_no_validation(self, n_rows: int) -> None:
+        """Warn when a requested validation split (``validation_fraction > 0``) is empty for ``n_rows`` rows."""
+        fraction = float(self.validation_fraction)
+        if not self.early_stopping or fraction <= 0 or RandomValidSplit.n_valid(n_rows, fraction) > 0:
+            return
+        warnings.warn(f"{type(self).__name__}: validation_fraction={fraction:g} of {n_rows} training rows rounds "
+                      "to an empty validation or training part, so no validation split is made: early stopping and "
+                      f"epoch selection (epoch_selection={self.epoch_selection!r}) are disabled and the final weights "
+                      f"after max_epochs={self.max_epochs} epochs are returned; use more events or another "
+                      "validation_fraction (0 disables the split without this warning)", UserWarning, stacklevel=4)
+
     def _train(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None],
                stats: Mapping[str, Any] | None = None) -> NeuralEstimatorBase:
         """Build module and criterion, train with skorch, and set ``net_`` and the history attributes.
@@ -314,6 +326,7 @@ class NeuralEstimatorBase(BaseEstimator):
         X_t = {k: as_float_tensor(v, device) for k, v in inputs.items()}
         y_t = {k: as_float_tensor(v, device) for k, v in targets.items() if v is not None}
         dataset = TensorDictDataset(X_t, y_t)
+        self._warn_if_no_validation(len(dataset))
         net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
         with limit_threads(self.n_threads):  # never oversubscribe; the caller's setting is restored
             net.fit(dataset, None)

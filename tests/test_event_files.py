@@ -238,3 +238,21 @@ def test_an_empty_file_contributes_nothing_and_duplicates_are_refused(tmp_path):
     assert len(sample.x) == 100
     with pytest.raises(ValueError, match="more than once"):
         EventFiles([full, tmp_path / "." / "full.h5"])
+
+
+def test_averaging_only_empty_files_gives_the_empty_set_of_the_in_memory_path(tmp_path):
+    import warnings
+
+    paths = [tmp_path / "empty0.h5", tmp_path / "empty1.h5"]
+    for path in paths:
+        ToySimulator().simulate(50, random_state=3)[0:0].save(path)
+    for files in (paths[:1], paths):
+        in_memory = EventSet.combine([EventSet.load(p) for p in files], mode="average")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # was a numpy 0/0 RuntimeWarning and NaN weight scales
+            combined = EventFiles(files, mode="average")
+            assert combined.n_events == in_memory.n_events == 0
+            assert combined.cross_section("sm") == in_memory.cross_section("sm") == 0.0
+        for events in (combined, in_memory):
+            with pytest.raises(ValueError, match="events is empty"):
+                RatioSampler(n_thetas=2).sample(events, 10, random_state=0)

@@ -147,6 +147,7 @@ class EventFiles:
         As :meth:`EventSet.combine`: ``"sum"`` adds the files' cross sections (e.g. different processes);
         ``"average"`` treats them as independent samples of one process and multiplies the weights of file ``k`` by
         ``n_k / n_total`` (e.g. one simulation written to several files, each normalised to its own events).
+        Files without any events make an empty set in either mode, as in :meth:`EventSet.combine`.
     chunk_events : int
         Events per chunk read in a task (see :class:`~skminer.events.ChunkedEventSet`); a task holds one chunk.
     use_dask : bool
@@ -217,7 +218,8 @@ class EventFiles:
         sizes = np.array([f.n_events for f in files], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.n_events = int(self.offsets[-1])
-        scales = sizes / self.n_events if mode == "average" else np.ones(len(files))
+        # as EventSet.combine: without events there is nothing to average (no 0/0), the files stay as they are
+        scales = sizes / self.n_events if mode == "average" and self.n_events else np.ones(len(files))
         self._sources: list[_Source] = [(str(p), files[0].chunk_events, float(s))
                                         for p, s in zip(self.paths, scales, strict=True)]
         self._template = first

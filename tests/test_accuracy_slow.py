@@ -22,19 +22,20 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 SEEDS = (0, 1)
-#: method -> {metric: threshold}, from the quick ``defaults`` runs in the benchmark's docstring: 1.5 times the
-#: two-seed mean for SALLY and ALICES (measured on seeds 0 and 1), twice the seed-0 value for the others (only
-#: seed 0 was measured for them, so the margin also covers the seed spread, about 30% for ALICES).
+#: method -> {metric: threshold}: 1.5 times the two-seed mean of the quick ``defaults`` run recorded in the
+#: benchmark's docstring (seeds 0 and 1, measured 2026-12-01 with the current training defaults), so a regression
+#: of the training defaults fails while platform-level differences of a chaotic training do not.
 THRESHOLDS: dict[str, dict[str, float]] = {
-    "sally": {"score_mse": 0.03, "info_err": 0.065},
-    "sallino": {"logr_mse": 0.24, "q_rms": 1.45},
-    "carl": {"logr_mse": 0.14, "mean_bias": 0.095, "q_rms": 0.66},
-    "rolr": {"logr_mse": 0.14, "mean_bias": 0.072, "q_rms": 1.35},
-    "alice": {"logr_mse": 0.055, "mean_bias": 0.032, "q_rms": 1.0},
-    "cascal": {"logr_mse": 0.053, "mean_bias": 0.035, "q_rms": 0.52, "info_err": 0.32},
-    "rascal": {"logr_mse": 0.095, "mean_bias": 0.064, "q_rms": 1.85, "info_err": 0.61},
-    "alices": {"logr_mse": 0.025, "mean_bias": 0.025, "q_rms": 0.45, "info_err": 0.23},
-    "nde": {"logr_mse": 0.18, "mean_bias": 0.094, "q_rms": 2.2},
+    "sally": {"score_mse": 0.028, "info_err": 0.061},
+    "sallino": {"logr_mse": 0.16, "mean_bias": 0.038, "q_rms": 1.21},
+    "carl": {"logr_mse": 0.11, "mean_bias": 0.074, "q_rms": 0.87},
+    "rolr": {"logr_mse": 0.13, "mean_bias": 0.062, "q_rms": 1.58},
+    "alice": {"logr_mse": 0.042, "mean_bias": 0.029, "q_rms": 0.80},
+    "cascal": {"logr_mse": 0.030, "mean_bias": 0.025, "q_rms": 0.57, "info_err": 0.30},
+    "rascal": {"logr_mse": 0.086, "mean_bias": 0.060, "q_rms": 1.52, "info_err": 0.49},
+    "alices": {"logr_mse": 0.016, "mean_bias": 0.024, "q_rms": 0.57, "info_err": 0.26},
+    "nde": {"logr_mse": 0.14, "mean_bias": 0.076, "q_rms": 1.85},
+    "scandal": {"score_mse": 0.14, "logr_mse": 0.098, "mean_bias": 0.069, "q_rms": 1.47, "info_err": 0.17},
 }
 
 

@@ -4,6 +4,7 @@ learning-rate schedule, weight decay and epoch selection."""
 from __future__ import annotations
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -206,6 +207,16 @@ def test_diverged_training_is_refused_instead_of_returning_a_nan_model():
     X, t = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
     with pytest.warns(RuntimeWarning, match="non-finite"), pytest.raises(ValueError, match="training diverged"):
         SALLY(hidden_layer_sizes=(8,), lr=1e30, max_epochs=3, early_stopping=False, random_state=0).fit(X, t)
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 1e38), ("sgd", 1e39)])
+def test_an_overflowing_learning_rate_is_named_not_torchs_raw_error(optimizer, lr):
+    """Adam's first step is 10 lr: lr = 1e38 overflows float32 inside torch (a bare RuntimeError before)."""
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(200, 2)), rng.normal(size=(200, 2))
+    with pytest.raises(ValueError, match="training diverged: an optimizer step overflowed float32 .*lower lr "
+                                         + re.escape(f"(now {lr!r})")):
+        SALLY(hidden_layer_sizes=(4,), optimizer=optimizer, lr=lr, max_epochs=1, random_state=0).fit(X, t)
 
 
 def test_weight_ema_updates_every_k_batches_with_the_matching_decay():

@@ -329,7 +329,14 @@ class NeuralEstimatorBase(BaseEstimator):
         self._warn_if_no_validation(len(dataset))
         net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
         with limit_threads(self.n_threads):  # never oversubscribe; the caller's setting is restored
-            net.fit(dataset, None)
+            try:
+                net.fit(dataset, None)
+            except RuntimeError as err:  # torch: a step scale (lr / bias correction, ...) beyond float32
+                if "overflow" not in str(err):
+                    raise
+                raise ValueError(f"{type(self).__name__}: training diverged: an optimizer step overflowed float32 "
+                                 f"({err}); lower lr (now {self.lr!r}), lr_final (now {self.lr_final!r}) or "
+                                 f"weight_decay (now {self.weight_decay!r})") from err
         self.net_ = net
         hist = net.history
         self.n_epochs_ = len(hist)

@@ -12,7 +12,8 @@ evaluates every fold with the fold's own rows of ``theta``. Greater is better fo
 * :data:`roc_auc`: area under the ROC curve of ``s_hat = 1 / (1 + r_hat)`` for the labels ``y``;
 * :data:`neg_log_loss`: minus the cross entropy of ``s_hat`` against ``y``;
 * :data:`neg_ratio_mse`: minus ``mean[(1 - y) (1/r_hat - 1/r_xz)^2 + y (r_hat - r_xz)^2]``;
-* :data:`neg_score_mse`: minus ``mean |t_hat(x | theta) - t_xz|^2`` over events drawn at ``theta`` (``y = 0``).
+* :data:`neg_score_mse`: minus ``mean |t_hat(x | theta) - t_xz|^2`` over events drawn at ``theta`` (``y = 0``);
+  without ``theta``, at the estimator's own reference point (SALLY: ``score_at(X)``).
 
 The last two are *proper* augmented-data scores (arXiv:1805.12244, section 3; arXiv:1907.10621, section III):
 ``E[r_xz | x] = r(x)`` on ``y = 1`` events, ``E[1/r_xz | x] = 1/r(x)`` on ``y = 0`` events and ``E[t_xz | x] =
@@ -58,13 +59,17 @@ class ProtocolScorer:
     function : callable
         ``function(estimator, X, y, **metadata) -> float`` (greater is better).
     metadata : tuple of str
-        Metadata requested for scoring (all required).
+        Metadata requested for scoring (required unless also in ``optional``).
+    optional : tuple of str
+        Requested metadata that ``function`` can do without (it receives ``None``).
     """
 
-    def __init__(self, name: str, function: Callable[..., float], metadata: tuple[str, ...]) -> None:
+    def __init__(self, name: str, function: Callable[..., float], metadata: tuple[str, ...],
+                 optional: tuple[str, ...] = ()) -> None:
         self.name = name
         self.function = function
         self.metadata = metadata
+        self.optional = optional
 
     def __repr__(self) -> str:
         return f"skminer.metrics.{self.name}"
@@ -78,7 +83,7 @@ class ProtocolScorer:
 
     def __call__(self, estimator: Any, X: Any, y: Any = None, **metadata: Any) -> float:
         for key in self.metadata:
-            if metadata.get(key) is None:
+            if metadata.get(key) is None and key not in self.optional:
                 raise MissingMetadataError(missing_metadata_message(repr(self), key))
         return float(self.function(as_protocol_estimator(estimator), X, y, **metadata))
 
@@ -119,17 +124,32 @@ def _neg_ratio_mse(estimator: Any, X: Any, y: Any, theta: Any, r_xz: Any) -> flo
     return -float(np.mean(err))
 
 
-def _neg_score_mse(estimator: Any, X: Any, y: Any, theta: Any, t_xz: Any) -> float:
-    """Minus mean |t_hat(x|theta) - t_xz|^2 over events drawn at their theta (y = 0 for ratio samples)."""
+def _reference_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """``score_at(X)``: the score at the estimator's own reference point (SALLY); a clear error without one."""
+    try:
+        return np.asarray(estimator.score_at(X), dtype=np.float64).reshape(X.shape[0], -1)
+    except ValueError as err:
+        raise MissingMetadataError(
+            f"{missing_metadata_message(repr(neg_score_mse), 'theta', 'the parameter point of each event')} "
+            f"Without theta it scores {type(estimator).__name__} at its own reference point (score_at(X), as for "
+            f"SALLY), which failed: {err}") from err
+
+
+def _neg_score_mse(estimator: Any, X: Any, y: Any, t_xz: Any, theta: Any = None) -> float:
+    """Minus mean |t_hat(x|theta) - t_xz|^2 over events drawn at their theta (y = 0 for ratio samples); without
+    theta, at the estimator's reference point."""
     if "score" not in capabilities_of(estimator):
         raise TypeError(f"{type(estimator).__name__} has no 'score' capability (score_at)")
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
-    theta = _per_event(theta, n, "theta").reshape(n, -1)
     t_xz = _per_event(t_xz, n, "t_xz").reshape(n, -1)
     keep = np.ones(n, dtype=bool) if y is None or np.ndim(y) != 1 or not np.all(np.isin(y, (0, 1))) else \
         np.asarray(y) == 0
     p = t_xz.shape[1]
+    if theta is None:
+        t_hat = _reference_scores(estimator, X[keep])
+        return -float(np.mean(np.sum((t_hat[:, :p] - t_xz[keep]) ** 2, axis=1)))
+    theta = _per_event(theta, n, "theta").reshape(n, -1)
     points, index = np.unique(theta[keep, :p], axis=0, return_inverse=True)  # Double*: theta0 is the first half
     index = index.reshape(-1)
     x_keep, t_keep = X[keep], t_xz[keep]
@@ -147,7 +167,8 @@ roc_auc = ProtocolScorer("roc_auc", _roc_auc, ("theta",))
 neg_log_loss = ProtocolScorer("neg_log_loss", _neg_log_loss, ("theta",))
 #: Minus the ROLR-type squared error of ``r_hat`` against the joint ratio (requests ``theta``, ``r_xz``).
 neg_ratio_mse = ProtocolScorer("neg_ratio_mse", _neg_ratio_mse, ("theta", "r_xz"))
-#: Minus the squared error of the estimated score against the joint score (requests ``theta``, ``t_xz``).
-neg_score_mse = ProtocolScorer("neg_score_mse", _neg_score_mse, ("theta", "t_xz"))
+#: Minus the squared error of the estimated score against the joint score (requests ``theta``, ``t_xz``;
+#: without ``theta`` it scores at the estimator's reference point, e.g. SALLY's).
+neg_score_mse = ProtocolScorer("neg_score_mse", _neg_score_mse, ("theta", "t_xz"), optional=("theta",))
 #: All scorers by name.
 SCORERS: dict[str, ProtocolScorer] = {s.name: s for s in (roc_auc, neg_log_loss, neg_ratio_mse, neg_score_mse)}

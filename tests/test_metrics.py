@@ -111,6 +111,22 @@ def test_missing_metadata_is_a_clear_error(data):
             metrics.neg_ratio_mse(fitted, data["X"], data["y"], theta=data["theta"])
 
 
+def test_score_mse_without_theta_uses_the_reference_point_and_refuses_estimators_without_one(data):
+    X, t = local_sample(600, seed=4)
+    sally = SALLY(**TINY).fit(X, t, theta=[0.0])
+    expected = -float(np.mean((sally.predict(X) - t) ** 2))
+    assert metrics.neg_score_mse(sally, X, t, t_xz=t) == pytest.approx(expected, rel=1e-12)
+    assert metrics.neg_score_mse(sally, X, t, t_xz=t, theta=np.zeros((len(X), 1))) == pytest.approx(expected,
+                                                                                                  rel=1e-12)
+    with sklearn.config_context(enable_metadata_routing=True):  # cross-validation without theta in params
+        scores = cross_val_score(SALLY(**TINY), X, t, params={"t_xz": t}, scoring=metrics.neg_score_mse, cv=2,
+                                 error_score="raise")
+    assert np.all(np.isfinite(scores))
+    carl = CARL(**TINY).fit(data["X"], data["y"], theta=data["theta"])
+    with pytest.raises(MissingMetadataError, match=r"neg_score_mse needs theta(.|\n)*CARL at its own reference "
+                                                   r"point(.|\n)*CARL.score_at needs theta"):
+        metrics.neg_score_mse(carl, data["X"], data["y"], t_xz=data["t_xz"])
+
 def test_ensemble_score_and_grid_search():
     """Case ../shared/cases/ensemble-score: GridSearchCV(Ensemble(SALLY)) over a nested parameter."""
     X, t = local_sample(1200, seed=2)

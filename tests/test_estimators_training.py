@@ -338,3 +338,34 @@ def test_a_requested_validation_split_that_is_empty_says_what_it_disables():
         warnings.simplefilter("error")
         SALLY(**kw, validation_fraction=0.0).fit(X, t)
         SALLY(**kw, validation_fraction=0.1, early_stopping=False).fit(X, t)
+
+
+#: Every integer count of the estimators (verbose is excluded: verbose=True is documented).
+_COUNTS = ("batch_size", "max_epochs", "patience", "n_threads")
+_COUNTS_OF = {NDE: ("transforms", "bins"), SCANDAL: ("transforms", "bins"), SALLINO: ("n_bins",)}
+
+
+@pytest.mark.parametrize("cls", [SALLY, SALLINO, CARL, NDE, SCANDAL, DoubleCARL])
+@pytest.mark.parametrize("value", [True, False])
+def test_a_bool_is_not_a_count(cls, value):
+    """bool is an Integral in Python, and scikit-learn's Interval(Integral, ...) takes True as 1."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = np.random.default_rng(0).normal(size=(20, 1))
+    for name in _COUNTS + _COUNTS_OF.get(cls, ()):
+        est = cls(**{name: value})
+        assert name in est.get_params()
+        with pytest.raises(InvalidParameterError, match=rf"'{name}' parameter of {cls.__name__} must be an int "
+                                                        rf"\(not a bool\).* Got {value} instead"):
+            est.fit(X, X[:, 0])  # refused by the parameter validation, before the data are looked at
+
+
+def test_ensemble_counts_refuse_bools():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skminer.estimators import Ensemble
+
+    X = np.random.default_rng(0).normal(size=(20, 1))
+    for params in ({"n_estimators": True}, {"n_jobs": True}, {"n_jobs": False}):
+        with pytest.raises(InvalidParameterError, match=rf"'{next(iter(params))}' parameter of Ensemble"):
+            Ensemble(SALLY(max_epochs=1), **params).fit(X, X[:, 0])

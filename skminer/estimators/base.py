@@ -35,6 +35,7 @@ from skorch.callbacks import EarlyStopping
 from torch import nn
 
 from ..threads import limit_threads
+from ._constraints import IntInterval
 from ._net import (
     ACTIVATIONS,
     FoldedStandardisation,
@@ -183,7 +184,7 @@ class NeuralEstimatorBase(BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", IntInterval(1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr": [Interval(Real, 0, np.inf, closed="neither")],
@@ -191,14 +192,14 @@ class NeuralEstimatorBase(BaseEstimator):
         "lr_final": [Interval(Real, 0, np.inf, closed="neither")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, np.inf, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [IntInterval(1, None, closed="left")],
+        "max_epochs": [IntInterval(1, None, closed="left")],
         "early_stopping": ["boolean"],
         "epoch_selection": [StrOptions(set(EPOCH_SELECTIONS))],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
+        "patience": [IntInterval(1, None, closed="left")],
         "device": [str, torch.device, None],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [IntInterval(1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
     }

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import get_tags
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -35,6 +34,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._arrays import from_awkward
 from ..methods import capabilities_of
 from ..threads import default_threads, limit_threads
+from ._constraints import IntInterval
 from ._torch_utils import seed_from_random_state
 from .persistence import lookup_class, params_for_state, params_from_state, register_estimator, registered_class_name
 
@@ -121,9 +121,9 @@ class Ensemble(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "estimator": [HasMethods(["fit", "get_params"])],
-        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "n_estimators": [IntInterval(1, None, closed="left")],
         "bootstrap": ["boolean"],
-        "n_jobs": [Interval(Integral, None, -1, closed="right"), Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [IntInterval(None, -1, closed="right"), IntInterval(1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 

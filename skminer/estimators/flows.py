@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from .._arrays import from_awkward
 from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
+from ._constraints import IntInterval
 from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, StandardisedTraining, Standardizer, check_hidden_layer_sizes
 from ._protocol import evaluate_grid, one_point, parameter_points
@@ -185,8 +186,8 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **NeuralEstimatorBase._parameter_constraints,
         "flow": [StrOptions(set(FLOWS))],
-        "transforms": [Interval(Integral, 1, None, closed="left")],
-        "bins": [Interval(Integral, 1, None, closed="left")],
+        "transforms": [IntInterval(1, None, closed="left")],
+        "bins": [IntInterval(1, None, closed="left")],
     }
 
     def __init__(self, *, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),

@@ -33,7 +33,7 @@ The calibration is part of the fitted state (saved by :func:`~skminer.estimators
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._arrays import from_awkward
 from ..morphing import parameter_scales
+from ._constraints import IntInterval
 from ._protocol import one_point, parameter_points
 from .base import _store_params
 from .score import SALLY
@@ -106,7 +107,7 @@ class SALLINO(SALLY):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **SALLY._parameter_constraints,
-        "n_bins": [Interval(Integral, 1, None, closed="left")],
+        "n_bins": [IntInterval(1, None, closed="left")],
         "min_probability": [Interval(Real, 0, 1, closed="neither")],
     }
 

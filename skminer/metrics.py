@@ -13,7 +13,13 @@ evaluates every fold with the fold's own rows of ``theta``. Greater is better fo
 * :data:`neg_log_loss`: minus the cross entropy of ``s_hat`` against ``y``;
 * :data:`neg_ratio_mse`: minus ``mean[(1 - y) (1/r_hat - 1/r_xz)^2 + y (r_hat - r_xz)^2]``;
 * :data:`neg_score_mse`: minus ``mean |t_hat(x | theta) - t_xz|^2`` over events drawn at ``theta`` (``y = 0``);
-  without ``theta``, at the estimator's own reference point (SALLY: ``score_at(X)``).
+  without ``theta``, at the estimator's own reference point (SALLY: ``score_at(X)``). The model and ``t_xz``
+  must have the same number of score components, except that a model with extra *nuisance* components (SALLY
+  trained with ``LocalScoreSampler(include_nuisance=True)`` and fitted with ``theta=`` its reference point, so
+  that it records the number of physics parameters) is compared on its physics components; any other mismatch
+  is a ``ValueError`` naming both widths.
+
+Labels, ``r_xz`` and predicted ``log r`` must hold one number per event (never broadcast against each other).
 
 The last two are *proper* augmented-data scores (arXiv:1805.12244, section 3; arXiv:1907.10621, section III):
 ``E[r_xz | x] = r(x)`` on ``y = 1`` events, ``E[1/r_xz | x] = 1/r(x)`` on ``y = 0`` events and ``E[t_xz | x] =
@@ -34,10 +40,11 @@ import numpy as np
 from scipy.special import log_expit
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.metadata_routing import MetadataRequest
+from sklearn.utils.validation import _num_samples
 
 from ._metadata import MissingMetadataError, missing_metadata_message
 from .methods import capabilities_of
-from .pipeline import as_protocol_estimator
+from .pipeline import as_protocol_estimator, final_step
 
 __all__ = ["MissingMetadataError", "ProtocolScorer", "roc_auc", "neg_log_loss", "neg_ratio_mse", "neg_score_mse",
            "SCORERS"]
@@ -45,9 +52,17 @@ __all__ = ["MissingMetadataError", "ProtocolScorer", "roc_auc", "neg_log_loss", 
 
 def _per_event(value: Any, n: int, name: str) -> np.ndarray:
     a = np.asarray(value, dtype=np.float64)
-    if a.shape[0] != n:
+    if a.ndim == 0 or a.shape[0] != n:
         raise ValueError(f"{name} must have one entry per event ({n}), got shape {a.shape}")
     return a
+
+
+def _one_per_event(value: Any, n: int, name: str) -> np.ndarray:
+    """``value`` as shape ``(n,)``: one number per event (shape ``(n,)`` or ``(n, 1)``), never broadcast."""
+    a = _per_event(value, n, name)
+    if a.size != n:
+        raise ValueError(f"{name} must hold one number per event, shape ({n},) or ({n}, 1), got shape {a.shape}")
+    return a.reshape(n)
 
 
 class ProtocolScorer:
@@ -91,13 +106,13 @@ class ProtocolScorer:
 def _log_r(estimator: Any, X: Any, theta: Any) -> np.ndarray:
     if "ratio" not in capabilities_of(estimator) or not hasattr(estimator, "predict"):
         raise TypeError(f"{type(estimator).__name__} is not a ratio estimator with predict(X, theta)")
-    return np.asarray(estimator.predict(X, theta=theta), dtype=np.float64)
+    return _one_per_event(estimator.predict(X, theta=theta), _num_samples(X), f"{type(estimator).__name__}.predict")
 
 
 def _labels(y: Any, n: int) -> np.ndarray:
     if y is None:
         raise MissingMetadataError("the ratio scorers need the labels y (0: x drawn at theta0, 1: at theta1)")
-    return _per_event(y, n, "y").reshape(-1)
+    return _one_per_event(y, n, "y")
 
 
 def _roc_auc(estimator: Any, X: Any, y: Any, theta: Any) -> float:
@@ -115,13 +130,52 @@ def _neg_log_loss(estimator: Any, X: Any, y: Any, theta: Any) -> float:
 def _neg_ratio_mse(estimator: Any, X: Any, y: Any, theta: Any, r_xz: Any) -> float:
     log_r = _log_r(estimator, X, theta)
     y = _labels(y, log_r.size)
-    r_xz = _per_event(r_xz, log_r.size, "r_xz").reshape(-1)
+    r_xz = _one_per_event(r_xz, log_r.size, "r_xz")
     with np.errstate(over="ignore", divide="ignore"):
         err = np.where(y == 1, (np.exp(log_r) - r_xz) ** 2, (np.exp(-log_r) - 1.0 / r_xz) ** 2)
     if not np.all(np.isfinite(err)):
         raise ValueError(f"neg_ratio_mse: {int(np.sum(~np.isfinite(err)))} events have an infinite ratio error "
                          "(r_xz or r_hat overflows)")
     return -float(np.mean(err))
+
+
+def _recorded_parameter_count(estimator: Any) -> int | None:
+    """How many physics parameters the (final, first-member) estimator records: ``n_parameters_`` of
+    parameterised estimators, the size of SALLY's reference point ``theta_ref_``; None if it records neither."""
+    estimator = final_step(estimator)
+    members = getattr(estimator, "members_", None)
+    if members:
+        estimator = final_step(members[0])
+    n = getattr(estimator, "n_parameters_", None)
+    if n is not None:
+        return int(n)
+    ref = getattr(estimator, "theta_ref_", None)
+    return None if ref is None else int(np.size(ref))
+
+
+def _compared_components(estimator: Any, t_hat: np.ndarray, p: int) -> np.ndarray:
+    """The columns of ``t_hat`` compared with the ``p`` columns of ``t_xz``.
+
+    All of them when the widths agree. A model with more components than ``t_xz`` is cut to the first ``p`` only
+    when the extra ones are nuisance components (SALLY trained on ``LocalScoreSampler(include_nuisance=True)``
+    targets, compared with the physics score): the estimator must record ``p`` physics parameters. Anything
+    else is a mismatch between model and data, and an error.
+    """
+    k = t_hat.shape[1]
+    if k == p:
+        return t_hat
+    counted = _recorded_parameter_count(estimator)
+    if k > p and counted == p:
+        return t_hat[:, :p]
+    name = type(estimator).__name__
+    if k < p:
+        why = f"t_xz has {p - k} components that the model does not estimate"
+    elif counted is None:
+        why = (f"it records no parameter count, so the extra {k - p} components cannot be identified as nuisance "
+               "components (fit SALLY with theta=<its reference point> to record it)")
+    else:
+        why = f"it has {counted} parameters, so its extra components are not just nuisance components"
+    raise ValueError(f"neg_score_mse: {name} estimates {k} score components but t_xz has {p} columns; {why}")
 
 
 def _reference_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
@@ -147,8 +201,8 @@ def _neg_score_mse(estimator: Any, X: Any, y: Any, t_xz: Any, theta: Any = None)
         np.asarray(y) == 0
     p = t_xz.shape[1]
     if theta is None:
-        t_hat = _reference_scores(estimator, X[keep])
-        return -float(np.mean(np.sum((t_hat[:, :p] - t_xz[keep]) ** 2, axis=1)))
+        t_hat = _compared_components(estimator, _reference_scores(estimator, X[keep]), p)
+        return -float(np.mean(np.sum((t_hat - t_xz[keep]) ** 2, axis=1)))
     theta = _per_event(theta, n, "theta").reshape(n, -1)
     points, index = np.unique(theta[keep, :p], axis=0, return_inverse=True)  # Double*: theta0 is the first half
     index = index.reshape(-1)
@@ -157,7 +211,7 @@ def _neg_score_mse(estimator: Any, X: Any, y: Any, t_xz: Any, theta: Any = None)
     for j, point in enumerate(points):  # the protocol evaluates one point for many events
         rows = index == j
         t_hat = np.asarray(estimator.score_at(x_keep[rows], point), dtype=np.float64).reshape(int(rows.sum()), -1)
-        sq[rows] = np.sum((t_hat[:, :p] - t_keep[rows]) ** 2, axis=1)
+        sq[rows] = np.sum((_compared_components(estimator, t_hat, p) - t_keep[rows]) ** 2, axis=1)
     return -float(np.mean(sq))
 
 

@@ -21,7 +21,7 @@ from sklearn.utils.metaestimators import available_if
 
 from .methods import capabilities_of
 
-__all__ = ["Pipeline", "make_pipeline", "as_protocol_estimator"]
+__all__ = ["Pipeline", "make_pipeline", "as_protocol_estimator", "final_step"]
 
 
 def _final_has(method: str) -> Callable[[Any], bool]:
@@ -94,6 +94,23 @@ def make_pipeline(*steps: Any, memory: Any = None, transform_input: Any = None, 
     """:func:`sklearn.pipeline.make_pipeline` building a skminer :class:`Pipeline` (steps named after classes)."""
     sk = _sk.make_pipeline(*steps, memory=memory, transform_input=transform_input, verbose=verbose)
     return Pipeline(sk.steps, memory=memory, transform_input=transform_input, verbose=verbose)
+
+
+def final_step(estimator: Any) -> Any:
+    """The estimator at the end of (nested) scikit-learn or skminer pipelines; ``estimator`` itself otherwise.
+
+    Parameters
+    ----------
+    estimator : object
+
+    Returns
+    -------
+    object
+        The last step of the last step ... of ``estimator`` (``"passthrough"`` or None if that is the last step).
+    """
+    while isinstance(estimator, _sk.Pipeline):
+        estimator = estimator.steps[-1][1]
+    return estimator
 
 
 def as_protocol_estimator(estimator: Any) -> Any:

@@ -127,6 +127,67 @@ def test_score_mse_without_theta_uses_the_reference_point_and_refuses_estimators
                                                    r"point(.|\n)*CARL.score_at needs theta"):
         metrics.neg_score_mse(carl, data["X"], data["y"], t_xz=data["t_xz"])
 
+class FixedScore:
+    """A score model that returns the given scores ``t`` and records ``theta_ref_`` (None: no reference)."""
+
+    capabilities = frozenset({"score"})
+
+    def __init__(self, t, theta_ref=None):
+        self.t, self.theta_ref_ = t, theta_ref
+
+    def score_at(self, X, theta=None):
+        return self.t[:len(X)]
+
+
+def test_score_mse_refuses_a_model_and_t_xz_of_different_widths():
+    """A model with fewer components than t_xz broadcast (and scored the wrong number); one with more silently
+    used the first ones. Only extra nuisance components, with the physics parameters recorded, are dropped."""
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(200, 3)), rng.normal(size=(200, 2))
+    theta = np.zeros((200, 1))
+    with pytest.raises(ValueError, match="1 score components but t_xz has 2 columns"):
+        metrics.neg_score_mse(FixedScore(t[:, :1]), X, None, t_xz=t)
+    with pytest.raises(ValueError, match="1 score components but t_xz has 2 columns"):
+        metrics.neg_score_mse(FixedScore(t[:, :1]), X, None, t_xz=t, theta=np.zeros((200, 2)))
+    for model in (FixedScore(t), FixedScore(t, theta_ref=np.zeros(2))):  # a second physics component, or unknown
+        for kwargs in ({}, {"theta": theta}):
+            with pytest.raises(ValueError, match="2 score components but t_xz has 1 columns"):
+                metrics.neg_score_mse(model, X, None, t_xz=t[:, :1], **kwargs)
+    nuisance = FixedScore(t + 1.0, theta_ref=np.zeros(1))  # one physics parameter and one nuisance component
+    for kwargs in ({}, {"theta": theta}):
+        assert metrics.neg_score_mse(nuisance, X, None, t_xz=t[:, :1], **kwargs) == pytest.approx(-1.0)
+    # the new-user report: a one-output SALLY against the two-column joint score of the simulator
+    sally = SALLY(**TINY).fit(X, t[:, 0])
+    with pytest.raises(ValueError, match="SALLY estimates 1 score components but t_xz has 2 columns"):
+        metrics.neg_score_mse(sally, X, None, t_xz=t)
+    assert metrics.neg_score_mse(sally, X, None, t_xz=t[:, 0]) == pytest.approx(
+        -float(np.mean((sally.predict(X) - t[:, 0]) ** 2)))
+
+
+def test_ratio_scorers_refuse_more_than_one_number_per_event(data):
+    """A (n, 1) prediction against (n,) r_xz broadcast to an (n, n) error matrix."""
+    class ColumnRatio(OracleRatio):
+        def __init__(self, columns):
+            super().__init__()
+            self.columns = columns
+
+        def predict(self, X, theta=None):
+            return np.repeat(super().predict(X, theta)[:, None], self.columns, axis=1)
+
+    X, y, theta, r_xz = data["X"], data["y"], data["theta"], data["r_xz"]
+    expected = metrics.neg_ratio_mse(OracleRatio(), X, y, theta=theta, r_xz=r_xz)
+    assert metrics.neg_ratio_mse(ColumnRatio(1), X, y, theta=theta, r_xz=r_xz) == pytest.approx(expected)
+    assert metrics.neg_ratio_mse(OracleRatio(), X, y, theta=theta, r_xz=r_xz[:, None]) == pytest.approx(expected)
+    for scorer in (metrics.neg_ratio_mse, metrics.neg_log_loss, metrics.roc_auc):
+        md = {"theta": theta, "r_xz": r_xz} if "r_xz" in scorer.metadata else {"theta": theta}
+        with pytest.raises(ValueError, match=r"ColumnRatio.predict must hold one number per event"):
+            scorer(ColumnRatio(2), X, y, **md)
+        with pytest.raises(ValueError, match=r"y must hold one number per event"):
+            scorer(OracleRatio(), X, np.stack([y, y], axis=1), **md)
+    with pytest.raises(ValueError, match=r"r_xz must hold one number per event"):
+        metrics.neg_ratio_mse(OracleRatio(), X, y, theta=theta, r_xz=np.stack([r_xz, r_xz], axis=1))
+
+
 def test_ensemble_score_and_grid_search():
     """Case ../shared/cases/ensemble-score: GridSearchCV(Ensemble(SALLY)) over a nested parameter."""
     X, t = local_sample(1200, seed=2)

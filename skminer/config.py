@@ -9,6 +9,7 @@ path (``inference.luminosty``); all errors of a file are reported together.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import typing
@@ -218,6 +219,7 @@ class _Resolver:
         if params is not None:
             self._benchmark_values(params)
             self._points(params, benchmarks)
+            self._reference_points(params)
         if observables is not None:
             for i, h in enumerate(cfg["inference"]["histograms"]):
                 for name in [h] if isinstance(h, str) else h:
@@ -356,6 +358,43 @@ class _Resolver:
         for i, name in enumerate(prior.get("names", ())):
             if name not in benchmarks:
                 self.fail(f"augmentation.prior.names[{i}]", f"unknown benchmark {name!r}; known: {benchmarks}")
+
+    def _reference_points(self, params: list[str]) -> None:
+        """Give an unset reference point its documented default, and refuse two different ones for a local-score
+        method (SALLY, SALLINO), whose estimated score exists only at the point it was trained at."""
+        aug, inf = self.cfg["augmentation"], self.cfg["inference"]
+        method = _METHOD_TABLE.get(self.cfg["training"]["method"])
+        local = method is not None and method.family == "score"
+        if inf["theta_ref"] is None:  # docs/cli.md: "default as for augmentation.theta_ref"
+            inf["theta_ref"] = copy.deepcopy(aug["theta_ref"])
+        elif aug["theta_ref"] is None and local:  # the score is trained where it will be used
+            aug["theta_ref"] = copy.deepcopy(inf["theta_ref"])
+        if not local:
+            return
+        train, use = (self._point_values(p, params) for p in (aug["theta_ref"], inf["theta_ref"]))
+        if train is not None and use is not None and train != use:
+            at_use, at_train = (dict(zip(params, v, strict=True)) for v in (use, train))
+            self.fail("inference.theta_ref",
+                      f"{at_use} differs from augmentation.theta_ref {at_train}: "
+                      f"{method.class_name} estimates the score only at the point it is trained at; set the two "
+                      "fields to the same point (or leave inference.theta_ref unset)")
+
+    def _point_values(self, value: Any, params: list[str]) -> tuple[float, ...] | None:
+        """The values of a checked parameter point, or None when they are unknown here (a misspelt name)."""
+        if isinstance(value, str):
+            from .simulation.toy import DEFAULT_BASIS
+
+            values = self.cfg["benchmarks"].get(value)
+            if values is None and self.cfg["simulation"]["simulator"] == "toy":
+                values = DEFAULT_BASIS.get(value)
+            return None if values is None else self._point_values(values, params)
+        if isinstance(value, Mapping):
+            if set(value) - set(params):
+                return None
+            return tuple(float(value.get(p, 0.0)) for p in params)
+        if value is None or len(value) != len(params):
+            return None
+        return tuple(float(v) for v in value)
 
     def _inference(self, kind: str) -> None:
         inf = self.cfg["inference"]

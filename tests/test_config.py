@@ -245,3 +245,49 @@ def test_defaults_and_output_are_plain_json(tmp_path):
     assert cfg["inference"]["luminosity"] == 1000.0 and cfg["training"]["method"] == "sally"
     assert json.loads(json.dumps(cfg)) == cfg  # nothing but JSON types (the stage keys hash it)
     yaml.safe_dump(cfg)
+
+
+@pytest.mark.parametrize(("section", "method"), [("augmentation", "sally"), ("augmentation", "carl"),
+                                                 ("inference", "sally"), ("inference", "sallino")])
+def test_reference_point_given_once_is_used_by_both_stages(section, method):
+    """docs/cli.md: inference.theta_ref defaults as augmentation.theta_ref; a local-score method is trained where
+    its score is used, so a reference point given only for inference moves the training point too."""
+    cfg = validate_config({section: {"theta_ref": [0.5, 0.0]}, "training": {"method": method}}, source="x")
+    assert cfg["inference"]["theta_ref"] == [0.5, 0.0]
+    expected = [0.5, 0.0] if section == "augmentation" or method != "carl" else None
+    assert cfg["augmentation"]["theta_ref"] == expected
+
+
+def test_ratio_method_keeps_its_own_denominator():
+    cfg = validate_config({"training": {"method": "alices"}, "inference": {"theta_ref": [0.3, 0.0]}}, source="x")
+    assert cfg["augmentation"]["theta_ref"] is None and cfg["inference"]["theta_ref"] == [0.3, 0.0]
+    cfg = validate_config({"training": {"method": "carl"}, "augmentation": {"theta_ref": "mixed"},
+                           "inference": {"theta_ref": [0.3, 0.0]}}, source="x")
+    assert cfg["inference"]["theta_ref"] == [0.3, 0.0]  # a ratio is evaluated anywhere
+
+
+@pytest.mark.parametrize(("aug", "inf", "same"), [([0.5, 0.0], [0.3, 0.0], False), ("theta1_plus", [1.0, 0.0], True),
+                                                  ({"theta1": 0.5}, [0.5, 0.0], True), ("mixed", "sm", False)])
+def test_local_score_reference_mismatch_refused_before_any_stage(tmp_path, aug, inf, same):
+    text = yaml.safe_dump({"output": "out", "augmentation": {"theta_ref": aug}, "inference": {"theta_ref": inf},
+                           "training": {"method": "sally"}})
+    if same:
+        assert _load_text(tmp_path, text)["inference"]["theta_ref"] == inf
+        return
+    message = _error(tmp_path, text)
+    assert "field 'inference.theta_ref'" in message and "augmentation.theta_ref" in message
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_sally_run_at_a_reference_point_off_the_origin(tmp_path):
+    """A tiny SALLY analysis with augmentation.theta_ref only: the infer stage uses the training point."""
+    cfg = {"output": "out", "seed": 1, "simulation": {"simulator": "toy", "n_events": 1000},
+           "augmentation": {"n_samples": 300, "test_fraction": 0.5, "theta_ref": [0.5, 0.0]},
+           "training": {"method": "sally", "params": {"hidden_layer_sizes": [4], "max_epochs": 1}},
+           "inference": {"luminosity": 10.0, "limits": False, "n_bins": 3}, "plots": {"enabled": False}}
+    path = tmp_path / "analysis.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(path)]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["theta_ref"] == [0.5, 0.0] and "full (SALLY)" in results["fisher_information"]

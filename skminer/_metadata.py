@@ -51,11 +51,12 @@ def missing_metadata_message(owner: str, name: str, what: str = "") -> str:
             "use the scorers of skminer.metrics instead.")
 
 
-def _scorers_without(scorer: Any, name: str, score_params: Any, routing: bool) -> list[str]:
-    """The scorers in ``scorer`` that cannot hand ``name`` to the estimator on this split."""
+def _scorers_without(scorer: Any, name: str, score_params: Any, routing: bool, estimator: Any = None) -> list[str]:
+    """The scorers in ``scorer`` that cannot hand ``name`` (or other metadata they need) to ``estimator`` on this
+    split."""
     if type(scorer).__name__ == "_MultimetricScorer":
-        return [b for s in getattr(scorer, "_scorers", {}).values() for b in _scorers_without(s, name, score_params,
-                                                                                               routing)]
+        return [b for s in getattr(scorer, "_scorers", {}).values()
+                for b in _scorers_without(s, name, score_params, routing, estimator)]
     module = type(scorer).__module__
     if not (module.startswith("sklearn.metrics") or module == "skminer.metrics"):
         return []  # a user's callable may bind the metadata itself
@@ -64,9 +65,13 @@ def _scorers_without(scorer: Any, name: str, score_params: Any, routing: bool) -
     if module.startswith("sklearn.metrics") and type(scorer).__name__ != "_PassthroughScorer":
         # scikit-learn's metric scorers route metadata to the metric, never to the estimator's predict
         return [repr(scorer)]
-    if not isinstance(score_params, dict) or score_params.get(name) is None:
-        return [repr(scorer)]
-    return []
+    params = score_params if isinstance(score_params, dict) else {}
+    needs = getattr(scorer, "required_metadata", None)  # skminer.metrics scorers: what else they need
+    missing = [k for k in dict.fromkeys([name, *(needs(estimator) if needs is not None else ())])
+               if params.get(k) is None]
+    if missing and missing != [name]:
+        return [f"{scorer!r} (needs {', '.join(missing)})"]
+    return [repr(scorer)] if missing else []
 
 
 def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
@@ -80,7 +85,9 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
     :class:`MissingMetadataError` before any training if not, and also issues it as a ``UserWarning``:
     ``validation_curve`` records fit errors as ``error_score`` without raising or warning. Plain callables as
     scorers are trusted (they may bind the metadata themselves). Called from ``cross_val_predict``, which routes
-    metadata to ``fit`` only, it always raises. Outside cross-validation this does nothing.
+    metadata to ``fit`` only, it always raises. Outside cross-validation this does nothing. A scorer of
+    :mod:`skminer.metrics` that needs more metadata than ``name`` to score this estimator
+    (``ProtocolScorer.required_metadata``: ``t_xz`` for ``neg_score_mse``) must receive that too.
 
     Parameters
     ----------
@@ -107,7 +114,8 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
                    f"{name}=...) on each fold's estimator.")
         raise MissingMetadataError(message)
     routing = bool(sklearn.get_config().get("enable_metadata_routing", False))
-    blocked = _scorers_without(frame.f_locals.get("scorer"), name, frame.f_locals.get("score_params"), routing)
+    blocked = _scorers_without(frame.f_locals.get("scorer"), name, frame.f_locals.get("score_params"), routing,
+                               frame.f_locals.get("estimator"))
     if not blocked:
         return
     if not routing:
@@ -116,11 +124,13 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
                f"{name}=... to the outer fit / params, and score with skminer.metrics scorers or the default score")
     else:
         how = (f"use a scorer that requests {name} (skminer.metrics.roc_auc, neg_log_loss, neg_ratio_mse, "
-               f"neg_score_mse, or the estimator's own score) and pass {name}=... to the outer fit / params; "
+               f"neg_score_mse, or the estimator's own score) and pass {name}=... (and whatever else a scorer is "
+               "listed as needing) to the outer fit / params; "
                "scikit-learn's metric scorers ('roc_auc', make_scorer(...)) never pass metadata to the estimator")
     message = (f"{owner}: this cross-validation cannot score the estimator, because the scorer "
-               f"{', '.join(blocked)} cannot give it {name}, which every prediction needs; {how}. (Raised at fit "
-               "because scikit-learn would turn the scoring error into NaN scores.)")
+               f"{', '.join(blocked)} cannot give it {name}, which every prediction needs, or lacks metadata it "
+               f"needs itself; {how}. (Raised at fit because scikit-learn would turn the scoring error into NaN "
+               "scores and pick an arbitrary best candidate.)")
     # validation_curve records fit errors as error_score without ever raising or warning: say it here as well
     warnings.warn(message, UserWarning, stacklevel=2)
     raise MissingMetadataError(message)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CAPABILITIES", "DEFAULT_METHOD", "Family", "Method", "FAMILIES", "METHODS", "capabilities_of",
-           "require_capability", "method_for_class", "fit_arguments", "sampler_arguments"]
+           "require_capability", "method_for_class", "fit_arguments", "sampler_arguments", "fit_target"]
 
 #: The capabilities an estimator can declare.
 CAPABILITIES: frozenset[str] = frozenset({"ratio", "score", "density"})
@@ -189,6 +189,36 @@ def method_for_class(cls: type, *, inherited: bool = False) -> Method | None:
         row = next((m for m in METHODS.values() if m.estimator == path), None)
         if row is not None:
             return row
+    return None
+
+
+def fit_target(estimator: Any) -> str | None:
+    """The ``TrainingSample`` field that ``estimator.fit`` takes as its target ``y`` (``"t_xz"`` for SALLY).
+
+    Read from the method table (the family's ``fit_positional``) for the estimator's class or its nearest table
+    ancestor; through pipelines (the last step) and meta-estimators with an ``estimator`` template
+    (:class:`~skminer.estimators.Ensemble`).
+
+    Parameters
+    ----------
+    estimator : object
+
+    Returns
+    -------
+    str or None
+        None for estimators fitted without ``y`` (density methods) or outside the table.
+    """
+    seen: set[int] = set()
+    while estimator is not None and id(estimator) not in seen:
+        seen.add(id(estimator))
+        if getattr(estimator, "steps", None):
+            estimator = estimator.steps[-1][1]
+            continue
+        row = method_for_class(type(estimator), inherited=True)
+        if row is not None:
+            fields = FAMILIES[row.family].fit_positional
+            return fields[1] if len(fields) > 1 else None
+        estimator = getattr(estimator, "estimator", None)
     return None
 
 

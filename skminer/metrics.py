@@ -17,7 +17,10 @@ evaluates every fold with the fold's own rows of ``theta``. Greater is better fo
   must have the same number of score components, except that a model with extra *nuisance* components (SALLY
   trained with ``LocalScoreSampler(include_nuisance=True)`` and fitted with ``theta=`` its reference point, so
   that it records the number of physics parameters) is compared on its physics components; any other mismatch
-  is a ``ValueError`` naming both widths.
+  is a ``ValueError`` naming both widths. For an estimator whose training target ``y`` *is* the joint score
+  (SALLY, SALLINO, an Ensemble or Pipeline of them: :func:`skminer.methods.fit_target`), ``y`` serves as
+  ``t_xz`` when ``t_xz`` is not passed, so ``GridSearchCV(SALLY(), ..., scoring=metrics.neg_score_mse).fit(x,
+  t_xz)`` works without routing.
 
 Labels, ``r_xz`` and predicted ``log r`` must hold one number per event (never broadcast against each other).
 
@@ -27,8 +30,11 @@ t(x)`` on events drawn at ``theta``, so their expectation is the error against t
 plus a model-independent constant: they rank models like the true error does, on validation data alone.
 
 Missing metadata raises :class:`MissingMetadataError`, which says whether routing is off or on (then the caller
-did not pass the metadata). scikit-learn's cross-validation turns scorer exceptions into NaN scores with a
-warning unless ``error_score="raise"``; pass it when comparing methods.
+did not pass the metadata). Inside scikit-learn's cross-validation the ratio and density estimators refuse to
+*fit* when a scorer here cannot receive the metadata it needs (``theta``, and ``t_xz`` for ``neg_score_mse``),
+since scikit-learn would turn the scoring error into NaN scores and pick an arbitrary best candidate.
+Other scoring errors still become NaN scores with a warning unless ``error_score="raise"``; pass it when
+comparing methods.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.validation import _num_samples
 
 from ._metadata import MissingMetadataError, missing_metadata_message
-from .methods import capabilities_of
+from .methods import capabilities_of, fit_target
 from .pipeline import as_protocol_estimator, final_step
 
 __all__ = ["MissingMetadataError", "ProtocolScorer", "roc_auc", "neg_log_loss", "neg_ratio_mse", "neg_score_mse",
@@ -77,14 +83,19 @@ class ProtocolScorer:
         Metadata requested for scoring (required unless also in ``optional``).
     optional : tuple of str
         Requested metadata that ``function`` can do without (it receives ``None``).
+    target : tuple of str
+        Requested metadata that the labels ``y`` are, for an estimator trained on it as its target
+        (:func:`skminer.methods.fit_target`, e.g. ``t_xz`` for SALLY): when it is not passed, ``function``
+        receives ``y`` as that metadata and ``y=None``.
     """
 
     def __init__(self, name: str, function: Callable[..., float], metadata: tuple[str, ...],
-                 optional: tuple[str, ...] = ()) -> None:
+                 optional: tuple[str, ...] = (), target: tuple[str, ...] = ()) -> None:
         self.name = name
         self.function = function
         self.metadata = metadata
         self.optional = optional
+        self.target = target
 
     def __repr__(self) -> str:
         return f"skminer.metrics.{self.name}"
@@ -96,7 +107,25 @@ class ProtocolScorer:
             request.score.add_request(param=key, alias=True)
         return request
 
+    def required_metadata(self, estimator: Any) -> tuple[str, ...]:
+        """The metadata that must be passed to score ``estimator`` (not optional, and not its fit target ``y``).
+
+        Parameters
+        ----------
+        estimator : object
+
+        Returns
+        -------
+        tuple of str
+        """
+        target = fit_target(estimator)
+        return tuple(k for k in self.metadata if k not in self.optional and not (k in self.target and k == target))
+
     def __call__(self, estimator: Any, X: Any, y: Any = None, **metadata: Any) -> float:
+        if y is not None:
+            target = fit_target(estimator)
+            if target in self.target and metadata.get(target) is None:  # y is that metadata (SALLY: t_xz)
+                metadata[target], y = y, None
         for key in self.metadata:
             if metadata.get(key) is None and key not in self.optional:
                 raise MissingMetadataError(missing_metadata_message(repr(self), key))
@@ -222,7 +251,9 @@ neg_log_loss = ProtocolScorer("neg_log_loss", _neg_log_loss, ("theta",))
 #: Minus the ROLR-type squared error of ``r_hat`` against the joint ratio (requests ``theta``, ``r_xz``).
 neg_ratio_mse = ProtocolScorer("neg_ratio_mse", _neg_ratio_mse, ("theta", "r_xz"))
 #: Minus the squared error of the estimated score against the joint score (requests ``theta``, ``t_xz``;
-#: without ``theta`` it scores at the estimator's reference point, e.g. SALLY's).
-neg_score_mse = ProtocolScorer("neg_score_mse", _neg_score_mse, ("theta", "t_xz"), optional=("theta",))
+#: without ``theta`` it scores at the estimator's reference point, e.g. SALLY's; for an estimator trained on ``t_xz``
+#: as its target ``y``, SALLY's, ``y`` is ``t_xz`` when ``t_xz`` is not passed).
+neg_score_mse = ProtocolScorer("neg_score_mse", _neg_score_mse, ("theta", "t_xz"), optional=("theta",),
+                               target=("t_xz",))
 #: All scorers by name.
 SCORERS: dict[str, ProtocolScorer] = {s.name: s for s in (roc_auc, neg_log_loss, neg_ratio_mse, neg_score_mse)}

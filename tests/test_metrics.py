@@ -188,6 +188,35 @@ def test_ratio_scorers_refuse_more_than_one_number_per_event(data):
         metrics.neg_ratio_mse(OracleRatio(), X, y, theta=theta, r_xz=np.stack([r_xz, r_xz], axis=1))
 
 
+def test_score_mse_takes_y_as_t_xz_for_score_regressors_and_refuses_unrouted_t_xz_loudly(data):
+    """GridSearchCV(SALLY, scoring=neg_score_mse).fit(x, t_xz) scored every point NaN (t_xz not routed) and
+    picked the first grid point; a ratio estimator scored by neg_score_mse without t_xz did the same."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skminer.estimators import NDE
+    from skminer.methods import fit_target
+
+    assert [fit_target(e) for e in (SALLY(), make_pipeline(StandardScaler(), SALLY()), Ensemble(SALLY()), CARL(),
+                                    NDE(), object())] == ["t_xz", "t_xz", "t_xz", "y", None, None]
+    X, t = local_sample(600, seed=6)
+    sally = SALLY(**TINY).fit(X, t)
+    assert metrics.neg_score_mse(sally, X, t) == metrics.neg_score_mse(sally, X, t, t_xz=t)
+    with sklearn.config_context(enable_metadata_routing=False):
+        search = GridSearchCV(SALLY(**TINY), {"lr": [1e5, 1e-3]}, cv=KFold(2), scoring=metrics.neg_score_mse)
+        search.fit(X, t)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_params_ == {"lr": 1e-3}
+    carl = CARL(**TINY).fit(data["X"], data["y"], theta=data["theta"])
+    with pytest.raises(MissingMetadataError, match="neg_score_mse needs t_xz"):  # the labels are no score
+        metrics.neg_score_mse(carl, data["X"], data["y"], theta=data["theta"])
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(CARL(**TINY), {"lr": [1e-3, 1e-2]}, cv=KFold(2), scoring=metrics.neg_score_mse)
+        with pytest.raises(ValueError, match=r"fits failed(.|\n)*neg_score_mse \(needs t_xz\)"), \
+                pytest.warns(UserWarning, match=r"neg_score_mse \(needs t_xz\)"):
+            search.fit(data["X"], data["y"], theta=data["theta"])
+
+
 def test_ensemble_score_and_grid_search():
     """Case ../shared/cases/ensemble-score: GridSearchCV(Ensemble(SALLY)) over a nested parameter."""
     X, t = local_sample(1200, seed=2)

@@ -219,6 +219,45 @@ def test_an_overflowing_learning_rate_is_named_not_torchs_raw_error(optimizer, l
         SALLY(hidden_layer_sizes=(4,), optimizer=optimizer, lr=lr, max_epochs=1, random_state=0).fit(X, t)
 
 
+@pytest.mark.parametrize("cls, lr", [(SALLY, 10.0), (CARL, 1e6), (NDE, 1e4)])
+def test_finite_but_diverged_training_warns_naming_lr_and_the_losses(cls, lr):
+    """A learning rate far too large ran the weights away to huge finite values (NDE: training loss 6.7e19 ->
+    8.5e19, CARL: log r of +-3e6) and the model was returned without a word; the same fit at the default lr
+    says nothing."""
+    import warnings
+
+    from toy_data import ratio_sample
+
+    d = ratio_sample(600, seed=1)
+    X, t = local_sample(600, seed=1)
+    args, kwargs = {SALLY: ((X, t), {}), CARL: ((d["X"], d["y"]), {"theta": d["theta"]}),
+                    NDE: ((d["X"],), {"theta": d["theta"]})}[cls]
+    with pytest.warns(RuntimeWarning, match=rf"{cls.__name__}: training diverged: the training loss of the kept "
+                                            rf"epoch \d is .*untrained network's loss .*use a smaller lr "
+                                            + re.escape(f"(now {lr!r})")) as record:
+        est = cls(**SMALL, max_epochs=2, lr=lr).fit(*args, **kwargs)
+    assert {w.filename for w in record if "diverged" in str(w.message)} == {__file__}  # the user's call
+    assert est.loss_curve_[est.best_epoch_ - 1] > 10 * est.initial_loss_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        est = cls(**SMALL, max_epochs=3).fit(*args, **kwargs)
+    assert np.isfinite(est.initial_loss_) and est.loss_curve_[-1] < 2 * abs(est.initial_loss_)
+
+
+def test_the_divergence_criterion_is_relative_to_the_untrained_loss():
+    from skminer.estimators._divergence import DIVERGENCE_FACTOR, training_divergence
+
+    noisy = 1.0 + 0.3 * np.random.default_rng(0).normal(size=50)  # noisy, but never far above the start
+    assert training_divergence(noisy, 1.0, 50) is None
+    assert training_divergence([5e3, 4e3], 1e3, 2) is None  # same scale in other units: no divergence
+    assert training_divergence([5.0, 4e3], 1.0, 1) is None  # the kept epoch is fine
+    assert "kept epoch 2 is 4e+03" in training_divergence([5.0, 4e3], 1.0, 2)
+    assert training_divergence([-1.0, -3.0], -2.0, 2) is None  # negative log-likelihoods
+    assert training_divergence([-1.0, 2 * DIVERGENCE_FACTOR], -2.0, 2) is not None
+    assert training_divergence([1e30], float("nan"), 1) is None  # reference unknown: only the non-finite check
+    assert "non-finite in epoch 2 of 3" in training_divergence([1.0, np.inf, 1.0], 1.0, 1)
+
+
 def test_weight_ema_updates_every_k_batches_with_the_matching_decay():
     from types import SimpleNamespace
 

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
+import sklearn
+import skorch
 import torch
 from scipy.special import expit
 from sklearn.base import BaseEstimator
@@ -36,6 +40,7 @@ from torch import nn
 
 from ..threads import limit_threads
 from ._constraints import IntInterval
+from ._divergence import InitialLoss, training_divergence
 from ._net import (
     ACTIVATIONS,
     FoldedStandardisation,
@@ -81,6 +86,25 @@ def eval_batch_size(device: str | torch.device) -> int:
     """Rows per forward pass at prediction time on ``device`` (:data:`EVAL_BATCH_SIZES`, else
     :data:`EVAL_BATCH_SIZE`)."""
     return EVAL_BATCH_SIZES.get(torch.device(device).type, EVAL_BATCH_SIZE)
+
+#: Source folders whose frames a warning skips to reach the user's call (skminer, and the scikit-learn, skorch and
+#: torch frames between the user and skminer: ``_fit_context``, meta-estimators, the training loop).
+_INTERNAL_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                       for m in (sys.modules[__name__.partition(".")[0]], sklearn, skorch, torch))
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` for a ``warnings.warn`` in the calling function that points at the user's code.
+
+    The first frame outside skminer, scikit-learn, skorch and torch (a fixed count is off whenever a decorator
+    such as scikit-learn's ``_fit_context`` or a meta-estimator adds frames); the outermost frame if every frame
+    is internal (e.g. the skminer command line).
+    """
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 def _store_params(estimator: BaseEstimator, arguments: Mapping[str, Any]) -> None:
     """Set every ``__init__`` argument as an attribute of the same name (``arguments = locals()``)."""
@@ -180,7 +204,11 @@ class NeuralEstimatorBase(BaseEstimator):
     ``selection_restored_`` (bool: the final weights were replaced by those of epoch ``best_epoch_``),
     ``selection_z_`` (float: with ``epoch_selection="ema"``, the final epoch's paired z against the epoch of
     lowest validation loss, :class:`~skminer.estimators._training.FinalUnlessWorse`; nan without that test) and
-    ``selection_worse_in_a_row_`` (int: epochs at the end of training that counted towards ``patience``).
+    ``selection_worse_in_a_row_`` (int: epochs at the end of training that counted towards ``patience``), and
+    ``initial_loss_`` (float: the training loss of the network as initialised, on all training rows before the
+    first step; fit warns when the kept epoch's training loss lies more than
+    :data:`~skminer.estimators._divergence.DIVERGENCE_FACTOR` times its magnitude above it, i.e. training
+    diverged, or when the training loss became non-finite).
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -206,7 +234,7 @@ class NeuralEstimatorBase(BaseEstimator):
 
     _base_fitted_attributes: ClassVar[tuple[str, ...]] = (
         "n_features_in_", "feature_names_in_", "n_epochs_", "best_epoch_", "loss_curve_", "validation_loss_curve_",
-        "selection_restored_", "selection_z_", "selection_worse_in_a_row_",
+        "selection_restored_", "selection_z_", "selection_worse_in_a_row_", "initial_loss_",
     )
     _fitted_attributes: ClassVar[tuple[str, ...]] = ()
     _tuple_params: ClassVar[tuple[str, ...]] = ("hidden_layer_sizes",)
@@ -245,7 +273,7 @@ class NeuralEstimatorBase(BaseEstimator):
 
     def _training_callbacks(self, use_valid: bool) -> list[tuple[str, Any]]:
         """skorch callbacks: learning-rate schedule, then epoch selection (order matters, see WeightEMA)."""
-        callbacks: list[tuple[str, Any]] = []
+        callbacks: list[tuple[str, Any]] = [("initial_loss", InitialLoss())]  # the divergence reference
         scheduler = lr_scheduler(self.lr_schedule, self.lr, self.lr_final, self.max_epochs)
         if scheduler is not None:
             callbacks.append(("lr_scheduler", scheduler))
@@ -304,6 +332,18 @@ class NeuralEstimatorBase(BaseEstimator):
                       f"after max_epochs={self.max_epochs} epochs are returned; use more events or another "
                       "validation_fraction (0 disables the split without this warning)", UserWarning, stacklevel=4)
 
+    def _warn_if_diverged(self) -> None:
+        """Warn, naming ``lr`` and the losses, when the training loss went non-finite or the kept epoch's training
+        loss is far above the untrained network's (:func:`~skminer.estimators._divergence.training_divergence`)."""
+        why = training_divergence(self.loss_curve_, getattr(self, "initial_loss_", None), self.best_epoch_)
+        if why is None:
+            return
+        hint = f"a smaller lr (now {self.lr!r})"
+        if not np.all(np.isfinite(self.loss_curve_)) and "log_r_clip" in self.get_params(deep=False):
+            hint += f" or a smaller log_r_clip (now {self.log_r_clip!r})"  # only the ratio estimators clip log r
+        warnings.warn(f"{type(self).__name__}: {why}; the returned model is unreliable: use {hint}", RuntimeWarning,
+                      stacklevel=_user_stacklevel())
+
     def _train(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None],
                stats: Mapping[str, Any] | None = None) -> NeuralEstimatorBase:
         """Build module and criterion, train with skorch, and set ``net_`` and the history attributes.
@@ -360,9 +400,8 @@ class NeuralEstimatorBase(BaseEstimator):
         else:
             self.validation_loss_curve_ = None
             self.best_epoch_ = self.n_epochs_
-        if not np.all(np.isfinite(self.loss_curve_)):
-            warnings.warn(f"{type(self).__name__}: the training loss became non-finite; consider a smaller lr "
-                          "or a smaller log_r_clip", RuntimeWarning, stacklevel=3)
+        self.initial_loss_ = float(callbacks["initial_loss"].loss_)
+        self._warn_if_diverged()
         if isinstance(net.module_, StandardisedTraining):
             net.module_.end_standardised_training_()  # predict from raw inputs
         bad = [name for name, p in net.module_.named_parameters() if not bool(torch.isfinite(p).all())]

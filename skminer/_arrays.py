@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ._scalars import refuse_bool
+
 __all__ = ["axis_edges", "from_awkward", "is_awkward"]
 
 
@@ -58,9 +60,12 @@ def axis_edges(bins: Any, name: str = "bins") -> Any:
 
     Raises
     ------
+    TypeError
+        For a bool (``True`` would count as one bin).
     ValueError
         For a categorical axis (its edges are not bin boundaries of a continuous variable).
     """
+    refuse_bool(bins, name, "an int, bin edges or a histogram axis")  # True == 1: one bin, silently
     if hasattr(bins, "edges") and not isinstance(bins, np.ndarray):
         if "Category" in type(bins).__name__:
             raise ValueError(f"{name}: a categorical axis ({type(bins).__name__}) has no bin edges; use a Regular, "

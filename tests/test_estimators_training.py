@@ -382,20 +382,27 @@ def test_a_requested_validation_split_that_is_empty_says_what_it_disables():
 #: Every integer count of the estimators (verbose is excluded: verbose=True is documented).
 _COUNTS = ("batch_size", "max_epochs", "patience", "n_threads")
 _COUNTS_OF = {NDE: ("transforms", "bins"), SCANDAL: ("transforms", "bins"), SALLINO: ("n_bins",)}
+#: Every real-valued hyperparameter of the estimators.
+_REALS = ("lr", "lr_final", "momentum", "weight_decay", "validation_fraction")
+_REALS_OF = {CARL: ("log_r_clip",), DoubleCARL: ("log_r_clip",), ALICES: ("log_r_clip", "alpha"),
+             SCANDAL: ("alpha",), SALLINO: ("min_probability",)}
 
 
-@pytest.mark.parametrize("cls", [SALLY, SALLINO, CARL, NDE, SCANDAL, DoubleCARL])
-@pytest.mark.parametrize("value", [True, False])
-def test_a_bool_is_not_a_count(cls, value):
-    """bool is an Integral in Python, and scikit-learn's Interval(Integral, ...) takes True as 1."""
+@pytest.mark.parametrize("cls", [SALLY, SALLINO, CARL, ALICES, NDE, SCANDAL, DoubleCARL])
+@pytest.mark.parametrize("value", [True, False, np.True_])
+def test_a_bool_is_not_a_number(cls, value):
+    """bool is an Integral and a Real in Python, and scikit-learn's Interval(Integral / Real, ...) takes True as 1
+    (lr=True trained at lr 1, log_r_clip=True clipped log r at 1)."""
     from sklearn.utils._param_validation import InvalidParameterError
 
     X = np.random.default_rng(0).normal(size=(20, 1))
-    for name in _COUNTS + _COUNTS_OF.get(cls, ()):
+    counts = _COUNTS + _COUNTS_OF.get(cls, ())
+    for name in counts + _REALS + _REALS_OF.get(cls, ()):
         est = cls(**{name: value})
         assert name in est.get_params()
-        with pytest.raises(InvalidParameterError, match=rf"'{name}' parameter of {cls.__name__} must be an int "
-                                                        rf"\(not a bool\).* Got {value} instead"):
+        kind = "an int" if name in counts else "a float"
+        with pytest.raises(InvalidParameterError, match=rf"'{name}' parameter of {cls.__name__} must be {kind} "
+                                                        rf"\(not a bool\).* Got {value!r} instead"):
             est.fit(X, X[:, 0])  # refused by the parameter validation, before the data are looked at
 
 

@@ -24,7 +24,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,7 +39,7 @@ from skorch.callbacks import EarlyStopping
 from torch import nn
 
 from ..threads import limit_threads
-from ._constraints import IntInterval
+from ._constraints import IntInterval, RealInterval
 from ._divergence import InitialLoss, training_divergence
 from ._net import (
     ACTIVATIONS,
@@ -215,16 +215,16 @@ class NeuralEstimatorBase(BaseEstimator):
         "hidden_layer_sizes": ["array-like", IntInterval(1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "lr": [Interval(Real, 0, np.inf, closed="neither")],
+        "lr": [RealInterval(0, np.inf, closed="neither")],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
-        "lr_final": [Interval(Real, 0, np.inf, closed="neither")],
-        "momentum": [Interval(Real, 0, 1, closed="left")],
-        "weight_decay": [Interval(Real, 0, np.inf, closed="left")],
+        "lr_final": [RealInterval(0, np.inf, closed="neither")],
+        "momentum": [RealInterval(0, 1, closed="left")],
+        "weight_decay": [RealInterval(0, np.inf, closed="left")],
         "batch_size": [IntInterval(1, None, closed="left")],
         "max_epochs": [IntInterval(1, None, closed="left")],
         "early_stopping": ["boolean"],
         "epoch_selection": [StrOptions(set(EPOCH_SELECTIONS))],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "validation_fraction": [RealInterval(0, 1, closed="left")],
         "patience": [IntInterval(1, None, closed="left")],
         "device": [str, torch.device, None],
         "n_threads": [IntInterval(1, None, closed="left"), None],

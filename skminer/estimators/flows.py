@@ -24,20 +24,19 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import zuko
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from .._arrays import from_awkward
 from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
-from ._constraints import IntInterval
+from ._constraints import IntInterval, RealInterval
 from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, StandardisedTraining, Standardizer, check_hidden_layer_sizes
 from ._protocol import evaluate_grid, one_point, parameter_points
@@ -517,7 +516,7 @@ class SCANDAL(_FlowEstimatorBase):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **_FlowEstimatorBase._parameter_constraints,
-        "alpha": [Interval(Real, 0, np.inf, closed="left")],
+        "alpha": [RealInterval(0, np.inf, closed="left")],
     }
 
     def __init__(self, *, flow: str = "maf", transforms: int = 3, hidden_layer_sizes: tuple[int, ...] = (64, 64),

@@ -22,7 +22,6 @@ unshuffled ``KFold``: shuffle the training sample (the samplers do) or pass ``cv
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,7 +29,6 @@ import torch
 from scipy.special import expit
 from sklearn.base import _fit_context
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
@@ -38,6 +36,7 @@ from .._arrays import from_awkward
 from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
 from ..methods import Method, method_for_class
 from ..threads import limit_threads
+from ._constraints import RealInterval
 from ._data_checks import check_training_data
 from ._net import RatioNet, Standardizer
 from ._protocol import evaluate_grid, one_point, parameter_points
@@ -80,7 +79,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **NeuralEstimatorBase._parameter_constraints,
-        "log_r_clip": [Interval(Real, 0, np.inf, closed="neither")],
+        "log_r_clip": [RealInterval(0, np.inf, closed="neither")],
     }
 
     def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",
@@ -397,7 +396,7 @@ class _AlphaRatioEstimatorBase(RatioEstimatorBase):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **RatioEstimatorBase._parameter_constraints,
-        "alpha": [Interval(Real, 0, np.inf, closed="left")],
+        "alpha": [RealInterval(0, np.inf, closed="left")],
     }
 
     def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",

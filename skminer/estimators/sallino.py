@@ -33,18 +33,16 @@ The calibration is part of the fitted state (saved by :func:`~skminer.estimators
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._arrays import from_awkward
 from ..morphing import parameter_scales
-from ._constraints import IntInterval
+from ._constraints import IntInterval, RealInterval
 from ._protocol import one_point, parameter_points
 from .base import _store_params
 from .score import SALLY
@@ -108,7 +106,7 @@ class SALLINO(SALLY):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **SALLY._parameter_constraints,
         "n_bins": [IntInterval(1, None, closed="left")],
-        "min_probability": [Interval(Real, 0, 1, closed="neither")],
+        "min_probability": [RealInterval(0, 1, closed="neither")],
     }
 
     def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (100, 100, 100), activation: str = "tanh",

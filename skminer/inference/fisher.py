@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .._scalars import as_count, as_real, refuse_bool
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
@@ -106,7 +107,7 @@ def _as_point(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
 
 
 def _check_luminosity(luminosity: float) -> float:
-    lumi = float(luminosity)
+    lumi = as_real(luminosity, "luminosity")
     if not np.isfinite(lumi) or lumi <= 0:
         raise ValueError(f"luminosity must be positive and finite (pb^-1), got {luminosity!r}")
     return lumi
@@ -177,9 +178,7 @@ def distance_for_cl(cl: float, n_dof: int) -> float:
     """
     if not 0 < cl < 1:
         raise ValueError(f"cl must be in (0, 1), got {cl!r}")
-    if int(n_dof) != n_dof or n_dof < 1:
-        raise ValueError(f"n_dof must be a positive integer, got {n_dof!r}")
-    return float(np.sqrt(stats.chi2.ppf(cl, int(n_dof))))
+    return float(np.sqrt(stats.chi2.ppf(cl, as_count(n_dof, "n_dof"))))
 
 
 def fisher_contour(information: np.ndarray, theta_ref: np.ndarray, distance: float = 1.0,
@@ -545,7 +544,8 @@ class FisherInformation:
         values, name = self._observable(observable)
         w, g = self._weights_and_gradients(theta, include_nuisance)
         nz = w != 0
-        if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        refuse_bool(bins, "bins", "an int or bin edges")
+        if isinstance(bins, (int, np.integer)):
             if bins < 1:
                 raise ValueError(f"bins must be >= 1, got {bins}")
             if not np.any(nz):

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from scipy import interpolate, stats
 
+from .._scalars import as_count
+
 __all__ = ["contours_2d", "describe_limits", "fine_scan", "interval_1d", "profile", "regular_axes"]
 
 logger = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ def interval_1d(values: np.ndarray, q: np.ndarray, cl: float, n_dof: int = 1, fa
     if not finite.any():
         raise ValueError("q is not finite anywhere on the scan")
     q = np.where(finite, q, max(10.0 * float(np.max(q[finite])), 1.0))
-    level = float(stats.chi2.ppf(cl, n_dof))
+    level = float(stats.chi2.ppf(cl, as_count(n_dof, "n_dof")))
     spline = interpolate.PPoly.from_spline(interpolate.make_interp_spline(x, q, k=3 if x.size >= 4 else 1))
     roots = np.sort(np.unique(np.real(spline.solve(level, extrapolate=False))))
     roots = roots[(roots > x[0]) & (roots < x[-1])]
@@ -175,7 +177,7 @@ def contours_2d(grid: np.ndarray, q: np.ndarray, cl: float, n_dof: int = 2, fact
     if len(axes) != 2:
         raise ValueError(f"contours need a two-parameter grid, got {len(axes)} parameters")
     (fx, fy), fq = fine_scan(axes, cube, factor)
-    level = float(stats.chi2.ppf(cl, n_dof))
+    level = float(stats.chi2.ppf(cl, as_count(n_dof, "n_dof")))
     lines = contourpy.contour_generator(fx, fy, fq.T, line_type=contourpy.LineType.Separate).lines(level)
     paths = [np.round(np.asarray(line, dtype=np.float64), 12).tolist() for line in lines]
     closed = all(np.allclose(p[0], p[-1]) for p in paths) if paths else False

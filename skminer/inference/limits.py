@@ -34,6 +34,7 @@ from sklearn.utils import check_random_state
 
 from .._arrays import axis_edges
 from .._metadata import GridShapeWarning
+from .._scalars import as_count, as_real
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
 from ._adaptive import refine_scan, regular_grid_index
@@ -51,10 +52,9 @@ _MODE_ALIASES = {"sally": "score"}
 
 def p_values_from_q(q: np.ndarray, n_dof: int) -> np.ndarray:
     """Wilks p-values ``chi2.sf(q, n_dof)`` of the test statistic ``q = -2 Delta log L``."""
-    if int(n_dof) != n_dof or n_dof < 1:
-        raise ValueError(f"n_dof must be a positive integer, got {n_dof!r}")
+    n_dof = as_count(n_dof, "n_dof")
     q = np.asarray(q, dtype=np.float64)
-    return np.where(np.isnan(q), np.nan, stats.chi2.sf(np.where(np.isnan(q), 0.0, q), int(n_dof)))
+    return np.where(np.isnan(q), np.nan, stats.chi2.sf(np.where(np.isnan(q), 0.0, q), n_dof))
 
 
 @dataclass
@@ -123,7 +123,7 @@ class LimitResult:
             raise ValueError("log likelihood is -inf at every grid point (no grid point compatible with the data)")
         best = int(np.argmax(ll))
         q = -2.0 * (ll - ll[best])
-        dof = grid.shape[1] if n_dof is None else int(n_dof)
+        dof = grid.shape[1] if n_dof is None else as_count(n_dof, "n_dof")
         kin = ll.copy() if log_likelihood_kinematic is None else np.asarray(log_likelihood_kinematic, np.float64)
         rate = np.zeros_like(ll) if log_likelihood_rate is None else np.asarray(log_likelihood_rate, np.float64)
         return cls(grid=grid, log_likelihood=ll, log_likelihood_kinematic=kin, log_likelihood_rate=rate, q=q,
@@ -263,19 +263,15 @@ class AsymptoticLimits:
         for attr in ("x", "weights_at", "cross_section"):
             if not hasattr(events, attr):
                 raise TypeError(f"events must be an EventSet (missing attribute {attr!r}), got {type(events).__name__}")
-        if int(max_batch_size) < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
+        self.max_batch_size = as_count(max_batch_size, "max_batch_size")
         self.events = events
         self.luminosity = _check_luminosity(luminosity)
-        self.max_batch_size = int(max_batch_size)
         self.n_parameters = int(events.space.n_parameters)
-        if not float(min_expected) >= 0 or int(min_simulated) < 0:
-            raise ValueError(f"min_expected and min_simulated must be >= 0, got {min_expected!r}, {min_simulated!r}")
-        self.min_expected = float(min_expected)
-        self.min_simulated = int(min_simulated)
-        if n_asimov is not None and (isinstance(n_asimov, bool) or int(n_asimov) != n_asimov or n_asimov < 1):
-            raise ValueError(f"n_asimov must be a positive integer or None, got {n_asimov!r}")
-        self.n_asimov = None if n_asimov is None else int(n_asimov)
+        self.min_expected = as_real(min_expected, "min_expected")
+        if not self.min_expected >= 0:
+            raise ValueError(f"min_expected must be >= 0, got {min_expected!r}")
+        self.min_simulated = as_count(min_simulated, "min_simulated", minimum=0)
+        self.n_asimov = None if n_asimov is None else as_count(n_asimov, "n_asimov")
         self.random_state = random_state
 
     # -- public ---------------------------------------------------------------------------------------

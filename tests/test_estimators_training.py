@@ -258,6 +258,27 @@ def test_the_divergence_criterion_is_relative_to_the_untrained_loss():
     assert "non-finite in epoch 2 of 3" in training_divergence([1.0, np.inf, 1.0], 1.0, 1)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "sgd"])
+def test_cpu_optimizers_run_foreach_with_the_weights_of_the_single_tensor_loop(local, monkeypatch, optimizer):
+    """The multi-tensor optimizers are a speed-up only: a fit gives the same weights, bit for bit."""
+    from skminer.estimators import base
+
+    X, t = local
+    params = dict(SMALL, max_epochs=2, optimizer=optimizer, weight_decay=1e-3)
+    fast = SALLY(**params).fit(X, t)
+    assert fast.net_.optimizer_.defaults["foreach"] is True
+    settings = base.optimizer_settings
+
+    def single_tensor(*args, **kwargs):
+        cls, kw = settings(*args, **kwargs)
+        return cls, {k: v for k, v in kw.items() if k != "optimizer__foreach"}
+
+    monkeypatch.setattr(base, "optimizer_settings", single_tensor)
+    slow = SALLY(**params).fit(X, t)
+    assert slow.net_.optimizer_.defaults["foreach"] is None
+    np.testing.assert_array_equal(fast.predict(X), slow.predict(X))
+
+
 def test_weight_ema_updates_every_k_batches_with_the_matching_decay():
     from types import SimpleNamespace
 

@@ -1,7 +1,8 @@
 """Training options of the neural estimators as skorch pieces: optimizer, learning-rate schedule, epoch selection.
 
 * :func:`optimizer_settings`: ``optimizer`` in :data:`OPTIMIZERS` -> a torch optimizer class and its skorch
-  ``optimizer__*`` keyword arguments (AMSGrad is Adam with ``amsgrad=True``; SGD uses ``momentum``).
+  ``optimizer__*`` keyword arguments (AMSGrad is Adam with ``amsgrad=True``; SGD uses ``momentum``; on CPUs the
+  multi-tensor ``foreach`` implementation).
 * :func:`lr_scheduler`: ``lr_schedule`` in :data:`LR_SCHEDULES` -> a :class:`skorch.callbacks.LRScheduler`
   stepping once per epoch from ``lr`` (first epoch) to ``lr_final`` (epoch ``max_epochs``), or ``None``.
   ``"exponential"`` is MadMiner's schedule ``lr_e = lr (lr_final / lr)^(e / (max_epochs - 1))``.
@@ -36,8 +37,8 @@ EPOCH_SELECTIONS: tuple[str, ...] = ("ema", "smoothed", "best", "last")
 N_VALID_BATCHES = 64
 
 
-def optimizer_settings(name: str, momentum: float, weight_decay: float) -> tuple[type[torch.optim.Optimizer],
-                                                                                  dict[str, Any]]:
+def optimizer_settings(name: str, momentum: float, weight_decay: float, device: str | torch.device = "cpu"
+                       ) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     """Torch optimizer class and skorch ``optimizer__*`` keyword arguments for an ``optimizer`` name.
 
     Parameters
@@ -47,16 +48,23 @@ def optimizer_settings(name: str, momentum: float, weight_decay: float) -> tuple
         SGD momentum (ignored by Adam/AMSGrad).
     weight_decay : float
         L2 penalty coefficient (PyTorch's ``weight_decay``; coupled, as in :class:`torch.optim.Adam`).
+    device : str or torch.device
+        Training device. On CPUs the optimizers run torch's multi-tensor (``foreach``) implementation, which
+        torch itself picks only for CUDA tensors: the same updates bit for bit, without a Python loop over the
+        parameters (the single-tensor Adam step was a quarter of a training step at batch 128). Elsewhere
+        torch's own default stays.
 
     Returns
     -------
     (type, dict)
     """
+    common = {"optimizer__weight_decay": float(weight_decay)}
+    if torch.device(device).type == "cpu":
+        common["optimizer__foreach"] = True
     if name == "sgd":
-        return torch.optim.SGD, {"optimizer__momentum": float(momentum), "optimizer__weight_decay": float(weight_decay)}
+        return torch.optim.SGD, {"optimizer__momentum": float(momentum), **common}
     if name in ("adam", "amsgrad"):
-        return torch.optim.Adam, {"optimizer__amsgrad": name == "amsgrad",
-                                  "optimizer__weight_decay": float(weight_decay)}
+        return torch.optim.Adam, {"optimizer__amsgrad": name == "amsgrad", **common}
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 

@@ -298,7 +298,8 @@ class NeuralEstimatorBase(BaseEstimator):
         """The private skorch net around ``module`` (validation split only when ``early_stopping``)."""
         device = resolve_device(self.device)
         use_valid = bool(self.early_stopping) and RandomValidSplit.n_valid(n_rows, self.validation_fraction) > 0
-        optimizer, optimizer_kwargs = optimizer_settings(self.optimizer, self.momentum, self.weight_decay)
+        optimizer, optimizer_kwargs = optimizer_settings(self.optimizer, self.momentum, self.weight_decay,
+                                                             device)
         return SkminerNet(
             module=module,
             criterion=criterion,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 from toy_data import local_sample
 
 from skminer.estimators import (
@@ -436,3 +437,52 @@ def test_ensemble_counts_refuse_bools():
     for params in ({"n_estimators": True}, {"n_jobs": True}, {"n_jobs": False}):
         with pytest.raises(InvalidParameterError, match=rf"'{next(iter(params))}' parameter of Ensemble"):
             Ensemble(SALLY(max_epochs=1), **params).fit(X, X[:, 0])
+
+
+class _BatchRecorder(Callback):
+    """Records into the current batch row from both batch hooks (as skorch callbacks may)."""
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        net.history.record_batch("seen_at_begin", len(net.history[-1]["batches"]))
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        net.history.record_batch("loss_at_end", kwargs["loss"].item())
+        net.history.record_batch("training", bool(training))
+
+
+@pytest.mark.parametrize("plain_history", [True, False])
+def test_net_records_every_batch_and_calls_the_batch_hooks_as_skorch(plain_history):
+    """One history row per batch, written before the callbacks' on_batch_begin, with the loss and batch size;
+    a history that is not skorch's plain ``History`` gets the same rows through its own ``record_batch``."""
+    from skorch.history import History
+
+    from skminer.estimators._net import RandomValidSplit, SkminerNet, TensorBatchIterator, TensorDictDataset
+    from skminer.estimators.losses import ScoreCriterion
+
+    class OwnHistory(History):
+        pass
+
+    gen = torch.Generator().manual_seed(0)
+    data = TensorDictDataset({"input": torch.randn(100, 2, generator=gen)},
+                             {"t_xz": torch.randn(100, 1, generator=gen)})
+    net = SkminerNet(module=torch.nn.Linear, module__in_features=2, module__out_features=1,
+                     criterion=ScoreCriterion, optimizer=torch.optim.SGD, lr=0.1, max_epochs=2, batch_size=32,
+                     train_split=RandomValidSplit(0.2, 0), iterator_train=TensorBatchIterator,
+                     iterator_valid=TensorBatchIterator, iterator_valid__batch_size=16,
+                     callbacks=[("recorder", _BatchRecorder())], verbose=0)
+    net.initialize()
+    if not plain_history:
+        net.history_ = OwnHistory()
+    net.partial_fit(data, None)
+    assert type(net.history) is (History if plain_history else OwnHistory)
+    for epoch in net.history:
+        train = [b for b in epoch["batches"] if "train_loss" in b]
+        valid = [b for b in epoch["batches"] if "valid_loss" in b]
+        assert [b["train_batch_size"] for b in train] == [32, 32, 16]  # 80 training rows
+        assert [b["valid_batch_size"] for b in valid] == [16, 4]
+        assert len(train) + len(valid) == len(epoch["batches"])
+        assert [b["seen_at_begin"] for b in epoch["batches"]] == list(range(1, 6))  # the row exists already
+        assert all(b["loss_at_end"] == b.get("train_loss", b.get("valid_loss")) for b in epoch["batches"])
+        assert [b["training"] for b in epoch["batches"]] == [True] * 3 + [False] * 2
+        assert epoch["train_batch_count"] == 3 and epoch["valid_batch_count"] == 2
+        assert epoch["train_loss"] == pytest.approx(np.average([b["train_loss"] for b in train], weights=[32, 32, 16]))

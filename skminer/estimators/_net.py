@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -499,39 +499,52 @@ class SkminerNet(NeuralNet):
     def run_single_epoch(self, iterator: Any, training: bool, prefix: str, step_fn: Any, **fit_params: Any) -> None:
         """skorch's pass over the batches, with the per-batch costs that matter at small batches removed.
 
-        The train/eval mode is set once per pass (``nn.Module.train`` walks every submodule), and the batch
-        size recorded in the history is the length of the first input tensor (skorch's ``get_len`` inspects
-        every tensor of the batch). Callbacks and history entries are the same as in skorch.
+        Callbacks and history entries are the same as in skorch, but what skorch resolves per batch is resolved
+        once per pass: the train/eval mode (``nn.Module.train`` walks every submodule), the epoch's list of
+        batch rows, and the callbacks that implement the batch hooks (``notify`` would look up and call every
+        callback's no-op hook, and the net's own). The recorded batch size is the length of the first input
+        tensor (skorch's ``get_len`` inspects every tensor of the batch).
         """
         if iterator is None:
             return
         self._set_training(training)
-        history = self.history
+        new_row = self._batch_row_factory()
+        begin = [cb.on_batch_begin for cb in self._batch_hooks_["on_batch_begin"]]
+        end = [cb.on_batch_end for cb in self._batch_hooks_["on_batch_end"]]
+        loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
         batch_count = 0
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            row = new_row()  # skorch's NeuralNet.on_batch_begin, before the callbacks' (they may record into it)
+            for hook in begin:
+                hook(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            row = self._batch_row()
-            row[prefix + "_loss"] = step["loss"].item()
-            row[prefix + "_batch_size"] = int(next(iter(batch[0].values())).shape[0])
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            row[loss_key] = step["loss"].item()
+            row[size_key] = int(next(iter(batch[0].values())).shape[0])
+            for hook in end:
+                hook(self, batch=batch, training=training, **step)
             batch_count += 1
-        history.record(prefix + "_batch_count", batch_count)
+        self.history.record(prefix + "_batch_count", batch_count)
 
-    def _batch_row(self, new: bool = False) -> dict[str, Any]:
-        """The current batch's history row (``new``: append one first), without ``History.__getitem__``'s
-        general index resolution (a skorch ``History`` is a list of epoch dicts holding a list of batch dicts)."""
-        if type(self.history) is not History:  # e.g. a distributed history: its own bookkeeping
-            if new:
-                self.history.new_batch()
-            return _HistoryRowProxy(self.history)
-        batches = list.__getitem__(self.history, -1)["batches"]
-        if new:
-            batches.append({})
-        return batches[-1]
+    def _batch_row_factory(self) -> Callable[[], Any]:
+        """A function that appends a new batch row to the current epoch of the history and returns it.
 
-    def on_batch_begin(self, net: Any, batch: Any = None, training: bool = False, **kwargs: Any) -> None:
-        self._batch_row(new=True)
+        A skorch ``History`` is a list of epoch dicts each holding a list of batch dicts: the current epoch's list
+        is looked up once, not through ``History.__getitem__``'s general index resolution per batch. Other
+        histories (e.g. a distributed one) keep their own bookkeeping (``new_batch`` and ``record_batch``).
+        """
+        history = self.history
+        if type(history) is not History:
+            def new_row() -> _HistoryRowProxy:
+                history.new_batch()
+                return _HistoryRowProxy(history)
+            return new_row
+        rows = list.__getitem__(history, -1)["batches"]
+
+        def new_plain_row() -> dict[str, Any]:
+            row: dict[str, Any] = {}
+            rows.append(row)
+            return row
+        return new_plain_row
 
     def initialize_callbacks(self) -> SkminerNet:
         super().initialize_callbacks()
@@ -539,16 +552,6 @@ class SkminerNet(NeuralNet):
                                      if getattr(type(cb), name, None) is not getattr(Callback, name)]
                               for name in _BATCH_HOOKS}
         return self
-
-    def notify(self, method_name: str, **cb_kwargs: Any) -> None:
-        # per batch, call only the callbacks that implement the hook (most callbacks act once per epoch)
-        hooks = getattr(self, "_batch_hooks_", None)
-        if hooks is None or method_name not in hooks:
-            super().notify(method_name, **cb_kwargs)
-            return
-        getattr(self, method_name)(self, **cb_kwargs)
-        for cb in hooks[method_name]:
-            getattr(cb, method_name)(self, **cb_kwargs)
 
     def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """One optimisation step without skorch's closure (the optimizers here take one gradient per step).

@@ -57,6 +57,16 @@ def _flat(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0]) if t.ndim > 1 else t
 
 
+def _as(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` in ``like``'s dtype; the tensor itself when it already is (no dispatch: these losses run per batch)."""
+    return t if t.dtype == like.dtype else t.to(like.dtype)
+
+
+def _shaped(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` reshaped to ``like``'s shape; the tensor itself when it already has it."""
+    return t if t.shape == like.shape else t.reshape(like.shape)
+
+
 def carl_loss(log_r_hat: Tensor, y: Tensor) -> Tensor:
     """CARL: binary cross entropy of ``s_hat = 1 / (1 + r_hat)`` against the labels.
 
@@ -72,7 +82,7 @@ def carl_loss(log_r_hat: Tensor, y: Tensor) -> Tensor:
     Tensor
         Scalar mean loss.
     """
-    return F.binary_cross_entropy_with_logits(-_flat(log_r_hat), _flat(y).to(log_r_hat.dtype))
+    return F.binary_cross_entropy_with_logits(-_flat(log_r_hat), _as(_flat(y), log_r_hat))
 
 
 def alice_loss(log_r_hat: Tensor, log_r_xz: Tensor, log_r_clip: float | None = None) -> Tensor:
@@ -101,7 +111,7 @@ def rolr_loss(log_r_hat: Tensor, y: Tensor, log_r_xz: Tensor, log_r_clip: float 
     Both ``log r_hat`` and ``log r_xz`` are clipped to ``[-log_r_clip, log_r_clip]`` before exponentiation,
     which keeps the loss finite (beyond the clip the gradient of the estimate vanishes, as in MadMiner).
     """
-    y = _flat(y).to(log_r_hat.dtype)
+    y = _as(_flat(y), log_r_hat)
     lr_hat = _flat(log_r_hat).clamp(-log_r_clip, log_r_clip)
     lr_xz = _flat(log_r_xz).clamp(-log_r_clip, log_r_clip)
     inverse = (torch.exp(-lr_hat) - torch.exp(-lr_xz)) ** 2
@@ -123,32 +133,33 @@ def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None, scale: Te
         the error is taken of the score in standardised parameter units, ``d log p / d (theta_k / s_k) = s_k
         t_k``, as MadMiner does (``scale_parameters=True``). ``None``: ``s_k = 1``.
     """
-    diff = t_hat - t_xz.reshape(t_hat.shape)
+    diff = t_hat - _shaped(t_xz, t_hat)
     if scale is not None:
-        diff = diff * scale.reshape(-1)
-    sq = diff.pow(2).reshape(diff.shape[0], -1).mean(dim=1)
+        diff = diff * (scale if scale.ndim == 1 else scale.reshape(-1))
+    sq = diff.pow(2)
+    sq = (sq if sq.ndim == 2 else sq.reshape(diff.shape[0], -1)).mean(dim=1)
     if mask is not None:
-        sq = sq * _flat(mask).to(sq.dtype)
+        sq = sq * _as(_flat(mask), sq)
     return sq.mean()
 
 
 def cascal_loss(log_r_hat: Tensor, t_hat: Tensor, y: Tensor, t_xz: Tensor, alpha: float) -> Tensor:
     """CASCAL: CARL cross entropy plus ``alpha`` times the score MSE on ``y = 0`` events."""
-    return carl_loss(log_r_hat, y) + alpha * score_mse(t_hat, t_xz, 1.0 - _flat(y).to(t_hat.dtype))
+    return carl_loss(log_r_hat, y) + alpha * score_mse(t_hat, t_xz, 1.0 - _as(_flat(y), t_hat))
 
 
 def rascal_loss(log_r_hat: Tensor, t_hat: Tensor, y: Tensor, log_r_xz: Tensor, t_xz: Tensor, alpha: float,
                 log_r_clip: float = 10.0) -> Tensor:
     """RASCAL: ROLR loss plus ``alpha`` times the score MSE on ``y = 0`` events."""
     return (rolr_loss(log_r_hat, y, log_r_xz, log_r_clip)
-            + alpha * score_mse(t_hat, t_xz, 1.0 - _flat(y).to(t_hat.dtype)))
+            + alpha * score_mse(t_hat, t_xz, 1.0 - _as(_flat(y), t_hat)))
 
 
 def alices_loss(log_r_hat: Tensor, t_hat: Tensor, y: Tensor, log_r_xz: Tensor, t_xz: Tensor, alpha: float,
                 log_r_clip: float | None = None) -> Tensor:
     """ALICES: ALICE cross entropy plus ``alpha`` times the score MSE on ``y = 0`` events."""
     return (alice_loss(log_r_hat, log_r_xz, log_r_clip)
-            + alpha * score_mse(t_hat, t_xz, 1.0 - _flat(y).to(t_hat.dtype)))
+            + alpha * score_mse(t_hat, t_xz, 1.0 - _as(_flat(y), t_hat)))
 
 
 def sally_loss(t_hat: Tensor, t_xz: Tensor, scale: Tensor | None = None) -> Tensor:
@@ -160,7 +171,7 @@ def sally_loss(t_hat: Tensor, t_xz: Tensor, scale: Tensor | None = None) -> Tens
     scale : Tensor, shape (n_outputs,), optional
         Per-component scale; the loss is ``mean(((t_hat - t_xz) / scale)^2)`` over events and components.
     """
-    diff = t_hat - t_xz.reshape(t_hat.shape)
+    diff = t_hat - _shaped(t_xz, t_hat)
     if scale is not None:
         diff = diff / scale
     return diff.pow(2).mean()
@@ -270,9 +281,11 @@ class RatioCriterion(nn.Module):
             if t is None:
                 raise RuntimeError("the score term needs the module's score output (gradients must be enabled)")
             p = self.n_parameters
-            y_f = _flat(y).to(t.dtype)
+            y_f = _as(_flat(y), t)
             s = self.score_scale
-            score = score_mse(t[:, :p], y_true["t_xz"], 1.0 - y_f, None if s is None else s[:p])
+            whole = t.shape[1] == p and (s is None or s.shape[0] == p)  # singly parameterised: no slicing ops
+            t0, s0 = (t, s) if whole else (t[:, :p], None if s is None else s[:p])
+            score = score_mse(t0, y_true["t_xz"], 1.0 - y_f, s0)
             if self.double and y_true.get("t_xz1") is not None:
                 score = score + score_mse(-t[:, p:], y_true["t_xz1"], y_f, None if s is None else s[p:2 * p])
             loss = loss + self.alpha * score

@@ -11,22 +11,27 @@ and ``doublealices`` stand for the doubly parameterised loops, which differ from
 For every method and batch size the script times single epochs, never whole fits:
 
 * **bare torch**: a hand-written loop over pre-made tensors (inputs and targets standardised once, before the
-  loop) with the same network, optimizer (Adam), batch size and loss (skminer's own loss functions, so the work
-  per batch is the same; the flows' negative log-likelihood of raw ``x``, i.e. with the Jacobian
-  ``-sum(log x_scale)``, and SCANDAL's score MSE in raw parameter units, as skminer's); each epoch shuffles with
-  one gather and slices contiguous batches. One bare epoch runs right after every timed skminer epoch, so that
-  both see the same load from other processes.
+  loop) with the same network, optimizer (Adam with torch's defaults: on CPUs its single-tensor implementation;
+  skminer's runs the multi-tensor one, bit for bit the same updates, and ``--bare-foreach`` gives it to the bare
+  loop too, so that the ratio shows skminer's own overhead only), batch size and loss (skminer's own loss
+  functions, so the work per batch is the same; the flows' negative log-likelihood of raw ``x``, i.e. with the
+  Jacobian ``-sum(log x_scale)``, and SCANDAL's score MSE in raw parameter units, as skminer's); each epoch
+  shuffles with one gather and slices contiguous batches. Every timed skminer batch runs right after a bare
+  batch, so that both see the same load from other processes (pairing whole epochs, as the script did until
+  2026-12-01, left ratios that moved by +-10% between runs on a shared machine; pairing batches, +-1-2%).
 * **skminer**: ``estimator.fit`` with early stopping off, a constant learning rate and ``epoch_selection="last"``
-  (the same work as the bare loop); each training pass of the private skorch net is timed (its
-  ``run_single_epoch``; per-epoch callbacks such as the learning-rate schedule take microseconds).
+  (the same work as the bare loop); each batch of the training passes of the private skorch net is timed, from
+  fetching it to asking for the next (its ``run_single_epoch`` less per-pass work of microseconds; per-epoch
+  callbacks such as the learning-rate schedule take microseconds too).
 * **skminer default**: the same with the default ``epoch_selection="ema"`` and exponential learning-rate
   schedule (it also averages the weights, every ``max(1, n_batches // 128)`` batches).
 
 The last column counts function calls per batch (skminer minus bare), which no load distorts. Each runs one
 warm-up epoch that is not counted; the fits are repeated ``--repeats`` times. The table shows
-median epoch times and the median over epochs of the ratio bare seconds / skminer seconds of adjacent epochs
-(1.0 = as fast as the bare loop; higher is better). Times are CPU seconds of the (single-threaded) process,
-which other processes on a shared machine distort less than wall time; ``--clock wall`` uses wall time.
+median epoch times (sums over their batches) and the median over all batches of the ratio bare seconds / skminer
+seconds of adjacent batches (1.0 = as fast as the bare loop; higher is better). Times are CPU seconds of the
+(single-threaded) process, which other processes on a shared machine distort less than wall time; ``--clock wall``
+uses wall time.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ HIDDEN = (100, 100)
 FLOW_TRANSFORMS = 3
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]
+#: Extra keyword arguments of the bare loop's Adam (``--bare-foreach``: torch's multi-tensor implementation, which
+#: skminer uses on CPUs and torch picks by default only on CUDA).
+bare_adam: dict[str, bool] = {}
 RATIO_CLASSES = {"carl": est.CARL, "rolr": est.ROLR, "alice": est.ALICE, "cascal": est.CASCAL,
                  "rascal": est.RASCAL, "alices": est.ALICES, "doublecarl": est.DoubleCARL,
                  "doublerolr": est.DoubleROLR, "doublealice": est.DoubleALICE, "doublecascal": est.DoubleCASCAL,
@@ -110,19 +118,34 @@ class BareLoop:
                             "t_xz": torch.as_tensor(data["t"], dtype=torch.float32) * theta_scale[:p]}
             model = _mlp(x.shape[1] + theta.shape[1], 1)
             self.loss_fn = _bare_loss(method, model)
-        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3, **bare_adam)
+
+    @property
+    def n_batches(self) -> int:
+        return -(-len(self.tensors["x"]) // self.batch)
+
+    def batches(self) -> Iterator[dict[str, Tensor]]:
+        """Batches of successive epochs, without end: each epoch shuffles with one gather and slices it."""
+        n = len(self.tensors["x"])
+        while True:
+            perm = torch.randperm(n, generator=self.gen)
+            shuffled = {k: v[perm] for k, v in self.tensors.items()}
+            for i in range(0, n, self.batch):
+                yield {k: v[i:i + self.batch] for k, v in shuffled.items()}
+
+    def step(self, b: dict[str, Tensor]) -> None:
+        """One optimisation step on batch ``b``."""
+        self.opt.zero_grad()
+        loss = self.loss_fn(b)
+        loss.backward()
+        self.opt.step()
 
     def epoch(self) -> float:
+        """Run one epoch; its seconds."""
         start = clock()
-        n = len(self.tensors["x"])
-        perm = torch.randperm(n, generator=self.gen)
-        shuffled = {k: v[perm] for k, v in self.tensors.items()}
-        for i in range(0, n, self.batch):
-            b = {k: v[i:i + self.batch] for k, v in shuffled.items()}
-            self.opt.zero_grad()
-            loss = self.loss_fn(b)
-            loss.backward()
-            self.opt.step()
+        batches = self.batches()
+        for _ in range(self.n_batches):
+            self.step(next(batches))
         return clock() - start
 
 
@@ -173,30 +196,48 @@ def _bare_flow_loss(method: str, flow: nn.Module, log_scale_sum: float, theta_sc
     return scandal_loss
 
 
+def _interleaved(iterator: Iterator, bare: BareLoop, pairs: list[tuple[float, float]]) -> Iterator:
+    """Pass on skminer's batches, running one bare batch before fetching each, and record (skminer seconds, bare
+    seconds) per batch: skminer's from fetching the batch to asking for the next one, bare's its slicing and step."""
+    bare_batches = bare.batches()
+    skminer_batches = iter(iterator)
+    while True:
+        start = clock()
+        bare.step(next(bare_batches))
+        fetch = clock()
+        try:
+            batch = next(skminer_batches)
+        except StopIteration:
+            return
+        yield batch
+        pairs.append((clock() - fetch, fetch - start))
+
+
 @contextlib.contextmanager
-def paired_training_passes(bare: BareLoop) -> Iterator[list[tuple[float, float]]]:
-    """Record (skminer seconds, bare seconds) for every training pass of skminer's private net
-    (``SkminerNet.run_single_epoch`` with ``training=True``), each followed directly by one bare epoch."""
+def paired_training_passes(bare: BareLoop) -> Iterator[list[list[tuple[float, float]]]]:
+    """Record, for every training pass of skminer's private net (``SkminerNet.run_single_epoch`` with
+    ``training=True``), the (skminer seconds, bare seconds) of each batch, every skminer batch right after a bare
+    one (:func:`_interleaved`)."""
     original = _net.SkminerNet.run_single_epoch
-    pairs: list[tuple[float, float]] = []
+    passes: list[list[tuple[float, float]]] = []
 
     def timed(self, iterator, training, prefix, step_fn, **fit_params):  # noqa: ANN001, ANN202
-        start = clock()
+        if training and iterator is not None:
+            passes.append([])
+            iterator = _interleaved(iterator, bare, passes[-1])
         original(self, iterator, training, prefix, step_fn, **fit_params)
-        if training:
-            pairs.append((clock() - start, bare.epoch()))
 
     _net.SkminerNet.run_single_epoch = timed
     try:
-        yield pairs
+        yield passes
     finally:
         _net.SkminerNet.run_single_epoch = original
 
 
 def paired_epochs(method: str, data: dict[str, np.ndarray], batch: int, epochs: int, default: bool,
-                  bare: BareLoop) -> list[tuple[float, float]]:
-    """(skminer, bare) seconds of ``epochs`` training passes of ``estimator.fit``, each next to a bare epoch,
-    after a 1-epoch warm-up fit."""
+                  bare: BareLoop) -> list[list[tuple[float, float]]]:
+    """(skminer, bare) seconds of every batch of ``epochs`` training passes of ``estimator.fit``, each batch
+    next to a bare one, after a 1-epoch warm-up fit."""
     settings = {} if default else {"epoch_selection": "last", "lr_schedule": "constant"}
     common = dict(hidden_layer_sizes=HIDDEN, activation="tanh", batch_size=batch, early_stopping=False,
                   validation_fraction=0.0, lr=1e-3, random_state=0, n_threads=1, **settings)
@@ -269,9 +310,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", default="128,256")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"any of {', '.join(METHODS)}")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--bare-foreach", action="store_true",
+                        help="the bare loop's Adam also runs the multi-tensor (foreach) implementation, as skminer's "
+                             "does on CPUs: the ratio then shows skminer's own overhead only")
     args = parser.parse_args(argv)
     global clock
     clock = CLOCKS[args.clock]
+    if args.bare_foreach:
+        bare_adam["foreach"] = True
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     n = args.n_samples
@@ -285,24 +331,28 @@ def main(argv: list[str] | None = None) -> None:
     batches = [int(b) for b in args.batch_sizes.split(",")]
 
     print(f"\nTraining time per epoch, {n} samples, network {HIDDEN}, {torch.get_num_threads()} torch thread(s), "
-          f"{args.repeats} x {args.epochs} epochs each next to a bare epoch, {args.clock} time")
+          f"{args.repeats} x {args.epochs} epochs, each batch next to a bare batch, {args.clock} time, bare Adam "
+          f"{'foreach' if args.bare_foreach else 'with torch defaults'}")
     print(f"{'method':<13}{'batch':>6}{'bare ms':>10}{'skminer ms':>12}{'ratio':>8}{'default ms':>12}{'ratio':>8}"
           f"{'extra calls/batch':>19}")
     for method in methods:
         for batch in batches:
             bare = BareLoop(method, data, batch)
             bare.epoch()  # warm-up
-            runs: dict[str, list[tuple[float, float]]] = {"skminer": [], "default": []}
+            runs: dict[str, list[list[tuple[float, float]]]] = {"skminer": [], "default": []}
             for _ in range(args.repeats):
                 for variant in runs:
                     runs[variant] += paired_epochs(method, data, batch, args.epochs, variant == "default", bare)
-            row = f"{method:<13}{batch:>6}{1e3 * statistics.median(b for _, b in runs['skminer']):>10.1f}"
+            bare_ms = statistics.median(sum(b for _, b in epoch) for epoch in runs["skminer"])
+            row = f"{method:<13}{batch:>6}{1e3 * bare_ms:>10.1f}"
             for variant in ("skminer", "default"):
-                ratio = statistics.median(b / s for s, b in runs[variant])
-                row += f"{1e3 * statistics.median(s for s, _ in runs[variant]):>12.1f}{ratio:>8.2f}"
+                ratio = statistics.median(b / s for epoch in runs[variant] for s, b in epoch)
+                row += f"{1e3 * statistics.median(sum(s for s, _ in epoch) for epoch in runs[variant]):>12.1f}"
+                row += f"{ratio:>8.2f}"
             print(row + f"{extra_calls_per_batch(method, data, batch):>19.1f}")
-    print("ratio = median over epochs of (bare epoch seconds / the adjacent skminer epoch's seconds); 1.00: as fast "
-          "as the bare loop. skminer: epoch_selection='last', constant lr (the bare loop's work); default: EMA "
+    print("ratio = median over batches of (bare batch seconds / the seconds of the skminer batch right after it); "
+          "1.00: as fast as the bare loop. ms: median epoch (sum of its batches). skminer: epoch_selection='last', "
+          "constant lr (the bare loop's work); default: EMA "
           "weights and the exponential schedule. extra calls/batch: Python and C function calls per batch of a "
           "skminer training pass minus those of the bare loop (sys.setprofile; independent of machine load).")
 

@@ -98,3 +98,40 @@ def test_convergence_warning(caplog):
     # skminer's Ensemble keeps its fitted members in members_ (it has an unfitted template in `estimator`)
     ours = SimpleNamespace(members_=[still_falling, converged], estimator=SimpleNamespace())
     assert convergence_diagnostics(ours)["violations"][0].startswith("member 0 did not converge")
+
+
+def test_convergence_of_a_pipeline_is_that_of_its_final_step():
+    """A Pipeline was skipped: {'members': [], 'violations': []} whatever its estimator did."""
+    from sklearn.pipeline import Pipeline as SkPipeline
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skminer import Pipeline
+    from skminer.estimators import SALLY
+
+    still_falling = SimpleNamespace(n_epochs_=3, best_epoch_=3, validation_loss_curve_=[1.0, 0.9, 0.8])
+    for cls in (SkPipeline, Pipeline):
+        out = convergence_diagnostics(cls([("scale", StandardScaler()), ("model", still_falling)]))
+        assert len(out["members"]) == 1 and out["violations"][0].startswith("training did not converge")
+        nested = cls([("inner", cls([("scale", StandardScaler()), ("model", still_falling)]))])
+        assert convergence_diagnostics(nested)["members"] == out["members"]
+    ensemble = SimpleNamespace(members_=[make_pipeline(StandardScaler(), still_falling)] * 2)
+    assert len(convergence_diagnostics(ensemble)["violations"]) == 2
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    fitted = make_pipeline(StandardScaler(), SALLY(hidden_layer_sizes=(4,), max_epochs=2, random_state=0))
+    out = convergence_diagnostics(fitted.fit(x, x[:, 0] + 0.1 * x[:, 1]))
+    assert out["members"][0]["n_epochs"] == 2
+
+
+def test_a_diverged_fit_is_a_convergence_violation(caplog):
+    """The divergence that fit warns about also goes into the diagnostics (and results.json)."""
+    diverged = SimpleNamespace(n_epochs_=2, best_epoch_=2, validation_loss_curve_=[5.0, 4.0],
+                               loss_curve_=[732.0, 101.0], initial_loss_=1.09)
+    with caplog.at_level(logging.WARNING, logger="skminer.inference.diagnostics"):
+        out = convergence_diagnostics(diverged, label="SALLY")
+    assert out["violations"] == [
+        "training diverged: the training loss of the kept epoch 2 is 101, more than 10 times the magnitude of the "
+        "untrained network's loss 1.09 above it (epoch 1: 732, epoch 2: 101); lower lr"]
+    assert "SALLY: training diverged" in caplog.text
+    fine = SimpleNamespace(**{**vars(diverged), "loss_curve_": [1.0, 0.9], "validation_loss_curve_": [1.0, 1.1]})
+    assert convergence_diagnostics(fine)["violations"] == []

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
+from ..pipeline import final_step
+
 __all__ = ["score_diagnostics", "ratio_diagnostics", "convergence_diagnostics", "N_SIGMA", "MIN_RELEVANT"]
 
 logger = logging.getLogger(__name__)
@@ -180,11 +182,25 @@ def _quantiles(values: np.ndarray, weights: np.ndarray, n_bins: int) -> np.ndarr
     return values[order][np.clip(pos, 0, values.size - 1)]
 
 
+def _divergence(member: Any) -> str | None:
+    """:func:`~skminer.estimators._divergence.training_divergence` of a fitted member (None without a loss curve)."""
+    curve = getattr(member, "loss_curve_", None)
+    if not curve:
+        return None
+    from ..estimators._divergence import training_divergence  # torch: only for fitted neural estimators
+
+    return training_divergence(curve, getattr(member, "initial_loss_", None),
+                               int(getattr(member, "best_epoch_", len(curve))))
+
+
 def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict[str, Any]:
-    """Whether training stopped while the validation loss was still falling.
+    """Whether training stopped while the validation loss was still falling, or diverged.
 
     Reads ``n_epochs_``, ``best_epoch_`` and ``validation_loss_curve_`` (or ``loss_curve_``) of the estimator, or
-    of every member of an ensemble (:class:`~skminer.estimators.Ensemble`'s ``members_``, or ``estimators_``).
+    of every member of an ensemble (:class:`~skminer.estimators.Ensemble`'s ``members_``, or ``estimators_``); of
+    a (scikit-learn or skminer) pipeline, those of its final step. A training loss that became non-finite, or a
+    kept epoch far above the untrained network's loss ``initial_loss_``, is a violation too (the check that fit
+    warns with, :func:`skminer.estimators._divergence.training_divergence`).
 
     Returns
     -------
@@ -192,8 +208,9 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
         Per member ``{"n_epochs", "best_epoch", "last_improvement"}`` (relative decrease of the monitored loss in
         the last epoch) and ``violations``.
     """
-    members = list(getattr(estimator, "members_", None) or getattr(estimator, "estimators_", None)
-                   or [getattr(estimator, "estimator", estimator)])
+    estimator = final_step(estimator)
+    members = [final_step(m) for m in getattr(estimator, "members_", None) or getattr(estimator, "estimators_", None)
+               or [getattr(estimator, "estimator", estimator)]]
     out: dict[str, Any] = {"members": [], "violations": []}
     for i, m in enumerate(members):
         n_epochs, best = getattr(m, "n_epochs_", None), getattr(m, "best_epoch_", None)
@@ -209,8 +226,11 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
                                "last_improvement": last})
         # with a validation split the lowest validation loss in the last epoch says it; without one (every epoch
         # counts as the best) only a training loss still falling by more than MIN_RELEVANT in the last epoch does
-        if lowest >= int(n_epochs) and (validation or last > MIN_RELEVANT):
-            who = f"member {i}" if len(members) > 1 else "training"
+        who = f"member {i}" if len(members) > 1 else "training"
+        diverged = _divergence(m)
+        if diverged is not None:
+            out["violations"].append(f"{diverged}; lower lr" if len(members) == 1 else f"{who}: {diverged}; lower lr")
+        elif lowest >= int(n_epochs) and (validation or last > MIN_RELEVANT):
             where = "the lowest validation loss is in" if validation else "the best epoch is"
             out["violations"].append(f"{who} did not converge: {where} the last epoch ({n_epochs}) and the "
                                      f"{'validation' if validation else 'training'} loss still fell by "

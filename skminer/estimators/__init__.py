@@ -9,6 +9,7 @@ Loss functions: :mod:`skminer.estimators.losses`.
 """
 
 from . import losses
+from ._theta_range import ExtrapolationWarning
 from .base import NeuralEstimatorBase
 from .double_ratio import DoubleALICE, DoubleALICES, DoubleCARL, DoubleCASCAL, DoubleRASCAL, DoubleROLR
 from .ensemble import Ensemble
@@ -29,6 +30,7 @@ __all__ = [
     "Ensemble",
     "save_estimator",
     "load_estimator",
+    "ExtrapolationWarning",
     "CARL",
     "ROLR",
     "ALICE",

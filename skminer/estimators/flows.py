@@ -40,6 +40,7 @@ from ._constraints import IntInterval, RealInterval
 from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, StandardisedTraining, Standardizer, check_hidden_layer_sizes
 from ._protocol import evaluate_grid, one_point, parameter_points
+from ._theta_range import training_range, warn_outside_training_range
 from ._torch_utils import resolve_device, seed_from_random_state, to_numpy, torch_generator
 from .base import NeuralEstimatorBase, _store_params
 from .losses import score_mse
@@ -175,7 +176,7 @@ def _missing_theta(owner: str, method: str) -> str:
 class _FlowEstimatorBase(NeuralEstimatorBase):
     """Shared implementation of NDE and SCANDAL (not for direct use)."""
 
-    _fitted_attributes = ("n_parameters_",)
+    _fitted_attributes = ("n_parameters_", "theta_range_")
     #: What the inference protocol can ask of these estimators (see :mod:`skminer.methods`).
     capabilities: ClassVar[frozenset[str]] = frozenset({"density", "ratio", "score"})
     __metadata_request__fit = {"theta": True, "t_xz": True}
@@ -256,7 +257,9 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         x_mean, x_scale = Standardizer.stats(X)
         th_mean, th_scale = Standardizer.stats(theta)
         stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}
-        return self._train({"x": X, "theta": theta}, targets, stats)
+        self._train({"x": X, "theta": theta}, targets, stats)
+        self.theta_range_ = training_range(theta)
+        return self
 
     # ------------------------------------------------------------------ prediction
     def _broadcast_theta(self, theta: Any, n: int, name: str = "theta") -> np.ndarray:
@@ -280,7 +283,9 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         if theta is None:
             raise MissingMetadataError(_missing_theta(type(self).__name__, method))
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
-        return X, self._broadcast_theta(theta, X.shape[0], name)
+        theta = self._broadcast_theta(theta, X.shape[0], name)
+        warn_outside_training_range(self, theta, name, stacklevel=5)
+        return X, theta
 
     def _grid(self, X: Any, theta: Any, name: str, grad: bool = False) -> tuple[np.ndarray, bool]:
         """``log p_hat`` ``(n_theta, n_events)`` (or the score ``(n_theta, n_events, n_parameters)``) on a grid."""
@@ -288,6 +293,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         owner = type(self).__name__
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         points, single = parameter_points(theta, self.n_parameters_, name, owner, X.shape[0])
+        warn_outside_training_range(self, points, name, stacklevel=4)
         if grad:
             def fn(m, x, th):
                 return m.log_prob_and_score(x, th)[1]
@@ -474,6 +480,9 @@ _PARAMS_DOC = """
         The private trained net (module :class:`FlowNet`).
     n_features_in_ : int
     n_parameters_ : int
+    theta_range_ : list of [min, max], one per column of the training theta
+        Predictions at points beyond it by more than 10% of its width warn
+        (:class:`~skminer.estimators.ExtrapolationWarning`).
     n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         Training history.
     selection_restored_, selection_z_, selection_worse_in_a_row_

@@ -40,6 +40,7 @@ from ._constraints import RealInterval
 from ._data_checks import check_training_data
 from ._net import RatioNet, Standardizer
 from ._protocol import evaluate_grid, one_point, parameter_points
+from ._theta_range import training_range, warn_outside_training_range
 from ._torch_utils import as_float_tensor
 from .base import ClassifierOutputMixin, NeuralEstimatorBase, _store_params
 from .losses import (
@@ -71,7 +72,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     _double: ClassVar[bool] = False
     #: What the inference protocol can ask of these estimators (see :mod:`skminer.methods`).
     capabilities: ClassVar[frozenset[str]] = frozenset({"ratio", "score"})
-    _fitted_attributes = ("n_parameters_",)
+    _fitted_attributes = ("n_parameters_", "theta_range_")
 
     __metadata_request__fit = {"theta": True, "r_xz": True, "t_xz": True}
     __metadata_request__score = {"theta": True, "r_xz": True}
@@ -212,9 +213,11 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}
         self._theta_scale = Standardizer(theta.shape[1], th_mean, th_scale).scale.numpy()
         try:
-            return self._train({"x": X, "theta": theta}, targets, stats)
+            self._train({"x": X, "theta": theta}, targets, stats)
         finally:
             del self._theta_scale
+        self.theta_range_ = training_range(theta)
+        return self
 
     # ------------------------------------------------------------------ prediction
     def _check_predict_inputs(self, X: Any, theta: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -222,11 +225,14 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         if theta is None:
             raise MissingMetadataError(_missing_theta_message(type(self).__name__, method, self._double))
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
-        return X, self._broadcast_theta(theta, X.shape[0])
+        theta = self._broadcast_theta(theta, X.shape[0])
+        warn_outside_training_range(self, theta, stacklevel=5)
+        return X, theta
 
     def _grid(self, X: np.ndarray, rows: np.ndarray, grad: bool = False) -> np.ndarray:
         """Network outputs for every event at every parameter row: ``(n_rows, n_events)`` log r, or with
         ``grad`` the score ``(n_rows, n_events, n_parameters)`` with respect to ``theta0``."""
+        warn_outside_training_range(self, rows, stacklevel=4)
         if not grad:
             return self._log_r_grid(X, rows)
         p = self.n_parameters_
@@ -449,6 +455,9 @@ _PARAMS_DOC = """
     n_features_in_ : int
     n_parameters_ : int
         Number of theory parameters (columns of theta0).
+    theta_range_ : list of [min, max], one per column of the training theta
+        Predictions at points beyond it by more than 10% of its width warn
+        (:class:`~skminer.estimators.ExtrapolationWarning`).
     n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         Training history.
     selection_restored_, selection_z_, selection_worse_in_a_row_

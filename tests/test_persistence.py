@@ -223,3 +223,32 @@ def test_save_rejects_unfitted_and_foreign_estimators(data, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_estimator(SALLY(**TINY).fit(data["X"], data["t_xz"]), tmp_path / "no" / "d.skm")
     assert not any(p.name.endswith(".skm") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("selection_restored_", "yes", "'selection_restored_' must be a bool, got str 'yes'"),
+    ("selection_z_", "abc", "'selection_z_' must be a number, got str 'abc'"),
+    ("best_epoch_", 99, "'best_epoch_' = 99 exceeds n_epochs_ = 2"),
+    ("selection_worse_in_a_row_", -5, "'selection_worse_in_a_row_' must be >= 0, got -5"),
+    ("n_features_in_", True, "'n_features_in_' must be an integer, got bool True"),
+    ("loss_curve_", [0.1], "'loss_curve_' has 1 entries for n_epochs_ = 2"),
+    ("theta_range_", [[1.0, -1.0], [0.0, 1.0]], "'theta_range_' must be rows \\[min, max\\] with min <= max"),
+    ("predict", 1, "unknown fitted attribute 'predict' in the file; CARL restores only \\["),
+    ("net_", 1, "unknown fitted attribute 'net_'"),
+])
+def test_edited_fitted_attributes_are_refused_naming_file_and_attribute(data, tmp_path, name, value, message):
+    good = save_estimator(CARL(**TINY).fit(data["X"], data["y"], theta=data["theta"]), tmp_path / "good.skm")
+    payload = torch.load(good, weights_only=True)
+    payload["state"]["attributes"][name] = value
+    edited = tmp_path / "edited.skm"
+    torch.save(payload, edited)
+    with pytest.raises(ValueError, match=f"edited.skm.*{message}"):
+        load_estimator(edited)
+
+
+def test_every_declared_fitted_attribute_has_a_check():
+    from skminer.estimators._state_check import ATTRIBUTE_KINDS
+
+    for cls in estimator_registry().values():
+        names = cls._state_attribute_names(cls) if hasattr(cls, "_state_attribute_names") else ()
+        assert set(names) <= set(ATTRIBUTE_KINDS), (cls.__name__, set(names) - set(ATTRIBUTE_KINDS))

@@ -53,7 +53,7 @@ from ._net import (
     check_hidden_layer_sizes,
     init_module_,
 )
-from ._state_check import check_module_state
+from ._state_check import check_fitted_attributes, check_module_state
 from ._torch_utils import as_float_tensor, resolve_device, seed_from_random_state, to_numpy, torch_generator
 from ._training import (
     EPOCH_SELECTIONS,
@@ -499,6 +499,7 @@ class NeuralEstimatorBase(BaseEstimator):
             raise ValueError(f"state was saved from {state.get('class')}, cannot load it into {cls_name}")
         self._validate_params()
         self._check_params()
+        check_fitted_attributes(state["attributes"], self._state_attribute_names(), cls_name)
         for name, value in state["attributes"].items():
             if name == "feature_names_in_":
                 value = np.asarray(value, dtype=object)

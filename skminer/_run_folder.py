@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FolderInUseError", "run_lock", "fingerprint", "changed_outputs", "file_sha256", "LOCK_NAME"]
+__all__ = ["FolderInUseError", "OutputFolderError", "run_lock", "fingerprint", "changed_outputs", "file_sha256",
+           "LOCK_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,13 @@ _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 class FolderInUseError(RuntimeError):
     """Another process is running an analysis in the same output folder."""
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot be created or written (a failed write: exit status 1 in the CLI)."""
+
+    def __str__(self) -> str:  # the message names the folder and the reason; no "[Errno n]" prefix
+        return str(self.strerror)
 
 
 def _holder(path: Path) -> str:
@@ -82,7 +90,8 @@ def run_lock(folder: str | os.PathLike) -> Iterator[bool]:
             logger.debug("%s is not writable (%s): read-only use", folder, err.strerror)
             yield False
             return
-        raise
+        raise OutputFolderError(err.errno, f"cannot create or write the output folder {folder}: "
+                                f"{err.strerror or err}") from err
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

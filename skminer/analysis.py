@@ -146,6 +146,9 @@ class Analysis:
             key = self._key(stage, previous)
             entry = state.get(stage, {})
             changed = self._changed_outputs(stage, entry)
+            if stage == "plot" and not self.config["plots"]["enabled"]:
+                summary["stages"][stage] = "off"  # plots.enabled: false
+                continue
             if not force and entry.get("key") == key and not changed:
                 logger.info("stage %s: up to date, reusing %s", stage, entry["outputs"])
                 summary["stages"][stage] = "reused"

@@ -72,11 +72,12 @@ def _run(config: dict, force: bool) -> int:
 
 
 def _info(path: str) -> int:
-    from .events import EventSet
+    from .events import EventSet, warn_negative_cross_sections
 
     events = EventSet.load(path)
     print(events)
-    xs = events.weights.sum(axis=0)
+    xs = events._weight_sums()
+    warn_negative_cross_sections([f"benchmark {b!r}" for b in events.benchmark_names], xs, where=path)
     for name, x in zip(events.benchmark_names, xs, strict=True):
         print(f"  cross section at {name:>16}: {x:.6g} pb")
     if events.morpher is not None:
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     p_demo = sub.add_parser("demo", help="run a complete example analysis on the built-in simulator")
     p_demo.add_argument("--output", default="skminer-demo", help="output folder (default skminer-demo)")
-    p_demo.add_argument("--force", action="store_true", help="rerun stages even when up to date")
+    p_demo.add_argument("--force", action="store_true", help="rerun stages even when up to date (with "
+                        "--write-config: overwrite an existing file)")
     p_demo.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p_demo.add_argument("--method", choices=list(METHODS), default=DEFAULT_METHOD,
                         help=f"estimator to train (default {DEFAULT_METHOD})")
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.write_config:
                 import yaml
 
+                if Path(args.write_config).exists() and not args.force:
+                    raise ValueError(f"{args.write_config} exists; pass --force to overwrite it")
                 with atomic_write(args.write_config) as tmp:
                     tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
                 print(f"wrote {args.write_config}")

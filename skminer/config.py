@@ -29,7 +29,7 @@ __all__ = ["ConfigError", "load_config", "validate_config", "DEFAULTS", "METHODS
 #: Names accepted by ``training.method`` (the rows of :data:`skminer.methods.METHODS`).
 METHODS = tuple(_METHOD_TABLE)
 
-#: The configuration an empty file gives (every default filled in).
+#: The configuration ``{}`` gives (every default filled in).
 DEFAULTS: dict[str, Any] = AnalysisConfig().model_dump()
 
 
@@ -53,7 +53,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        When the file is missing, is not valid YAML, expands to an alias bomb, or any field is wrong (all wrong
+        When the file is missing, empty, is not valid YAML, expands to an alias bomb, or any field is wrong (all wrong
         fields are listed, each with the file name and its dotted path).
     """
     path = Path(path)
@@ -65,8 +65,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if raw is None:
-        raw = {}
+    if raw is None:  # an empty file (or only comments): running every default is never what was meant
+        raise ConfigError(f"{path}: the configuration file is empty; write the analysis in it (`skminer demo "
+                          "--write-config FILE` writes a complete example), or `{}` for every default")
     return validate_config(raw, source=str(path), base_dir=path.parent)
 
 
@@ -220,6 +221,7 @@ class _Resolver:
             self._benchmark_values(params)
             self._points(params, benchmarks)
             self._reference_points(params)
+            self._observed_inside(params, kind)
         if observables is not None:
             for i, h in enumerate(cfg["inference"]["histograms"]):
                 for name in [h] if isinstance(h, str) else h:
@@ -378,6 +380,30 @@ class _Resolver:
                       f"{at_use} differs from augmentation.theta_ref {at_train}: "
                       f"{method.class_name} estimates the score only at the point it is trained at; set the two "
                       "fields to the same point (or leave inference.theta_ref unset)")
+
+    def _observed_inside(self, params: list[str], kind: str) -> None:
+        """Pseudo-data at a point outside the parameter ranges: the limits scan the ranges only, so their best fit
+        would be a corner of the grid whatever the data say; refused."""
+        observed = self.cfg["inference"]["observed"] or {}
+        theta = self._point_values(observed.get("theta"), params)
+        if theta is None:
+            return
+        if kind == "toy":
+            from .simulation.toy import ToySimulator
+
+            try:
+                lo, hi = ToySimulator(**self.cfg["simulation"]["toy"]).range_of_parameters
+            except (TypeError, ValueError):
+                return  # reported as simulation.toy
+            ranges = [(lo, hi)] * len(params)
+        else:
+            ranges = [tuple(p["range"]) for p in self.cfg["parameters"] or ()]
+        outside = {name: (value, list(r)) for name, value, r in zip(params, theta, ranges, strict=False)
+                   if not r[0] <= value <= r[1]}
+        if outside:
+            detail = ", ".join(f"{name} = {v:g} outside {r}" for name, (v, r) in outside.items())
+            self.fail("inference.observed.theta", f"{detail}: the limits scan the parameter ranges only, so the "
+                      "best fit would sit on the grid's edge; choose a point inside the ranges or widen them")
 
     def _point_values(self, value: Any, params: list[str]) -> tuple[float, ...] | None:
         """The values of a checked parameter point, or None when they are unknown here (a misspelt name)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,35 @@ from .parameters import ParameterSpace
 __all__ = ["EventSet", "ChunkedEventSet", "FORMAT_VERSION", "SUM_BLOCK"]
 
 logger = logging.getLogger(__name__)
+
+#: A cross section below ``-NEGATIVE_TOLERANCE`` times the sum of the magnitudes it is made of counts as negative.
+NEGATIVE_TOLERANCE = 1e-9
+
+
+def warn_negative_cross_sections(labels: Sequence[str] | Callable[[int], str], xs: np.ndarray,
+                                 scale: np.ndarray | None = None, where: str = "") -> bool:
+    """Log a WARNING naming the points (``labels``, or a function of the index giving them) whose cross sections
+    ``xs`` (pb) are negative.
+
+    A total cross section is never negative (negative event weights at NLO still sum to a positive rate); one that
+    is means wrong weights or a morphing outside its physical region. ``scale`` is the sum of the magnitudes
+    each value is made of (default ``|xs|``): values above ``-NEGATIVE_TOLERANCE * scale`` are rounding.
+
+    Returns
+    -------
+    bool
+        Whether any was negative.
+    """
+    xs = np.asarray(xs, dtype=np.float64).reshape(-1)
+    scale = np.abs(xs) if scale is None else np.asarray(scale, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(xs < -NEGATIVE_TOLERANCE * scale)
+    if bad.size:
+        label = labels if callable(labels) else labels.__getitem__
+        shown = ", ".join(f"{label(int(i))}: {xs[i]:.6g} pb" for i in bad[:5])
+        more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+        logger.warning("%snegative cross section at %d of %d points (%s%s): the event weights or the morphing are "
+                       "unphysical there", f"{where}: " if where else "", bad.size, xs.size, shown, more)
+    return bool(bad.size)
 
 #: Events per block of the cross-section sums (:func:`block_sums`); out-of-core chunks are multiples of it.
 SUM_BLOCK = 4096
@@ -424,9 +453,20 @@ class EventSet:
         th, single = self._theta(theta)
         if self.morpher is None:
             xs = sums[self._benchmark_columns(th)]
+            scale = np.abs(xs)
         else:
-            xs = self.morpher.weights(th) @ sums[self._basis_index]
+            coeff = self.morpher.weights(th)
+            xs = coeff @ sums[self._basis_index]
+            scale = np.abs(coeff) @ np.abs(sums[self._basis_index])  # beyond the rounding of a cancelling sum
+        warn_negative_cross_sections(lambda i: self._point_label(th[i]), xs, scale)
         return float(xs[0]) if single else xs
+
+    def _point_label(self, theta: np.ndarray) -> str:
+        """``theta=[...]``, with the benchmark's name when the point is one."""
+        values = self.benchmark_values
+        same = np.flatnonzero(_same_points(values, theta[None, :], values)) if values.size else []
+        name = f" (benchmark {self.benchmark_names[same[0]]!r})" if len(same) else ""
+        return f"theta={np.round(theta, 6).tolist()}{name}"
 
     def _cross_section_gradient_from_sums(self, theta: Any, sums: np.ndarray) -> np.ndarray:
         """Gradients of the cross section at ``theta`` from the column sums ``sums`` (see

@@ -95,7 +95,9 @@ def test_demo_write_config_roundtrips(tmp_path):
     assert main(["demo", "--write-config", str(path)]) == 0
     cfg = load_config(path)
     assert cfg["training"]["method"] == "sally"
-    assert main(["demo", "--method", "alices", "--write-config", str(path)]) == 0
+    assert main(["demo", "--method", "alices", "--write-config", str(path)]) == 2  # exists: kept without --force
+    assert load_config(path)["training"]["method"] == "sally"
+    assert main(["demo", "--method", "alices", "--write-config", str(path), "--force"]) == 0
     cfg = load_config(path)
     assert cfg["training"]["method"] == "alices" and cfg["training"]["params"]["alpha"] == 0.01
 
@@ -265,3 +267,36 @@ def test_observed_limits_from_an_event_file(tmp_path):
     assert results["observed_limits"]["n_events"] == 300
     # 300 events drawn at theta1 = 0.6: the histogram fit lands on the positive side of theta1
     assert results["observed_limits"]["histogram x1"]["best_fit"][0] > 0
+
+
+def test_empty_config_file_refused_naming_it(tmp_path, capsys):
+    for text in ("", "# only a comment\n"):
+        path = tmp_path / "empty.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=r"empty.yaml: the configuration file is empty"):
+            load_config(path)
+        assert main(["run", str(path)]) == 2
+        assert "empty.yaml: the configuration file is empty" in capsys.readouterr().err
+    assert not (tmp_path / "skminer-output").exists()
+    (tmp_path / "defaults.yaml").write_text("{}")
+    assert load_config(tmp_path / "defaults.yaml")["training"]["method"] == "sally"
+
+
+def test_unusable_output_folder_is_a_failed_write_naming_the_path(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = dict(TINY, output=str(blocker / "out"))
+    assert main(["run", str(_write(tmp_path, cfg))]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot create or write the output folder {blocker / 'out'}" in err and "Errno" not in err
+
+
+def test_disabled_plots_are_reported_off(tmp_path, capsys):
+    cfg = {"output": "out", "seed": 1, "simulation": {"simulator": "toy", "n_events": 1000},
+           "augmentation": {"n_samples": 300, "test_fraction": 0.5},
+           "training": {"method": "sally", "params": {"hidden_layer_sizes": [4], "max_epochs": 1}},
+           "inference": {"luminosity": 10.0, "limits": False, "n_bins": 3}, "plots": {"enabled": False}}
+    assert main(["run", str(_write(tmp_path, cfg))]) == 0
+    stages = json.loads((tmp_path / "out" / "summary.json").read_text())["stages"]
+    assert stages["plot"] == "off" and stages["infer"] == "ran"
+    assert "plot (off)" in capsys.readouterr().out

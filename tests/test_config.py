@@ -291,3 +291,29 @@ def test_sally_run_at_a_reference_point_off_the_origin(tmp_path):
     assert main(["run", str(path)]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["theta_ref"] == [0.5, 0.0] and "full (SALLY)" in results["fisher_information"]
+
+
+@pytest.mark.parametrize(("toy", "theta", "bad"), [({}, [5.0, 5.0], "theta1 = 5 outside [-1.0, 1.0]"),
+                                                   ({}, {"theta2": -1.5}, "theta2 = -1.5 outside"),
+                                                   ({"parameter_range": [-10.0, 10.0]}, [5.0, 5.0], None),
+                                                   ({}, [1.0, -1.0], None)])
+def test_observed_pseudo_data_outside_the_parameter_ranges_refused(tmp_path, toy, theta, bad):
+    text = yaml.safe_dump({"output": "out", "simulation": {"toy": toy}, "inference": {"observed": {"theta": theta}}})
+    if bad is None:
+        assert _load_text(tmp_path, text)["inference"]["observed"]["theta"] == theta
+        return
+    message = _error(tmp_path, text)
+    assert "field 'inference.observed.theta'" in message and bad in message
+
+
+def test_toy_parameter_range_of_the_wrong_shape_names_the_argument(tmp_path):
+    from skminer.simulation.toy import ToySimulator
+
+    with pytest.raises(ValueError, match=r"parameter_range must be one \(low, high\) pair .* got \[\(-2, 2\), "
+                                         r"\(-2, 2\)\] \(shape \(2, 2\)\)"):
+        ToySimulator(parameter_range=[(-2, 2), (-2, 2)])
+    for bad in ([1.0, -1.0], [0.0, float("inf")], ["a", 1.0], [True, 2.0], 3.0):
+        with pytest.raises(ValueError, match="parameter_range"):
+            ToySimulator(parameter_range=bad)
+    message = _error(tmp_path, "simulation: {toy: {parameter_range: [[-2, 2], [-2, 2]]}}")
+    assert "field 'simulation.toy'" in message and "parameter_range must be one (low, high) pair" in message

@@ -4,6 +4,9 @@ sample, and the draws of several files have the distribution of the combined eve
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import sys
 
 import numpy as np
@@ -256,3 +259,38 @@ def test_averaging_only_empty_files_gives_the_empty_set_of_the_in_memory_path(tm
         for events in (combined, in_memory):
             with pytest.raises(ValueError, match="events is empty"):
                 RatioSampler(n_thetas=2).sample(events, 10, random_state=0)
+
+
+def test_a_hard_link_to_a_file_is_a_duplicate(tmp_path):
+    full = ToySimulator().simulate(300, random_state=3).save(tmp_path / "a.h5")
+    os.link(full, tmp_path / "hardlink_to_a.h5")
+    os.symlink(full, tmp_path / "symlink_to_a.h5")
+    with pytest.raises(ValueError, match=r"hardlink_to_a.h5 is the same file as .*a\.h5 \(a link to it\).*count twice"):
+        EventFiles([full, tmp_path / "hardlink_to_a.h5"])
+    with pytest.raises(ValueError, match=r"symlink_to_a.h5 is given more than once in paths"):
+        EventFiles([full, tmp_path / "symlink_to_a.h5"])
+
+
+def _negative(events: EventSet) -> EventSet:
+    return EventSet(events.x, -np.asarray(events.weights), observable_names=events.observable_names,
+                    benchmark_names=events.benchmark_names, space=events.space, morpher=events.morpher,
+                    morphing_basis=events.morphing_basis)
+
+
+def test_negative_cross_sections_warn_naming_the_benchmark(tmp_path, caplog, capsys):
+    from skminer.cli import main
+
+    neg = _negative(ToySimulator().simulate(300, random_state=3))
+    path = neg.save(tmp_path / "neg.h5")
+    with caplog.at_level(logging.WARNING, logger="skminer.events"):
+        assert main(["info", str(path)]) == 0
+    assert re.search(r"neg\.h5: negative cross section at 6 of 6 points \(benchmark 'sm': -\d", caplog.text)
+    for events in (neg, EventFiles([path])):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="skminer.events"):
+            value = events.cross_section("theta1_plus")
+        assert value < 0 and f"theta=[1.0, 0.0] (benchmark 'theta1_plus'): {value:.6g} pb" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="skminer.events"):
+        ToySimulator().simulate(300, random_state=3).cross_section(np.array([[0.3, 0.2], [0.0, 0.0]]))
+    assert "negative cross section" not in caplog.text

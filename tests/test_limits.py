@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -335,3 +336,31 @@ def test_sally_limits_with_trained_estimator(toy, events, grid, exact_asimov):
     # the learned score histogram is nearly as powerful as the exact-score histogram, far above the rate alone
     assert res.q.sum() > 0.95 * oracle.q.sum()
     assert res.confidence_region(0.68).sum() < 0.5 * rate_only.confidence_region(0.68).sum()
+
+
+def test_best_fit_on_the_grid_edge_warns():
+    """Data from outside the scanned range give a grid corner as "best fit": a warning naming the parameter."""
+    from skminer.inference.intervals import describe_limits
+
+    g = theta_grid([[-1.0, 1.0], [-1.0, 1.0]], [5, 5])
+    ll = -((g[:, 0] - 5.0) ** 2 + (g[:, 1] - 0.1) ** 2)  # peak at [5, 0.1], outside in theta0 only
+    with pytest.warns(UserWarning, match=r"best fit \[1\.0, 0\.0\] lies on the edge of the scanned grid: "
+                                         r"parameter 0 = 1 \(grid \[-1, 1\]\)"):
+        res = LimitResult.from_log_likelihood(g, ll)
+    assert res.info["best_fit_on_edge"] == [0]
+    assert describe_limits(res, [0.68], ["a", "b"])["best_fit_on_grid_edge"] == ["a"]
+    inner = -((g[:, 0] - 0.4) ** 2 + g[:, 1] ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = LimitResult.from_log_likelihood(g, inner)
+    assert res.info["best_fit_on_edge"] == [] and describe_limits(res, [0.68])["best_fit_on_grid_edge"] == []
+
+
+def test_merge_message_without_an_expected_minimum(caplog):
+    from skminer.inference._histograms import merge_sparse_cells
+
+    index = np.array([0, 0, 0, 1])
+    with caplog.at_level(logging.INFO, logger="skminer.inference._histograms"):
+        merge_sparse_cells(index, [2], np.full(4, 5.0), 0.0, 2)
+    assert "cells have fewer than 2 simulated events and were merged" in caplog.text
+    assert "fewer than 0 expected" not in caplog.text

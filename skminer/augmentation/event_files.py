@@ -197,12 +197,18 @@ class EventFiles:
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("EventFiles needs at least one path")
-        seen: set[Path] = set()
+        seen: dict[tuple[int, int], Path] = {}
         for p in self.paths:  # the same events twice would count twice in every cross section and draw
-            key = p.resolve()
+            try:  # the file's identity (device, inode): also a hard link or a symbolic link to it
+                st = p.stat()
+            except OSError as err:
+                raise FileNotFoundError(f"event file {p} cannot be read: {err.strerror}") from None
+            key = (st.st_dev, st.st_ino)
             if key in seen:
-                raise ValueError(f"{p} is given more than once in paths")
-            seen.add(key)
+                same = "is given more than once" if p.resolve() == seen[key].resolve() else \
+                    f"is the same file as {seen[key]} (a link to it)"
+                raise ValueError(f"{p} {same} in paths; its events would count twice")
+            seen[key] = p
         if mode not in ("sum", "average"):
             raise ValueError(f"mode must be 'sum' or 'average', got {mode!r}")
         self.mode, self.use_dask = mode, bool(use_dask)

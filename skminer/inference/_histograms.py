@@ -139,7 +139,8 @@ def merge_sparse_cells(index: np.ndarray, dims: Sequence[int], expected: np.ndar
         coords = np.stack(np.unravel_index(np.arange(n_cells), tuple(dims)), axis=1).astype(np.float64)
         _, nearest = spatial.cKDTree(coords[dense]).query(coords[~dense])
         remap[~dense] = nearest
-        logger.info("histogram: %d of %d cells have fewer than %g expected or %d simulated events and were merged "
-                    "into their nearest neighbours (%d bins)", int(np.sum(~dense)), n_cells, min_expected,
-                    min_events, int(dense.sum()))
+        reason = (f"fewer than {min_expected:g} expected or {min_events} simulated events" if min_expected > 0
+                  else f"fewer than {min_events} simulated events")
+        logger.info("histogram: %d of %d cells have %s and were merged into their nearest neighbours (%d bins)",
+                    int(np.sum(~dense)), n_cells, reason, int(dense.sum()))
     return remap

@@ -206,7 +206,9 @@ def describe_limits(result: Any, cls: Sequence[float], parameter_names: Sequence
     Returns
     -------
     dict
-        ``best_fit``; ``intervals`` (one parameter: ``{cl: [interval, ...]}`` with ``n_dof`` of the result);
+        ``best_fit``; ``best_fit_on_grid_edge`` (the parameters in which it lies on the edge of the scanned grid,
+        when the result records them); ``intervals`` (one parameter: ``{cl: [interval, ...]}`` with ``n_dof`` of
+        the result);
         ``contours`` (two parameters: ``{cl: {"paths", "area", "closed"}}``); ``profiles``
         (``{name: {"values", "q", "intervals": {cl: [...]}}}``, one degree of freedom).
     """
@@ -215,6 +217,9 @@ def describe_limits(result: Any, cls: Sequence[float], parameter_names: Sequence
     n_params = grid.shape[1]
     names = list(parameter_names) if parameter_names is not None else [f"theta{i}" for i in range(n_params)]
     out: dict[str, Any] = {"best_fit": np.asarray(result.best_fit).tolist()}
+    edge = getattr(result, "info", {}).get("best_fit_on_edge")
+    if edge is not None:
+        out["best_fit_on_grid_edge"] = [names[j] for j in edge]
     if n_params == 1:
         order = np.argsort(grid[:, 0])
         out["intervals"] = {f"{c:g}": interval_1d(grid[order, 0], q[order], c, int(result.n_dof), factor)

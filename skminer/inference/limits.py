@@ -122,19 +122,41 @@ class LimitResult:
         if not np.any(np.isfinite(ll)):
             raise ValueError("log likelihood is -inf at every grid point (no grid point compatible with the data)")
         best = int(np.argmax(ll))
+        info = dict(info or {})
+        info["best_fit_on_edge"] = _warn_if_on_edge(grid, best, mode)
         q = -2.0 * (ll - ll[best])
         dof = grid.shape[1] if n_dof is None else as_count(n_dof, "n_dof")
         kin = ll.copy() if log_likelihood_kinematic is None else np.asarray(log_likelihood_kinematic, np.float64)
         rate = np.zeros_like(ll) if log_likelihood_rate is None else np.asarray(log_likelihood_rate, np.float64)
         return cls(grid=grid, log_likelihood=ll, log_likelihood_kinematic=kin, log_likelihood_rate=rate, q=q,
                    p_values=p_values_from_q(q, dof), best_fit_index=best, best_fit=grid[best].copy(), mode=mode,
-                   n_dof=dof, info=dict(info or {}))
+                   n_dof=dof, info=info)
 
     def confidence_region(self, cl: float = 0.68) -> np.ndarray:
         """Boolean mask of the grid points inside the ``cl`` confidence region (``p > 1 - cl``)."""
         if not 0 < cl < 1:
             raise ValueError(f"cl must be in (0, 1), got {cl!r}")
         return self.p_values > 1.0 - cl
+
+
+def _warn_if_on_edge(grid: np.ndarray, best: int, mode: str) -> list[int]:
+    """Columns in which the best fit lies on the edge of the scanned grid, with a warning naming them.
+
+    The scan only sees the grid: a maximum on its edge may be the edge of the range rather than of the likelihood
+    (data from a point outside the grid give a corner as the "best fit").
+    """
+    lo, hi = grid.min(axis=0), grid.max(axis=0)
+    tol = 1e-9 * np.maximum(hi - lo, np.finfo(np.float64).tiny)
+    point = grid[best]
+    edge = [j for j in range(grid.shape[1]) if hi[j] > lo[j]
+            and (point[j] - lo[j] <= tol[j] or hi[j] - point[j] <= tol[j])]
+    if edge:
+        where = ", ".join(f"parameter {j} = {point[j]:g} (grid [{lo[j]:g}, {hi[j]:g}])" for j in edge)
+        warnings.warn(f"limits ({mode}): the best fit {point.tolist()} lies on the edge of the scanned grid: {where}; "
+                      "the likelihood may peak outside the grid (unless the true point is on the edge), so the best "
+                      "fit and the intervals there are cut by the grid: widen the scanned range", UserWarning,
+                      stacklevel=3)
+    return edge
 
 
 def theta_grid(ranges: np.ndarray | Sequence[Sequence[float]], n_points: int | Sequence[int]) -> np.ndarray:

@@ -176,6 +176,23 @@ class ToySimulator:
         self._setup()
         return self
 
+    @property
+    def range_of_parameters(self) -> tuple[float, float]:
+        """``parameter_range`` checked: ``(low, high)``, two finite numbers, ``low < high``, shared by every
+        parameter (``ValueError`` naming ``parameter_range`` otherwise)."""
+        value = self.parameter_range
+        expected = ("parameter_range must be one (low, high) pair of finite numbers with low < high, shared by "
+                    f"every parameter {list(self.parameter_names)}")
+        try:
+            pair = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{expected}, got {value!r}") from None
+        if pair.shape != (2,) or any(isinstance(v, bool) for v in value) or not np.all(np.isfinite(pair)) \
+                or not pair[0] < pair[1]:
+            shape = f" (shape {pair.shape})" if pair.shape != (2,) else ""
+            raise ValueError(f"{expected}, got {value!r}{shape}")
+        return float(pair[0]), float(pair[1])
+
     def _setup(self) -> None:
         if int(self.n_dim) != self.n_dim or self.n_dim < 1:
             raise ValueError(f"n_dim must be a positive integer, got {self.n_dim!r}")
@@ -196,9 +213,7 @@ class ToySimulator:
             m = np.asarray(self.centers, dtype=np.float64)
             if m.shape != (3, d) or not np.all(np.isfinite(m)):
                 raise ValueError(f"centers must be a finite array of shape (3, {d}), got shape {m.shape}")
-        lo, hi = (float(r) for r in self.parameter_range)
-        if not lo < hi:
-            raise ValueError(f"parameter_range must be (low, high) with low < high, got {self.parameter_range!r}")
+        lo, hi = self.range_of_parameters
         s2 = float(self.width) ** 2
         self._d = d
         self._c = c

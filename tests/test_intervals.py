@@ -40,7 +40,8 @@ def test_contour_area_and_profiles_of_a_gaussian():
     np.testing.assert_allclose(prof, ((values - 0.1) / sy) ** 2 - 0.0, atol=1e-12)
     res = LimitResult.from_log_likelihood(grid, -0.5 * q)
     d = describe_limits(res, [0.68, 0.95], ["a", "b"])
-    assert set(d) == {"best_fit", "contours", "profiles"} and set(d["contours"]) == {"0.68", "0.95"}
+    assert set(d) == {"best_fit", "best_fit_on_grid_edge", "contours", "profiles"}
+    assert d["best_fit_on_grid_edge"] == [] and set(d["contours"]) == {"0.68", "0.95"}
     (iv,) = d["profiles"]["b"]["intervals"]["0.68"]
     half = sy * np.sqrt(stats.chi2.ppf(0.68, 1))
     assert iv["lower"] == pytest.approx(0.1 - half, abs=1e-9) and iv["upper"] == pytest.approx(0.1 + half, abs=1e-9)

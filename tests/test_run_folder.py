@@ -113,7 +113,7 @@ def test_stale_temporaries_removed_by_the_next_run(finished, tmp_path, caplog):
     assert not any(p.exists() for p in stale) and keep.exists()
     assert "removed 2 temporary file(s) of interrupted writes" in caplog.text
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["stages"].values()) == {"reused"}
+    assert set(summary["stages"].values()) == {"reused", "off"}  # plots.enabled: false
 
 
 def test_atomic_write_temporaries_match_the_cleanup_pattern(tmp_path):
@@ -153,7 +153,7 @@ def test_replaced_output_is_detected_and_the_stage_reruns(finished, tmp_path, ca
     assert _sha(out / "events_test.h5") != test_events
     assert main(["run", str(folder / "analysis.yaml")]) == 0
     stages = json.loads((out / "summary.json").read_text())["stages"]
-    assert stages == {"simulate": "reused", "augment": "ran", "train": "reused", "infer": "reused", "plot": "reused"}
+    assert stages == {"simulate": "reused", "augment": "ran", "train": "reused", "infer": "reused", "plot": "off"}
     assert _sha(out / "events_test.h5") == test_events
 
 

@@ -178,9 +178,9 @@ def test_final_weights_kept_unless_significantly_worse():
     # consistently worse in every batch: restore the lowest-validation epoch's weights
     callback, restored = _selection_run(0.05 + rng.normal(0.0, 0.01, 40))
     assert restored and callback.restored_ and callback.best_epoch_ == 1 and callback.z_ > 20
-    # final epoch lowest: nothing to test, the final weights stay
+    # final epoch lowest: the final weights stay, z against itself is 0
     callback, restored = _selection_run(np.full(40, -0.1))
-    assert not restored and callback.best_epoch_ == 3 and np.isnan(callback.z_)
+    assert not restored and callback.best_epoch_ == 3 and callback.z_ == 0.0
 
 
 def test_paired_z_edge_cases():
@@ -385,6 +385,43 @@ def test_the_selection_says_which_weights_it_returns(local):
     assert isinstance(sink, LogSink) and sink.verbose == 1  # INFO lines with verbose, as skorch's own
 
 
+def test_validation_split_warnings_point_at_the_users_call_and_a_tiny_split_warns():
+    """The empty-split warning pointed at sklearn/base.py (a fixed stacklevel, off by scikit-learn's _fit_context);
+    a split of one validation row (4 rows at 0.25) let one event choose the epoch without a word."""
+    import warnings
+
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skminer.estimators._training import MIN_PAIRED_BATCHES
+
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(160, 2)), rng.normal(size=(160, 2))
+    kw = dict(hidden_layer_sizes=(4,), max_epochs=2, random_state=0)
+    for fit in (lambda: SALLY(**kw, validation_fraction=0.1).fit(X[:3], t[:3]),
+                lambda: make_pipeline(StandardScaler(), SALLY(**kw, validation_fraction=0.1)).fit(X[:3], t[:3]),
+                lambda: GridSearchCV(SALLY(**kw, validation_fraction=0.1), {"lr": [1e-3]}, cv=KFold(2),
+                                             refit=False).fit(X[:6], t[:6])):
+        with pytest.warns(UserWarning, match="rounds to an empty validation") as record:
+            fit()
+        assert {w.filename for w in record} == {__file__}
+    with pytest.warns(UserWarning, match=r"validation_fraction=0\.25 of 4 training rows leaves 1 validation row \(1 "
+                                         rf"validation batch, fewer than the {MIN_PAIRED_BATCHES} .* rest on the "
+                                         r"losses of 1 row;") as record:
+        SALLY(**kw).fit(X[:4], t[:4])
+    assert {w.filename for w in record} == {__file__}
+    with pytest.warns(UserWarning, match=r"leaves 32 validation rows \(2 validation batches"):
+        SALLY(**kw).fit(X[:128], t[:128])
+    with warnings.catch_warnings():  # 40 validation rows: 3 batches, the paired test runs
+        warnings.simplefilter("error")
+        SALLY(**kw).fit(X, t)
+    # the final epoch is the lowest: z is 0 (the final epoch against itself), not nan
+    decreasing = SALLY(**{**kw, "max_epochs": 3}, lr=1e-2).fit(X, t)
+    assert int(np.argmin(decreasing.validation_loss_curve_)) + 1 == decreasing.n_epochs_
+    assert decreasing.selection_z_ == 0.0 and not decreasing.selection_restored_
+
+
 def test_a_requested_validation_split_that_is_empty_says_what_it_disables():
     import warnings
 
@@ -395,6 +432,8 @@ def test_a_requested_validation_split_that_is_empty_says_what_it_disables():
                                          r"selection \(epoch_selection='ema'\) are disabled"):
         est = SALLY(**kw, validation_fraction=0.1).fit(X, t)
     assert est.validation_loss_curve_ is None and est.best_epoch_ == est.n_epochs_ == 2
+    with pytest.warns(UserWarning, match=r"no validation split is made: early stopping is disabled and the final"):
+        SALLY(**kw, validation_fraction=0.1, epoch_selection="last").fit(X, t)  # 'last' selects nothing anyway
     with warnings.catch_warnings():  # no split asked for: nothing to say
         warnings.simplefilter("error")
         SALLY(**kw, validation_fraction=0.0).fit(X, t)

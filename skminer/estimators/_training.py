@@ -35,6 +35,9 @@ EPOCH_SELECTIONS: tuple[str, ...] = ("ema", "smoothed", "best", "last")
 
 #: Validation batches aimed at by :func:`valid_batch_size` (the paired test's sample size).
 N_VALID_BATCHES = 64
+#: Fewest validation batches with which :func:`paired_z` estimates a standard error (with fewer, epoch selection
+#: compares two validation losses without one).
+MIN_PAIRED_BATCHES = 3
 
 
 def optimizer_settings(name: str, momentum: float, weight_decay: float, device: str | torch.device = "cpu"
@@ -114,9 +117,10 @@ def paired_z(loss: np.ndarray, reference: np.ndarray, sizes: np.ndarray) -> floa
 
     Both epochs see the same events in the same batches, so the difference per batch cancels the (large)
     event-to-event spread of noisy targets and keeps only how the two networks differ. Returns ``nan`` with
-    fewer than 3 batches, ``inf`` (``-inf``) for a positive (negative) difference without spread.
+    fewer than :data:`MIN_PAIRED_BATCHES` batches, ``inf`` (``-inf``) for a positive (negative) difference without
+    spread.
     """
-    if len(loss) < 3:
+    if len(loss) < MIN_PAIRED_BATCHES:
         return float("nan")
     w = sizes / sizes.sum()
     d = loss - reference
@@ -138,7 +142,7 @@ class FinalUnlessWorse(Callback):
     paired comparison over the validation batches (:func:`paired_z`); otherwise the final weights stay. (The
     per-batch differences estimate the standard error; consecutive epochs are correlated, so a run of epochs
     each a little worse is no more evidence than one.)
-    With fewer than 3 validation batches the plain comparison decides.
+    With fewer than :data:`MIN_PAIRED_BATCHES` validation batches the plain comparison decides.
 
     The same test stops training early: after ``patience`` epochs in a row that are each worse than the best by
     more than ``z`` standard errors (overfitting), not after ``patience`` epochs without a new minimum, which
@@ -168,7 +172,8 @@ class FinalUnlessWorse(Callback):
     restored_ : bool
         Whether the final weights were replaced by the snapshot.
     z_ : float
-        The final epoch's paired z against the snapshot (nan without a test).
+        The final epoch's paired z against the snapshot: 0 when the final epoch is itself the lowest (nothing to
+        test), nan when no test could be made (too few validation batches, or no finite epoch).
     """
 
     def __init__(self, z: float = 1.0, patience: int | None = None, sink: Any = None) -> None:
@@ -229,6 +234,8 @@ class FinalUnlessWorse(Callback):
         last = int(net.history[-1, "epoch"])
         self.restored_ = False
         if self.best_state_ is None or self.best_epoch_ == last:
+            if self.best_state_ is not None:  # the final epoch is the lowest: it differs from itself by 0
+                self.z_ = 0.0
             self.best_epoch_ = last
             return
         worse, self.z_ = self._worse_than_best(net)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral
 from typing import Any, ClassVar
 
+import joblib
 import numpy as np
 import sklearn
 import skorch
@@ -58,6 +59,7 @@ from ._torch_utils import as_float_tensor, resolve_device, seed_from_random_stat
 from ._training import (
     EPOCH_SELECTIONS,
     LR_SCHEDULES,
+    MIN_PAIRED_BATCHES,
     OPTIMIZERS,
     FinalUnlessWorse,
     SmoothedValidLoss,
@@ -87,16 +89,17 @@ def eval_batch_size(device: str | torch.device) -> int:
     :data:`EVAL_BATCH_SIZE`)."""
     return EVAL_BATCH_SIZES.get(torch.device(device).type, EVAL_BATCH_SIZE)
 
-#: Source folders whose frames a warning skips to reach the user's call (skminer, and the scikit-learn, skorch and
-#: torch frames between the user and skminer: ``_fit_context``, meta-estimators, the training loop).
+#: Source folders whose frames a warning skips to reach the user's call (skminer, and the scikit-learn, joblib,
+#: skorch and torch frames between the user and skminer: ``_fit_context``, meta-estimators and their parallel
+#: loops, the training loop).
 _INTERNAL_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-                       for m in (sys.modules[__name__.partition(".")[0]], sklearn, skorch, torch))
+                       for m in (sys.modules[__name__.partition(".")[0]], sklearn, joblib, skorch, torch))
 
 
 def _user_stacklevel() -> int:
     """``stacklevel`` for a ``warnings.warn`` in the calling function that points at the user's code.
 
-    The first frame outside skminer, scikit-learn, skorch and torch (a fixed count is off whenever a decorator
+    The first frame outside skminer, scikit-learn, joblib, skorch and torch (a fixed count is off whenever a decorator
     such as scikit-learn's ``_fit_context`` or a meta-estimator adds frames); the outermost frame if every frame
     is internal (e.g. the skminer command line).
     """
@@ -203,7 +206,8 @@ class NeuralEstimatorBase(BaseEstimator):
     with the estimator; absent from files written before skminer recorded it):
     ``selection_restored_`` (bool: the final weights were replaced by those of epoch ``best_epoch_``),
     ``selection_z_`` (float: with ``epoch_selection="ema"``, the final epoch's paired z against the epoch of
-    lowest validation loss, :class:`~skminer.estimators._training.FinalUnlessWorse`; nan without that test) and
+    lowest validation loss, :class:`~skminer.estimators._training.FinalUnlessWorse`; 0 when the final epoch is
+    itself the lowest; nan without that test),
     ``selection_worse_in_a_row_`` (int: epochs at the end of training that counted towards ``patience``), and
     ``initial_loss_`` (float: the training loss of the network as initialised, on all training rows before the
     first step; fit warns when the kept epoch's training loss lies more than
@@ -322,16 +326,35 @@ class NeuralEstimatorBase(BaseEstimator):
             **optimizer_kwargs,
         )
 
-    def _warn_if_no_validation(self, n_rows: int) -> None:
-        """Warn when a requested validation split (``validation_fraction > 0``) is empty for ``n_rows`` rows."""
+    def _check_validation_split(self, n_rows: int) -> None:
+        """Warn when a requested validation split (``validation_fraction > 0``) is empty for ``n_rows`` rows, or
+        so small that fewer than :data:`~skminer.estimators._training.MIN_PAIRED_BATCHES` validation batches
+        remain: then the paired test of epoch selection cannot run and a few events decide early stopping and the
+        returned epoch."""
         fraction = float(self.validation_fraction)
-        if not self.early_stopping or fraction <= 0 or RandomValidSplit.n_valid(n_rows, fraction) > 0:
+        if not self.early_stopping or fraction <= 0:
             return
-        warnings.warn(f"{type(self).__name__}: validation_fraction={fraction:g} of {n_rows} training rows rounds "
-                      "to an empty validation or training part, so no validation split is made: early stopping and "
-                      f"epoch selection (epoch_selection={self.epoch_selection!r}) are disabled and the final weights "
-                      f"after max_epochs={self.max_epochs} epochs are returned; use more events or another "
-                      "validation_fraction (0 disables the split without this warning)", UserWarning, stacklevel=4)
+        name = type(self).__name__
+        n_valid = RandomValidSplit.n_valid(n_rows, fraction)
+        if n_valid == 0:
+            selection = ("" if self.epoch_selection == "last" else
+                         f" and epoch selection (epoch_selection={self.epoch_selection!r})")
+            warnings.warn(f"{name}: validation_fraction={fraction:g} of {n_rows} training rows rounds to an empty "
+                          f"validation or training part, so no validation split is made: early stopping{selection} "
+                          f"{'is' if not selection else 'are'} disabled and the final weights after "
+                          f"max_epochs={self.max_epochs} epochs are returned; use more events or another "
+                          "validation_fraction (0 disables the split without this warning)", UserWarning,
+                          stacklevel=_user_stacklevel())
+            return
+        n_batches = -(-n_valid // valid_batch_size(n_valid, eval_batch_size(resolve_device(self.device))))
+        if n_batches < MIN_PAIRED_BATCHES:
+            rows, batches = ("rows" if n_valid > 1 else "row"), ("batches" if n_batches > 1 else "batch")
+            warnings.warn(f"{name}: validation_fraction={fraction:g} of {n_rows} training rows leaves {n_valid} "
+                          f"validation {rows} ({n_batches} validation {batches}, fewer than the {MIN_PAIRED_BATCHES} "
+                          "that epoch selection's paired test needs), so early stopping and the returned epoch "
+                          f"rest on the losses of {n_valid} {rows}; use more events, a larger "
+                          "validation_fraction, or validation_fraction=0 (train for max_epochs, keep the final "
+                          "weights)", UserWarning, stacklevel=_user_stacklevel())
 
     def _warn_if_diverged(self) -> None:
         """Warn, naming ``lr`` and the losses, when the training loss went non-finite or the kept epoch's training
@@ -368,7 +391,7 @@ class NeuralEstimatorBase(BaseEstimator):
         X_t = {k: as_float_tensor(v, device) for k, v in inputs.items()}
         y_t = {k: as_float_tensor(v, device) for k, v in targets.items() if v is not None}
         dataset = TensorDictDataset(X_t, y_t)
-        self._warn_if_no_validation(len(dataset))
+        self._check_validation_split(len(dataset))
         net = self._make_net(module, self._build_criterion(), seeds=(s_split, s_shuffle), n_rows=len(dataset))
         with limit_threads(self.n_threads):  # never oversubscribe; the caller's setting is restored
             try:

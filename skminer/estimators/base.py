@@ -196,7 +196,10 @@ class NeuralEstimatorBase(BaseEstimator):
         this process may use that other work leaves idle).
     random_state : None, int, RandomState or Generator
         Seeds weight initialisation, the validation split and batch shuffling (locally: the global numpy and
-        torch generators are neither seeded nor consumed).
+        torch generators are neither seeded nor consumed). Refits agree to the last digit only on the same number
+        of threads: with ``n_threads=None`` that number follows the load of the machine, so set ``n_threads`` (or
+        ``OMP_NUM_THREADS``) for bitwise reproducibility; other thread counts change float32 sums in the last
+        digits.
     verbose : int
         0: quiet; >= 1: log the per-epoch table at INFO level (logger ``skminer.estimators``).
 

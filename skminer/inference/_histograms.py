@@ -56,8 +56,8 @@ def inner_edges(values: np.ndarray, bins: BinsArg, weights: np.ndarray | None, n
     name : str
         Name of the variable for error messages.
     """
-    bins = axis_edges(bins, f"bins for {name}")
-    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+    bins = axis_edges(bins, f"bins for {name}")  # refuses bools
+    if isinstance(bins, (int, np.integer)):
         n_bins = int(bins)
         if n_bins < 1:
             raise ValueError(f"bins for {name} must be >= 1, got {bins}")

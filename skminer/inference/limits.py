@@ -423,8 +423,8 @@ class AsymptoticLimits:
 
     @staticmethod
     def _per_dim_bins(bins: Any, n_dim: int) -> list[BinsArg]:
-        bins = axis_edges(bins)  # a hist axis: its edges
-        if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        bins = axis_edges(bins)  # a hist axis: its edges; refuses bools
+        if isinstance(bins, (int, np.integer)):
             return [int(bins)] * n_dim
         if isinstance(bins, np.ndarray) and bins.ndim == 1 and n_dim == 1 and np.issubdtype(bins.dtype, np.floating):
             return [bins]

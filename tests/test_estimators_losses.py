@@ -62,22 +62,27 @@ def test_score_mse_masks_and_averages_over_all_events():
     assert losses.score_mse(t_hat, t_xz, T([1.0, 0.0, 1.0])).item() == pytest.approx((1 + 2) / 3 / 2)
 
 
-def test_score_mse_in_standardised_parameter_units():
-    # MadMiner (scale_parameters=True) compares s_k t_hat_k with s_k t_xz_k, s_k the std of theta_k
-    t_hat = T([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
-    t_xz = torch.zeros(3, 2)
-    scale = T([0.5, 2.0])
-    assert losses.score_mse(t_hat, t_xz, scale=scale).item() == pytest.approx(
-        (0.25 + 16 + (0.25 + 4)) / 3 / 2)
-    assert losses.score_mse(t_hat, t_xz, T([1.0, 0.0, 1.0]), scale).item() == pytest.approx(
-        (0.25 + 0.25 + 4) / 3 / 2)
+def test_score_targets_in_standardised_parameter_units():
+    # MadMiner (scale_parameters=True) compares s_k t_hat_k with s_k t_xz_k, s_k the std of theta_k: RatioNet
+    # trains on d log r / d theta_std = s d log r / d theta, so it scales the joint-score targets once
+    net = RatioNet(1, 4, (3,), theta_mean=[0.0] * 4, theta_scale=[0.5, 2.0, 3.0, 4.0])
+    t_xz, t_xz1 = np.array([[1.0, -2.0]]), np.array([[1.0, 1.0]])
+    _, targets = net.standardise_arrays({"x": np.zeros((1, 1)), "theta": np.zeros((1, 4))},
+                                        {"y": np.zeros(1), "t_xz": t_xz, "t_xz1": t_xz1})
+    np.testing.assert_array_equal(targets["t_xz"], [[0.5, -4.0]])   # theta0's scales
+    np.testing.assert_array_equal(targets["t_xz1"], [[3.0, 4.0]])   # theta1's scales
+    single = RatioNet(1, 1, (3,), theta_mean=[1.0], theta_scale=[0.25])
+    _, targets = single.standardise_arrays({"x": np.zeros((2, 1)), "theta": np.ones((2, 1))},
+                                           {"y": np.zeros(2), "t_xz": np.array([4.0, 8.0]), "log_r_xz": None})
+    np.testing.assert_array_equal(targets["t_xz"], [1.0, 2.0])
+    assert targets["log_r_xz"] is None
     g = torch.Generator().manual_seed(1)
     log_r, y = torch.randn(20, generator=g), (torch.rand(20, generator=g) > 0.5).float()
     t_full, t_xz2, t_xz1 = (torch.randn(20, 2, generator=g) for _ in range(3))
-    crit = losses.RatioCriterion("xe", score_term=True, alpha=1.0, n_parameters=1, double=True, score_scale=[0.5, 3.0])
+    crit = losses.RatioCriterion("xe", score_term=True, alpha=1.0, n_parameters=1, double=True)
     got = crit({"log_r": log_r, "t": t_full}, {"y": y, "t_xz": t_xz2[:, :1], "t_xz1": t_xz1[:, :1]})
-    expected = (losses.carl_loss(log_r, y) + losses.score_mse(t_full[:, :1], t_xz2[:, :1], 1 - y, T([0.5]))
-                + losses.score_mse(-t_full[:, 1:], t_xz1[:, :1], y, T([3.0])))
+    expected = (losses.carl_loss(log_r, y) + losses.score_mse(t_full[:, :1], t_xz2[:, :1], 1 - y)
+                + losses.score_mse(-t_full[:, 1:], t_xz1[:, :1], y))
     assert got.item() == pytest.approx(expected.item())
 
 

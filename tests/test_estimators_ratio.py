@@ -219,7 +219,10 @@ def test_early_stopping_restores_the_best_epoch(data):
     module = est.net_.module_
     module.eval()
     out = module(**valid_ds.X)  # gradients enabled: includes the score term
-    loss = est.net_.criterion_(out, valid_ds.y).item()
+    # the score term compares scores per unit of the standardised theta (the fitted sample's spread)
+    s = torch.as_tensor(np.std(small["theta"], axis=0), dtype=torch.float32).reshape(-1)
+    out["t"] = out["t"] * s
+    loss = est.net_.criterion_(out, {**valid_ds.y, "t_xz": valid_ds.y["t_xz"].reshape(len(out["t"]), -1) * s}).item()
     assert loss == pytest.approx(min(valid), rel=1e-4)
     assert loss < valid[-1]
 
@@ -257,12 +260,18 @@ def test_state_roundtrip_and_pickle(trained):
         CARL(hidden_layer_sizes=(3,))._set_fitted_state(state)
 
 
-def test_score_term_in_standardised_parameter_units(data):
-    # MadMiner's scale_parameters: the score term compares scores per unit of the training theta's spread
-    est = _fit(ALICES, data, max_epochs=1)
-    theta = np.asarray(data["theta"], dtype=np.float64).reshape(len(data["X"]), -1)
-    np.testing.assert_allclose(est.net_.criterion_.score_scale.numpy(), theta.std(axis=0), rtol=1e-5)
-    assert _fit(ALICE, data, max_epochs=1).net_.criterion_.score_scale is not None  # unused without a score term
+@pytest.mark.parametrize("unit", [1e-3, 1e4])
+def test_score_methods_do_not_depend_on_parameter_units(data, unit):
+    # MadMiner's scale_parameters: the score term compares scores per unit of the training theta's spread, so
+    # theta in other units (theta * unit, t_xz / unit) trains the same network: the same log r at the same
+    # physical point and the score in the new units
+    kw = dict(max_epochs=2, n_threads=1)
+    ref = _fit(ALICES, data, **kw)
+    scaled = {**data, "theta": np.asarray(data["theta"]) * unit, "t_xz": np.asarray(data["t_xz"]) / unit}
+    est = _fit(ALICES, scaled, **kw)
+    X = np.asarray(data["X"])[:200]
+    np.testing.assert_allclose(est.predict(X, theta=0.3 * unit), ref.predict(X, theta=0.3), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(est.score_at(X, 0.3 * unit) * unit, ref.score_at(X, 0.3), rtol=1e-3, atol=1e-4)
 
 
 def test_clone_and_params():

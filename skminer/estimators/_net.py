@@ -282,7 +282,8 @@ class RatioNet(FoldedStandardisation):
     ``theta`` holds the parameters the ratio depends on: ``theta0`` (``n_parameters`` columns) for singly
     parameterised estimators, ``[theta0, theta1]`` for doubly parameterised ones. The network trains on
     standardised ``x`` and ``theta`` and predicts from raw ones after folding (:class:`FoldedStandardisation`);
-    the score is always ``d log r / d theta`` in the units of the raw ``theta``.
+    the score is ``d log r / d theta`` per unit of the input ``theta``: of the standardised one in training
+    (where :meth:`standardise_arrays` scales the joint-score targets to match), of the raw one once folded.
 
     Parameters
     ----------
@@ -308,6 +309,26 @@ class RatioNet(FoldedStandardisation):
 
     def _input_standardizers(self) -> list[tuple[str, Standardizer]]:
         return [("x", self.x_std), ("theta", self.theta_std)]
+
+    def standardise_arrays(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None]
+                           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+        """Inputs standardised, and the joint scores in standardised parameter units (float64).
+
+        The unfolded network's score is ``d log r / d theta_std``, and ``d/d theta_std = s d/d theta`` with ``s``
+        the scale of ``theta``: ``t_xz`` (at ``theta0``) becomes ``s[:p] t_xz`` and ``t_xz1`` (at ``theta1``,
+        doubly parameterised) ``s[p:] t_xz1``, once here, so that the score term compares scores in MadMiner's
+        standardised units (``scale_parameters``) with no conversion in the twice-differentiated training graph.
+        """
+        new_inputs, new_targets = super().standardise_arrays(inputs, targets)
+        s = self.theta_std.scale.detach().cpu().double().numpy()
+        for name, first in (("t_xz", 0), ("t_xz1", 1)):  # t_xz1 follows theta0's p columns
+            t = new_targets.get(name)
+            if t is not None:
+                t = np.asarray(t, dtype=np.float64)
+                p = t.shape[1] if t.ndim == 2 else 1
+                cols = s[first * p:(first + 1) * p]
+                new_targets[name] = t * cols if t.ndim == 2 else t * cols[0]
+        return new_inputs, new_targets
 
     def log_r(self, x: Tensor, theta: Tensor) -> Tensor:
         """Estimated ``log r``, shape (n,)."""
@@ -335,7 +356,7 @@ class RatioNet(FoldedStandardisation):
         theta = theta.detach().requires_grad_(True)
         log_r = self.log_r(x, theta)
         (t,) = torch.autograd.grad(log_r.sum(), theta, create_graph=create_graph)
-        return log_r, t / self.theta_std.scale  # raw-theta units (the scale is 1 once folded)
+        return log_r, t  # per unit of the input theta: standardised in training, raw once folded
 
     def forward(self, x: Tensor, theta: Tensor) -> dict[str, Tensor]:
         if self.return_score and torch.is_grad_enabled():

@@ -119,25 +119,20 @@ def rolr_loss(log_r_hat: Tensor, y: Tensor, log_r_xz: Tensor, log_r_clip: float 
     return ((1.0 - y) * inverse + y * direct).mean()
 
 
-def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
-    """Masked squared error of a score: ``mean_i mask_i mean_k s_k^2 (t_hat_ik - t_xz_ik)^2`` (MadMiner's).
+def score_mse(t_hat: Tensor, t_xz: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Masked squared error of a score: ``mean_i mask_i mean_k (t_hat_ik - t_xz_ik)^2`` (MadMiner's).
 
     Parameters
     ----------
     t_hat, t_xz : Tensor, shape (n, n_params) or (n,)
+        Estimated and joint score, in the same parameter units (the ratio estimators train with both per unit
+        of the standardised parameters, as MadMiner's ``scale_parameters=True``).
     mask : Tensor, shape (n,), optional
         Event weights (e.g. ``1 - y`` to use only events drawn at ``theta0``). The mean runs over all ``n``
         events, masked ones contributing zero, and over the ``n_params`` components.
-    scale : Tensor, shape (n_params,), optional
-        Per-component parameter scale ``s_k`` (the standard deviation of ``theta_k`` in the training sample):
-        the error is taken of the score in standardised parameter units, ``d log p / d (theta_k / s_k) = s_k
-        t_k``, as MadMiner does (``scale_parameters=True``). ``None``: ``s_k = 1``.
     """
-    diff = t_hat - _shaped(t_xz, t_hat)
-    if scale is not None:
-        diff = diff * (scale if scale.ndim == 1 else scale.reshape(-1))
-    sq = diff.pow(2)
-    sq = (sq if sq.ndim == 2 else sq.reshape(diff.shape[0], -1)).mean(dim=1)
+    sq = (t_hat - _shaped(t_xz, t_hat)).pow(2)
+    sq = (sq if sq.ndim == 2 else sq.reshape(sq.shape[0], -1)).mean(dim=1)
     if mask is not None:
         sq = sq * _as(_flat(mask), sq)
     return sq.mean()
@@ -246,22 +241,18 @@ class RatioCriterion(nn.Module):
     double : bool
         Doubly parameterised network: the score term also matches ``-d log r_hat / d theta1`` to ``t_xz1`` on
         ``y = 1`` events when ``t_xz1`` is given.
-    score_scale : array-like of shape (n_theta,), optional
-        Parameter scales of the score term (see :func:`score_mse`): ``n_parameters`` entries, or ``2
-        n_parameters`` (``[theta0, theta1]``) when ``double``. ``None``: raw parameter units.
+
+    The score term compares ``t`` with the targets in whatever units both are given; :class:`RatioNet` trains
+    with both in standardised parameter units (MadMiner's ``scale_parameters``).
     """
 
     def __init__(self, loss: str, score_term: bool = False, alpha: float = 0.0, log_r_clip: float = 10.0,
-                 n_parameters: int = 1, double: bool = False, score_scale: np.ndarray | Tensor | None = None) -> None:
+                 n_parameters: int = 1, double: bool = False) -> None:
         super().__init__()
         if loss not in RATIO_LOSSES:
             raise ValueError(f"unknown ratio loss {loss!r}; expected one of {RATIO_LOSSES}")
         self.base = loss
         self.uses_score = bool(score_term)
-        if score_scale is None:
-            self.score_scale = None
-        else:
-            self.register_buffer("score_scale", torch.as_tensor(np.asarray(score_scale, dtype=np.float32)).reshape(-1))
         self.alpha = float(alpha)
         self.log_r_clip = float(log_r_clip)
         self.n_parameters = int(n_parameters)
@@ -282,12 +273,10 @@ class RatioCriterion(nn.Module):
                 raise RuntimeError("the score term needs the module's score output (gradients must be enabled)")
             p = self.n_parameters
             y_f = _as(_flat(y), t)
-            s = self.score_scale
-            whole = t.shape[1] == p and (s is None or s.shape[0] == p)  # singly parameterised: no slicing ops
-            t0, s0 = (t, s) if whole else (t[:, :p], None if s is None else s[:p])
-            score = score_mse(t0, y_true["t_xz"], 1.0 - y_f, s0)
+            t0 = t if t.shape[1] == p else t[:, :p]  # singly parameterised: no slicing op
+            score = score_mse(t0, y_true["t_xz"], 1.0 - y_f)
             if self.double and y_true.get("t_xz1") is not None:
-                score = score + score_mse(-t[:, p:], y_true["t_xz1"], y_f, None if s is None else s[p:2 * p])
+                score = score + score_mse(-t[:, p:], y_true["t_xz1"], y_f)
             loss = loss + self.alpha * score
         return loss
 

@@ -121,14 +121,11 @@ class RatioEstimatorBase(NeuralEstimatorBase):
                         return_score=self._uses_score, **stats)
 
     def _build_criterion(self) -> nn.Module:
-        # the score term in standardised parameter units (MadMiner's scale_parameters): the theta scale of the
-        # sample being fitted. A restored net's criterion is never trained with (and its module, standardisation
-        # folded into the first layer, no longer holds the scale), so outside fit the scale is None.
-        scale = getattr(self, "_theta_scale", None)
+        # the score term compares scores in standardised parameter units (MadMiner's scale_parameters): the
+        # module's training score is d log r / d theta_std, and RatioNet.standardise_arrays scales t_xz to match
         row = self._method_row()
         return RatioCriterion(row.ratio_loss, score_term=row.alpha, alpha=self._alpha,
-                              log_r_clip=float(self.log_r_clip), n_parameters=self.n_parameters_, double=self._double,
-                              score_scale=scale)
+                              log_r_clip=float(self.log_r_clip), n_parameters=self.n_parameters_, double=self._double)
 
     # ------------------------------------------------------------------ input checks
     def _check_theta_fit(self, theta: Any, n: int) -> np.ndarray:
@@ -211,11 +208,7 @@ class RatioEstimatorBase(NeuralEstimatorBase):
         x_mean, x_scale = Standardizer.stats(X)
         th_mean, th_scale = Standardizer.stats(theta)
         stats = {"x_mean": x_mean, "x_scale": x_scale, "theta_mean": th_mean, "theta_scale": th_scale}
-        self._theta_scale = Standardizer(theta.shape[1], th_mean, th_scale).scale.numpy()
-        try:
-            self._train({"x": X, "theta": theta}, targets, stats)
-        finally:
-            del self._theta_scale
+        self._train({"x": X, "theta": theta}, targets, stats)
         self.theta_range_ = training_range(theta)
         return self
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any
 
 import sklearn
+
+from ._warnings import warn_user
 
 __all__ = ["MissingMetadataError", "GridShapeWarning", "missing_metadata_message", "refuse_unscorable_fit"]
 
@@ -132,5 +133,5 @@ def refuse_unscorable_fit(owner: str, name: str = "theta") -> None:
                f"needs itself; {how}. (Raised at fit because scikit-learn would turn the scoring error into NaN "
                "scores and pick an arbitrary best candidate.)")
     # validation_curve records fit errors as error_score without ever raising or warning: say it here as well
-    warnings.warn(message, UserWarning, stacklevel=2)
+    warn_user(message, UserWarning)
     raise MissingMetadataError(message)

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / "skminer"
 LAYERS: dict[str, int] = {
     "_atomic": 0, "_metadata": 0, "_arrays": 0, "_random": 0, "_yaml": 0, "_run_folder": 0, "threads": 0,
     "_scalars": 0,  # scalar argument checks (bools refused)
+    "_warnings": 0,  # warnings attributed to the user's line, recorded in worker threads
     "parameters": 0,
     "methods": 0,
     "morphing": 1,

@@ -14,10 +14,11 @@ accept but training cannot use:
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
+
+from .._warnings import warn_user
 
 __all__ = ["check_training_data"]
 
@@ -65,11 +66,11 @@ def check_training_data(owner: str, X: np.ndarray, *, y: np.ndarray | None = Non
     if r_xz is not None:
         _check_joint_ratio(owner, np.asarray(r_xz, dtype=np.float64))
     if X.shape[1] and np.all(np.ptp(X, axis=0) == 0):
-        warnings.warn(f"{owner}.fit: every feature of X is constant over the {n} events; the model cannot learn "
-                      "anything from them", UserWarning, stacklevel=3)
+        warn_user(f"{owner}.fit: every feature of X is constant over the {n} events; the model cannot learn "
+                      "anything from them", UserWarning)
     if t_xz is not None and not np.any(t_xz):
-        warnings.warn(f"{owner}.fit: the joint score t_xz is 0 for every one of the {n} events; it carries no "
-                      "information about theta", UserWarning, stacklevel=3)
+        warn_user(f"{owner}.fit: the joint score t_xz is 0 for every one of the {n} events; it carries no "
+                      "information about theta", UserWarning)
 
 
 def _check_float32_range(owner: str, name: str, a: np.ndarray) -> None:

@@ -10,13 +10,13 @@ with ``X``, as in training samples) go through the scikit-learn methods ``predic
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._metadata import GridShapeWarning
+from .._warnings import warn_user
 
 __all__ = ["parameter_points", "one_point", "evaluate_grid"]
 
@@ -62,9 +62,9 @@ def parameter_points(theta: Any, n_parameters: int, name: str, owner: str, n_eve
     if not np.all(np.isfinite(th)):
         raise ValueError(f"{owner}: {name} contains NaN or inf")
     if not single and n_events is not None and n_events > 1 and th.shape[0] == n_events:
-        warnings.warn(f"{owner}: {name} has one row per event ({n_events}); protocol methods evaluate every event "
+        warn_user(f"{owner}: {name} has one row per event ({n_events}); protocol methods evaluate every event "
                       "at every row (a grid, result shape (n_theta, n_events)). For one parameter point per event "
-                      "use predict(X, theta=...).", GridShapeWarning, stacklevel=3)
+                      "use predict(X, theta=...).", GridShapeWarning)
     return th, single
 
 

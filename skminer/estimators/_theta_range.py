@@ -13,10 +13,11 @@ because the drawn values stop just inside it.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
+
+from .._warnings import warn_user
 
 __all__ = ["ExtrapolationWarning", "MARGIN", "training_range", "warn_outside_training_range"]
 
@@ -43,7 +44,7 @@ def _tolerance(bounds: np.ndarray) -> np.ndarray:
     return MARGIN * np.where(width > 0, width, fallback if fallback > 0 else 1.0)
 
 
-def warn_outside_training_range(estimator: Any, rows: np.ndarray, what: str = "theta", stacklevel: int = 3) -> None:
+def warn_outside_training_range(estimator: Any, rows: np.ndarray, what: str = "theta") -> None:
     """Warn (:class:`ExtrapolationWarning`) when parameter ``rows`` lie outside ``estimator.theta_range_``.
 
     Parameters
@@ -55,8 +56,6 @@ def warn_outside_training_range(estimator: Any, rows: np.ndarray, what: str = "t
         stacked ``[theta0, theta1]``, as in training).
     what : str
         Names the rows in the message.
-    stacklevel : int
-        Passed to :func:`warnings.warn`.
     """
     bounds = getattr(estimator, "theta_range_", None)
     if bounds is None:
@@ -72,7 +71,7 @@ def warn_outside_training_range(estimator: Any, rows: np.ndarray, what: str = "t
     points = ", ".join(str([float(f"{v:.6g}") for v in rows[i]]) for i in order)
     ranges = " x ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in bounds)
     count = f"{outside.size} of {rows.shape[0]} points" if rows.shape[0] > 1 else "the point"
-    warnings.warn(f"{type(estimator).__name__}: {what} {points} ({count}) lies outside the range of theta it was "
+    warn_user(f"{type(estimator).__name__}: {what} {points} ({count}) lies outside the range of theta it was "
                   f"trained on, {ranges}, by more than {MARGIN:.0%} of that range's width (up to "
                   f"{worst.max() * MARGIN:.3g} widths); the network extrapolates there and its output is not "
-                  "reliable", ExtrapolationWarning, stacklevel=stacklevel)
+                  "reliable", ExtrapolationWarning)

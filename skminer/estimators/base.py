@@ -20,17 +20,12 @@ from __future__ import annotations
 
 import logging
 import numbers
-import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
-import sklearn
-import skorch
 import torch
 from scipy.special import expit
 from sklearn.base import BaseEstimator
@@ -39,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
 from torch import nn
 
+from .._warnings import user_stacklevel
 from ..threads import limit_threads
 from ._constraints import IntInterval, RealInterval
 from ._divergence import InitialLoss, training_divergence
@@ -88,26 +84,6 @@ def eval_batch_size(device: str | torch.device) -> int:
     """Rows per forward pass at prediction time on ``device`` (:data:`EVAL_BATCH_SIZES`, else
     :data:`EVAL_BATCH_SIZE`)."""
     return EVAL_BATCH_SIZES.get(torch.device(device).type, EVAL_BATCH_SIZE)
-
-#: Source folders whose frames a warning skips to reach the user's call (skminer, and the scikit-learn, joblib,
-#: skorch and torch frames between the user and skminer: ``_fit_context``, meta-estimators and their parallel
-#: loops, the training loop).
-_INTERNAL_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-                       for m in (sys.modules[__name__.partition(".")[0]], sklearn, joblib, skorch, torch))
-
-
-def _user_stacklevel() -> int:
-    """``stacklevel`` for a ``warnings.warn`` in the calling function that points at the user's code.
-
-    The first frame outside skminer, scikit-learn, joblib, skorch and torch (a fixed count is off whenever a decorator
-    such as scikit-learn's ``_fit_context`` or a meta-estimator adds frames); the outermost frame if every frame
-    is internal (e.g. the skminer command line).
-    """
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL_DIRS):
-        frame, level = frame.f_back, level + 1
-    return level
-
 
 def _store_params(estimator: BaseEstimator, arguments: Mapping[str, Any]) -> None:
     """Set every ``__init__`` argument as an attribute of the same name (``arguments = locals()``)."""
@@ -347,7 +323,7 @@ class NeuralEstimatorBase(BaseEstimator):
                           f"{'is' if not selection else 'are'} disabled and the final weights after "
                           f"max_epochs={self.max_epochs} epochs are returned; use more events or another "
                           "validation_fraction (0 disables the split without this warning)", UserWarning,
-                          stacklevel=_user_stacklevel())
+                          stacklevel=user_stacklevel())
             return
         n_batches = -(-n_valid // valid_batch_size(n_valid, eval_batch_size(resolve_device(self.device))))
         if n_batches < MIN_PAIRED_BATCHES:
@@ -357,7 +333,7 @@ class NeuralEstimatorBase(BaseEstimator):
                           "that epoch selection's paired test needs), so early stopping and the returned epoch "
                           f"rest on the losses of {n_valid} {rows}; use more events, a larger "
                           "validation_fraction, or validation_fraction=0 (train for max_epochs, keep the final "
-                          "weights)", UserWarning, stacklevel=_user_stacklevel())
+                          "weights)", UserWarning, stacklevel=user_stacklevel())
 
     def _warn_if_diverged(self) -> None:
         """Warn, naming ``lr`` and the losses, when the training loss went non-finite or the kept epoch's training
@@ -369,7 +345,7 @@ class NeuralEstimatorBase(BaseEstimator):
         if not np.all(np.isfinite(self.loss_curve_)) and "log_r_clip" in self.get_params(deep=False):
             hint += f" or a smaller log_r_clip (now {self.log_r_clip!r})"  # only the ratio estimators clip log r
         warnings.warn(f"{type(self).__name__}: {why}; the returned model is unreliable: use {hint}", RuntimeWarning,
-                      stacklevel=_user_stacklevel())
+                      stacklevel=user_stacklevel())
 
     def _train(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None],
                stats: Mapping[str, Any] | None = None) -> NeuralEstimatorBase:

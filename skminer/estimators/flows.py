@@ -284,7 +284,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
             raise MissingMetadataError(_missing_theta(type(self).__name__, method))
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         theta = self._broadcast_theta(theta, X.shape[0], name)
-        warn_outside_training_range(self, theta, name, stacklevel=5)
+        warn_outside_training_range(self, theta, name)
         return X, theta
 
     def _grid(self, X: Any, theta: Any, name: str, grad: bool = False) -> tuple[np.ndarray, bool]:
@@ -293,7 +293,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         owner = type(self).__name__
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         points, single = parameter_points(theta, self.n_parameters_, name, owner, X.shape[0])
-        warn_outside_training_range(self, points, name, stacklevel=4)
+        warn_outside_training_range(self, points, name)
         if grad:
             def fn(m, x, th):
                 return m.log_prob_and_score(x, th)[1]

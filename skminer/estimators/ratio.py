@@ -219,13 +219,13 @@ class RatioEstimatorBase(NeuralEstimatorBase):
             raise MissingMetadataError(_missing_theta_message(type(self).__name__, method, self._double))
         X = validate_data(self, from_awkward(X), reset=False, dtype=np.float64)
         theta = self._broadcast_theta(theta, X.shape[0])
-        warn_outside_training_range(self, theta, stacklevel=5)
+        warn_outside_training_range(self, theta)
         return X, theta
 
     def _grid(self, X: np.ndarray, rows: np.ndarray, grad: bool = False) -> np.ndarray:
         """Network outputs for every event at every parameter row: ``(n_rows, n_events)`` log r, or with
         ``grad`` the score ``(n_rows, n_events, n_parameters)`` with respect to ``theta0``."""
-        warn_outside_training_range(self, rows, stacklevel=4)
+        warn_outside_training_range(self, rows)
         if not grad:
             return self._log_r_grid(X, rows)
         p = self.n_parameters_

@@ -35,6 +35,7 @@ from sklearn.utils import check_random_state
 from .._arrays import axis_edges
 from .._metadata import GridShapeWarning
 from .._scalars import as_count, as_real
+from .._warnings import warn_user
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
 from ._adaptive import refine_scan, regular_grid_index
@@ -152,10 +153,9 @@ def _warn_if_on_edge(grid: np.ndarray, best: int, mode: str) -> list[int]:
             and (point[j] - lo[j] <= tol[j] or hi[j] - point[j] <= tol[j])]
     if edge:
         where = ", ".join(f"parameter {j} = {point[j]:g} (grid [{lo[j]:g}, {hi[j]:g}])" for j in edge)
-        warnings.warn(f"limits ({mode}): the best fit {point.tolist()} lies on the edge of the scanned grid: {where}; "
+        warn_user(f"limits ({mode}): the best fit {point.tolist()} lies on the edge of the scanned grid: {where}; "
                       "the likelihood may peak outside the grid (unless the true point is on the edge), so the best "
-                      "fit and the intervals there are cut by the grid: widen the scanned range", UserWarning,
-                      stacklevel=3)
+                      "fit and the intervals there are cut by the grid: widen the scanned range", UserWarning)
     return edge
 
 

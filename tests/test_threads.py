@@ -118,7 +118,7 @@ def test_fit_and_predict_run_under_the_default_and_leave_global_state(monkeypatc
     assert torch.get_num_threads() == 2
 
 
-def _member_threads(estimator, X, y, fit_params, n_threads):  # a stand-in for ensemble._fit_member
+def _member_threads(estimator, X, y, fit_params, n_threads):  # a stand-in for ensemble._fit_member (member, warnings)
     with limit_threads(n_threads):
         return torch.get_num_threads()
 
@@ -131,7 +131,7 @@ def test_ensemble_workers_share_the_cpus(monkeypatch, torch_threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(4)
     got = []
-    monkeypatch.setattr(ensemble, "_fit_member", lambda *a: got.append(_member_threads(*a)) or a[0])
+    monkeypatch.setattr(ensemble, "_fit_member", lambda *a: got.append(_member_threads(*a)) or (a[0], []))
     x, t = _data()
     with parallel_backend("threading"):
         Ensemble(SALLY(max_epochs=1), n_estimators=2, n_jobs=2, random_state=0).fit(x, t)

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skminer.estimators import CARL, SALLY, ExtrapolationWarning
 
-TINY = dict(hidden_layer_sizes=(4,), max_epochs=1, batch_size=64, random_state=0)
+TINY = dict(hidden_layer_sizes=(4,), max_epochs=1, batch_size=64, random_state=0, validation_fraction=0.0)
 
 
 def _ratio_data(n: int = 64) -> dict[str, np.ndarray]:
@@ -51,7 +51,7 @@ def _constant_features(where: str) -> None:
 def _empty_validation_split(where: str) -> None:
     rng = np.random.default_rng(0)
     X, t = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
-    est = SALLY(**TINY, validation_fraction=0.1)
+    est = SALLY(**{**TINY, "validation_fraction": 0.1})
     if where == "direct":
         est.fit(X[:3], t[:3])
     elif where == "pipeline":
@@ -87,3 +87,55 @@ def test_grid_shape_warning_points_at_the_users_line():
         with pytest.warns(GridShapeWarning, match="one row per event") as record:
             fitted.predict_log_ratio(d["X"][:5], np.full((5, 1), 0.5))
         assert {w.filename for w in record} == {__file__}
+
+
+def _ensemble_warnings(n_jobs: int | None, backend: str | None = None) -> list[tuple[type, str, str]]:
+    from joblib import parallel_backend
+
+    from skminer.estimators import Ensemble
+
+    X, t = np.ones((40, 2)), np.random.default_rng(0).normal(size=(40, 2))
+    ens = Ensemble(SALLY(**TINY), n_estimators=2, n_jobs=n_jobs, random_state=0)
+    with pytest.warns(UserWarning, match=r"Ensemble member [01]: SALLY\.fit: every feature of X is constant") as record:
+        if backend is None:
+            ens.fit(X, t)
+        else:
+            with parallel_backend(backend, n_jobs=n_jobs):
+                ens.fit(X, t)
+    return [(w.category, str(w.message), w.filename) for w in record]
+
+
+def test_ensemble_members_warnings_reach_the_caller_from_worker_processes():
+    """With n_jobs=2 the members' fit ran in loky worker processes and their warnings were lost: the caller saw
+    nothing. They are now recorded in the worker and re-emitted by Ensemble.fit, naming the member."""
+    parallel = _ensemble_warnings(2)
+    expected = [(UserWarning, f"Ensemble member {i}: SALLY.fit: every feature of X is constant over the 40 events; "
+                 "the model cannot learn anything from them", __file__) for i in (0, 1)]
+    assert parallel == expected
+    assert _ensemble_warnings(1) == expected  # in-process: the same warnings, once each, not doubled
+    assert _ensemble_warnings(2, backend="threading") == expected  # threads record their own warnings
+
+
+def test_recording_in_threads_restores_the_warning_machinery():
+    import threading
+    import warnings
+
+    from skminer._warnings import record_warnings
+
+    showwarning, filters = warnings.showwarning, list(warnings.filters)
+    barrier, out = threading.Barrier(2), {}
+
+    def work(name: str) -> None:
+        with record_warnings() as records:
+            barrier.wait()
+            warnings.warn(f"from {name}", RuntimeWarning, stacklevel=1)
+            barrier.wait()
+        out[name] = [str(w.message) for w in records]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in "ab"]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert out == {"a": ["from a"], "b": ["from b"]}
+    assert warnings.showwarning is showwarning and warnings.filters == filters

@@ -32,6 +32,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._arrays import from_awkward
+from .._warnings import record_warnings, warn_user
 from ..methods import capabilities_of
 from ..threads import default_threads, limit_threads
 from ._constraints import IntInterval
@@ -46,14 +47,20 @@ _STATE_FORMAT = 1
 _BLOCKED_METHODS = frozenset({"fit", "set_params", "get_params", "calibrate", "partial_fit"})
 
 
-def _fit_member(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any], n_threads: int | None) -> Any:
+def _fit_member(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any], n_threads: int | None
+                ) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """The fitted member and the warnings its fit raised, as ``(category, message)`` without repeats.
+
+    The warnings are recorded here, in the worker, because a worker process's warnings never reach the caller;
+    :meth:`Ensemble.fit` re-emits them (also with ``n_jobs=1``, so that both give the same warnings).
+    """
     # in the worker: its share of the CPUs (torch + threadpoolctl), never above the worker's own limit (a dask
     # worker whose nanny set OMP_NUM_THREADS=1, a loky worker with joblib's limits: the share was computed on the
     # client, possibly from another machine's CPU count)
-    with limit_threads(max(1, min(n_threads, torch.get_num_threads()))):
-        if y is None:
-            return estimator.fit(X, **fit_params)
-        return estimator.fit(X, y, **fit_params)
+    with record_warnings() as records, limit_threads(max(1, min(n_threads, torch.get_num_threads()))):
+        fitted = estimator.fit(X, **fit_params) if y is None else estimator.fit(X, y, **fit_params)
+    raised = dict.fromkeys((w.category, str(w.message)) for w in records)  # picklable, in order, once each
+    return fitted, list(raised)
 
 
 #: Per-event metadata that may be infinite (a joint likelihood ratio of 0 or inf is a valid value).
@@ -153,6 +160,12 @@ class Ensemble(BaseEstimator):
         Returns
         -------
         self
+
+        Warns
+        -----
+        Warning
+            Every warning a member's fit raised (also in a worker process), once per member, with its category,
+            prefixed ``"Ensemble member <i>: "`` and attributed to the caller's line.
         """
         X_arr = X if hasattr(X, "iloc") else from_awkward(X)
         # checked here, before the bootstrap, with the template's own tolerance for NaN and sparse input; the
@@ -185,9 +198,12 @@ class Ensemble(BaseEstimator):
         n_workers = min(effective_n_jobs(self.n_jobs), self.n_estimators)
         n_threads = default_threads(n_workers)  # the process's CPUs (affinity, quota), shared among the workers
         logger.debug("Ensemble: fitting %d members with %d parallel workers", self.n_estimators, n_workers)
-        members = Parallel(n_jobs=self.n_jobs)(
+        results = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_member)(est, Xi, yi, params, n_threads) for est, Xi, yi, params in jobs)
-        self.members_ = list(members)
+        for i, (_, raised) in enumerate(results):
+            for category, message in raised:
+                warn_user(f"Ensemble member {i}: {message}", category)
+        self.members_ = [member for member, _ in results]
         self.member_seeds_ = member_seeds if has_rs else [None] * self.n_estimators
         self.n_features_in_ = int(X_arr.shape[1])
         return self

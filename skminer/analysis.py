@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from .methods import METHODS, capabilities_of, fit_arguments, sampler_arguments
 from .morphing import Morpher
 from .parameters import ParameterSpace
 
-__all__ = ["Analysis", "write_json_atomic"]
+__all__ = ["Analysis", "describe_warning", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,29 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     with atomic_write(path, suffix=".npz") as tmp:
         np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
+
+
+@contextmanager
+def _recording_stage_warnings(stage: str, sink: list[dict[str, str]]) -> Iterator[None]:
+    """Append every warning shown while a stage runs to ``sink`` as ``{"stage", "category", "message"}`` (once
+    each), and show it as before (console, or the caller's ``warnings.catch_warnings``)."""
+    with warnings.catch_warnings():  # restores showwarning on exit
+        show = warnings.showwarning
+
+        def record(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                   line: str | None = None) -> None:
+            entry = {"stage": stage, "category": category.__name__, "message": str(message)}
+            if entry not in sink:
+                sink.append(entry)
+            show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = record
+        yield
+
+
+def describe_warning(entry: dict[str, str]) -> str:
+    """One line for a warning recorded during a stage: ``stage <stage>: <category>: <message>``."""
+    return f"stage {entry['stage']}: {entry['category']}: {entry['message']}"
 
 
 def _json_default(obj: Any) -> Any:
@@ -66,6 +91,8 @@ class Analysis:
         self.progress = progress
         self.out = Path(config["output"])
         self.results: dict[str, Any] = {}
+        #: warnings of each stage (this run's, or those recorded when a reused stage ran), in stage order
+        self._stage_warnings: dict[str, list[dict[str, str]]] = {}
 
     # -- stage bookkeeping ----------------------------------------------------------------------------
     @property
@@ -152,14 +179,18 @@ class Analysis:
             if not force and entry.get("key") == key and not changed:
                 logger.info("stage %s: up to date, reusing %s", stage, entry["outputs"])
                 summary["stages"][stage] = "reused"
+                self._stage_warnings[stage] = list(entry.get("warnings", []))  # still true of its outputs
             elif not writable:
                 raise PermissionError(f"{self.out} is not writable, and stage {stage} needs to run "
                                       f"({'--force' if force else 'its configuration or outputs changed'}); "
                                       "give write access or choose another output folder")
             else:
                 logger.info("stage %s: running", stage)
-                outputs = runners[stage]()
-                state[stage] = {"key": key, "outputs": outputs, "fingerprints": fingerprint(self.out, outputs)}
+                self._stage_warnings[stage] = raised = []
+                with _recording_stage_warnings(stage, raised):
+                    outputs = runners[stage]()
+                state[stage] = {"key": key, "outputs": outputs, "fingerprints": fingerprint(self.out, outputs),
+                                "warnings": raised}
                 write_json_atomic(self._state_path, state)
                 summary["stages"][stage] = "ran"
                 entry = state[stage]
@@ -168,11 +199,16 @@ class Analysis:
             previous = hashlib.sha256(json.dumps([key, contents]).encode()).hexdigest()
         if (self.out / "results.json").is_file():
             summary["results"] = json.loads((self.out / "results.json").read_text())
+        summary["warnings"] = self._warnings_so_far()
         if writable:
             write_json_atomic(self.out / "summary.json", summary)
         else:
             logger.warning("%s is read-only: every stage is up to date; summary.json was not rewritten", self.out)
         return summary
+
+    def _warnings_so_far(self) -> list[dict[str, str]]:
+        """The warnings of the stages run or reused so far (the running stage's up to now), in stage order."""
+        return [entry for stage in STAGES for entry in self._stage_warnings.get(stage, [])]
 
     def _changed_outputs(self, stage: str, entry: dict[str, Any]) -> list[str] | None:
         """Outputs of a recorded stage that are missing or differ from their fingerprints (None: no record)."""
@@ -434,6 +470,10 @@ class Analysis:
                     res = _exact_toy_limits(toy, grid, lumi, x_observed, np.ones(len(x_observed)))
                     arrays[_pvalue_key("exact (toy)", observed=True)] = res.p_values
                     results["observed_limits"]["exact (toy)"] = describe_limits(res, icfg["cl"], space.parameter_names)
+        # every warning of the stages up to here (training's validation split, divergence, extrapolation ...);
+        # those of the plot stage, which runs after this file is written, are in summary.json
+        raised = self._warnings_so_far()
+        diagnostics["warnings"] = {"warnings": raised, "violations": [describe_warning(w) for w in raised]}
         write_json_atomic(self.out / "results.json", results)
         _save_npz_atomic(self.out / "results.npz", **arrays)
         self.results = results

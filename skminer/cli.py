@@ -37,15 +37,23 @@ DEMO_SCORE_ALPHA = 0.01
 
 
 def _print_summary(summary: dict) -> None:
+    from .analysis import describe_warning
+
     print("stages: " + ", ".join(f"{k} ({v})" for k, v in summary["stages"].items()))
     results = summary.get("results") or {}
     if results.get("morphing_closure"):
         from .closure import MorphingClosure
 
         print(MorphingClosure.from_dict(results["morphing_closure"]))
+    printed = set()
     for check, diag in (results.get("diagnostics") or {}).items():
         for message in (diag or {}).get("violations", []):
             print(f"diagnostics ({check}): WARNING {message}")
+            printed.add(message)
+    for entry in summary.get("warnings", []):  # those of stages after results.json was written (plot)
+        message = describe_warning(entry)
+        if message not in printed:
+            print(f"diagnostics (warnings): WARNING {message}")
     for name, info in results.get("fisher_information", {}).items():
         info = np.asarray(info)
         print(f"Fisher information {name:>22}: " + np.array2string(info, precision=4, suppress_small=True)

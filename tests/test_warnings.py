@@ -139,3 +139,38 @@ def test_recording_in_threads_restores_the_warning_machinery():
         th.join()
     assert out == {"a": ["from a"], "b": ["from b"]}
     assert warnings.showwarning is showwarning and warnings.filters == filters
+
+
+def test_cli_records_every_stage_warning_in_results_and_the_summary(tmp_path, capsys):
+    """Warnings raised while a stage ran (here training's validation-split warning) were printed by Python once,
+    mid-run, and appeared neither in results.json nor in the end-of-run diagnostics list."""
+    import json
+
+    import yaml
+
+    from skminer.cli import main
+
+    cfg = {"output": str(tmp_path / "out"), "seed": 3, "simulation": {"simulator": "toy", "n_events": 2000},
+           "augmentation": {"n_samples": 1000, "test_fraction": 0.5},
+           "training": {"method": "sally", "params": {"hidden_layer_sizes": [4], "max_epochs": 1,
+                                                      "validation_fraction": 0.01}},
+           "inference": {"luminosity": 50.0, "histograms": ["x1"], "n_bins": 3, "grid": {"n_points": 3}},
+           "plots": {"enabled": False}}
+    path = tmp_path / "analysis.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    match = r"SALLY: validation_fraction=0\.01 of \d+ training rows leaves \d+ validation rows"
+    with pytest.warns(UserWarning, match=match):  # still shown as it is raised
+        assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    recorded = [w for w in results["diagnostics"]["warnings"]["warnings"] if re.match(match, w["message"])]
+    assert [(w["stage"], w["category"]) for w in recorded] == [("train", "UserWarning")]
+    line = f"stage train: UserWarning: {recorded[0]['message']}"
+    assert line in results["diagnostics"]["warnings"]["violations"]
+    assert f"diagnostics (warnings): WARNING {line}" in out
+    # a rerun reuses every stage: the model still has the problem, and the summary still says so
+    assert main(["run", str(path)]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["stages"].values()) == {"reused", "off"}
+    assert recorded[0] in summary["warnings"]
+    assert f"diagnostics (warnings): WARNING {line}" in capsys.readouterr().out

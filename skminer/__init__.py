@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "capabilities_of": "methods",
     "MissingMetadataError": "_metadata",
     "GridShapeWarning": "_metadata",
+    "ExtrapolationWarning": "estimators",
 }
 
 __all__ = ["__version__", *_EXPORTS]

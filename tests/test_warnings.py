@@ -174,3 +174,12 @@ def test_cli_records_every_stage_warning_in_results_and_the_summary(tmp_path, ca
     assert set(summary["stages"].values()) == {"reused", "off"}
     assert recorded[0] in summary["warnings"]
     assert f"diagnostics (warnings): WARNING {line}" in capsys.readouterr().out
+
+
+def test_every_public_warning_class_is_exported_at_the_top_level():
+    import skminer
+    from skminer import ExtrapolationWarning as top_level
+    from skminer import GridShapeWarning
+
+    assert top_level is ExtrapolationWarning and issubclass(GridShapeWarning, UserWarning)
+    assert {"ExtrapolationWarning", "GridShapeWarning"} <= set(skminer.__all__)

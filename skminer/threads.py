@@ -36,6 +36,8 @@ from typing import Any
 import joblib
 from threadpoolctl import ThreadpoolController
 
+from ._scalars import as_count
+
 __all__ = ["available_cpus", "default_threads", "limit_threads", "parallel_limits"]
 
 logger = logging.getLogger(__name__)
@@ -85,8 +87,7 @@ def default_threads(n_workers: int = 1) -> int:
     """
     import torch
 
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
+    n_workers = as_count(n_workers, "n_workers")
     env = _env_threads()
     if env is not None:
         share = env
@@ -123,16 +124,16 @@ def limit_threads(n_threads: int | None = None) -> Iterator[int]:
     Raises
     ------
     ValueError
-        If ``n_threads`` is not None or a positive int.
+        If ``n_threads`` is not None or an integer >= 1.
+    TypeError
+        If ``n_threads`` is a bool or not a number.
     """
     import torch
 
     if n_threads is None:
         n = default_threads()
-    elif isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise ValueError(f"n_threads must be None or a positive int, got {n_threads!r}")
     else:
-        n = int(n_threads)
+        n = as_count(n_threads, "n_threads")
         if n > 1 and n > available_cpus():
             logger.info("n_threads=%d exceeds the %d CPUs available to this process", n, available_cpus())
     previous = torch.get_num_threads()

@@ -39,7 +39,7 @@ def test_inference_scalars_refuse_bools(events):
         fisher.histogram_information([0.0, 0.0], True, 0, bins=5)
     with pytest.raises(TypeError, match="bins .*not a bool"):
         fisher.histogram_information([0.0, 0.0], 10.0, 0, bins=True)
-    with pytest.raises(TypeError, match="bins must be an int or bin edges, not a bool"):
+    with pytest.raises(TypeError, match="bins must be an int, bin edges or a histogram axis, not a bool"):
         fisher.information_distribution([0.0, 0.0], 10.0, 0, bins=True)
     for kwargs, name in (({"n_asimov": np.True_}, "n_asimov"), ({"min_simulated": True}, "min_simulated"),
                          ({"min_expected": True}, "min_expected"), ({"max_batch_size": True}, "max_batch_size")):

@@ -16,15 +16,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from .._random import check_random_state
+from .._scalars import as_count
 from ..parameters import ParameterSpace
 
 __all__ = ["Prior", "UniformPrior", "GaussianPrior", "FixedPrior", "BenchmarkPrior", "GridPrior", "as_prior"]
 
 
 def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or int(n) != n or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    return int(n)
+    return as_count(n, "n", minimum=0)
 
 
 def _ranges(ranges: Any, name: str = "ranges") -> np.ndarray:

@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator
 
 from .._atomic import atomic_write
 from .._random import check_random_state
+from .._scalars import as_count
 from ..io.npz import check_npz
 from .priors import UniformPrior, _FinitePrior, as_prior
 from .unweighting import NEGATIVE_WEIGHT_POLICIES, joint_log_likelihoods, unweight
@@ -118,11 +119,10 @@ def _check_events(events: Any) -> None:
 
 
 def _check_n(n_samples: Any, even: bool = False) -> int:
-    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if even and int(n_samples) % 2:
+    n = as_count(n_samples, "n_samples")
+    if even and n % 2:
         raise ValueError(f"n_samples must be even (half the samples per class), got {n_samples!r}")
-    return int(n_samples)
+    return n
 
 
 def _point(space: Any, value: Any, name: str) -> np.ndarray:
@@ -147,9 +147,7 @@ def _thetas(prior: Any, space: Any, n_thetas: int | None, rng: np.random.Generat
             raise ValueError(f"n_thetas=None needs a finite prior for {name} (points, benchmarks or a grid), "
                              f"got {type(p).__name__}")
         return p.all_points()
-    if isinstance(n_thetas, bool) or int(n_thetas) != n_thetas or n_thetas < 1:
-        raise ValueError(f"n_thetas must be a positive integer or None, got {n_thetas!r}")
-    return np.asarray(p.sample(int(n_thetas), random_state=rng), dtype=np.float64)
+    return np.asarray(p.sample(as_count(n_thetas, "n_thetas"), random_state=rng), dtype=np.float64)
 
 
 def _split_counts(n: int, n_parts: int, rng: np.random.Generator) -> np.ndarray:

@@ -22,7 +22,6 @@ per event ``(n_events, n_parameters)`` or one point, as metadata.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -36,6 +35,7 @@ from torch import Tensor, nn
 
 from .._arrays import from_awkward
 from .._metadata import MissingMetadataError, missing_metadata_message, refuse_unscorable_fit
+from .._scalars import as_count
 from ._constraints import IntInterval, RealInterval
 from ._data_checks import check_training_data
 from ._net import ACTIVATIONS, StandardisedTraining, Standardizer, check_hidden_layer_sizes
@@ -403,8 +403,7 @@ class _FlowEstimatorBase(NeuralEstimatorBase):
         ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self, "net_")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 0:
-            raise ValueError(f"n_samples must be a non-negative int, got {n_samples!r}")
+        n_samples = as_count(n_samples, "n_samples", minimum=0)
         theta = np.asarray(theta, dtype=np.float64).reshape(-1)
         if theta.shape != (self.n_parameters_,) or not np.all(np.isfinite(theta)):
             raise ValueError(f"theta must be one finite point of shape ({self.n_parameters_},), got {theta.shape}")

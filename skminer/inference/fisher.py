@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .._scalars import as_count, as_real, refuse_bool
+from .._arrays import axis_edges
+from .._scalars import as_count, as_real
 from ..methods import require_capability
 from ..pipeline import as_protocol_estimator
 from ._histograms import BinsArg, bin_indices, indicator, inner_edges
@@ -528,9 +529,10 @@ class FisherInformation:
             Integrated luminosity in pb^-1.
         observable : str, int or ndarray
             Observable name, column index or per-event values.
-        bins : int or array-like
+        bins : int, array-like or hist axis
             ``int``: equal-width bins between the smallest and largest value of events with ``w != 0``;
-            array: explicit edges (events outside are left out, with a log message).
+            array or a ``hist`` / ``boost-histogram`` axis: explicit edges (events outside are left out, with a
+            log message).
         estimator : estimator with the ``"score"`` capability, or None
             As for :meth:`full_information` (an ensemble contributes its mean score). ``None``: truth level.
         include_nuisance : bool
@@ -544,7 +546,7 @@ class FisherInformation:
         values, name = self._observable(observable)
         w, g = self._weights_and_gradients(theta, include_nuisance)
         nz = w != 0
-        refuse_bool(bins, "bins", "an int or bin edges")
+        bins = axis_edges(bins)  # a hist axis: its edges; refuses bools
         if isinstance(bins, (int, np.integer)):
             if bins < 1:
                 raise ValueError(f"bins must be >= 1, got {bins}")

@@ -5,6 +5,9 @@
   measured first (each alias counted as often as it is expanded) and refused beyond :data:`MAX_EXPANDED_NODES`.
 * Floats: YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as the *string* "1e-3"; here it is the float 0.001, as in
   YAML 1.2 and every other YAML library.
+* Duplicate keys in one mapping are an error naming both lines (PyYAML silently keeps the last value, so
+  ``seed: 1`` ... ``seed: 2`` or two ``training:`` sections would run an analysis nobody wrote). Keys brought in
+  by a merge key (``<<: *defaults``) may be overridden, as YAML's merge specifies.
 * Integers keep their source text (:class:`YamlInt`), so that names written unquoted (``1001:``, ``012``) can be
   turned back into the text the user wrote, or refused where YAML changed it (``012`` is the octal 10).
 """
@@ -41,7 +44,27 @@ class YamlInt(int):
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 exponent floats and source-tracking ints."""
+    """SafeLoader with YAML 1.2 exponent floats, source-tracking ints and no duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Refuse a key written twice in the same mapping (before merge keys are flattened)."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable key: PyYAML reports it below
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {key!r} (first at line {first.start_mark.line + 1}); YAML would keep "
+                        "only the last value: remove one", key_node.start_mark)
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 _ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))

@@ -29,3 +29,39 @@ def test_merge_key_may_still_be_overridden(tmp_path):
     path.write_text("benchmarks:\n  a: &base {theta1: 0.5, theta2: 0.0}\n  b: {<<: *base, theta2: 0.5}\n")
     config = load_config(path)
     assert dict(config["benchmarks"]["b"]) == {"theta1": 0.5, "theta2": 0.5}
+
+
+def test_ctrl_c_during_fit_propagates(monkeypatch):
+    # skorch's partial_fit swallows KeyboardInterrupt, so a Ctrl-C returned a model trained for an arbitrary
+    # number of epochs as if the fit had finished (skminer run then recorded the train stage as done).
+    import numpy as np
+
+    from skminer.estimators import SALLY
+    from skminer.estimators._net import SkminerNet
+
+    calls = {"n": 0}
+    original = SkminerNet.run_single_epoch
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # in the second training pass: the user presses Ctrl-C
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SkminerNet, "run_single_epoch", interrupted)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    with pytest.raises(KeyboardInterrupt):
+        SALLY(hidden_layer_sizes=(4,), max_epochs=50, random_state=0).fit(x, 2 * x)
+
+
+def test_early_stopping_still_ends_fit_normally():
+    import numpy as np
+
+    from skminer.estimators import SALLY
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    model = SALLY(hidden_layer_sizes=(4,), max_epochs=200, patience=1, random_state=0, lr=0.5,
+                  lr_schedule="constant").fit(x, rng.normal(size=(300, 2)))
+    assert model.n_epochs_ < 200

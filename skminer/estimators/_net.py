@@ -492,6 +492,14 @@ class _HistoryRowProxy:
         self.history.record_batch(key, value)
 
 
+class _StopTraining(KeyboardInterrupt):
+    """A callback ending training the skorch way (``raise KeyboardInterrupt``, as skorch's ``EarlyStopping``).
+
+    skorch's ``partial_fit`` swallows every ``KeyboardInterrupt``, so a Ctrl-C of the user and a callback's stop
+    look alike there; :class:`SkminerNet` tags the callbacks' ones with this class to tell them apart.
+    """
+
+
 class SkminerNet(NeuralNet):
     """skorch ``NeuralNet`` over :class:`TensorDictDataset` batches.
 
@@ -506,6 +514,43 @@ class SkminerNet(NeuralNet):
     def __init__(self, *args: Any, grad_in_validation: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.grad_in_validation = grad_in_validation
+
+    def notify(self, method_name: str, **cb_kwargs: Any) -> None:
+        if method_name == "on_train_end" and getattr(self, "_user_interrupt", False):
+            return  # the fit is aborted: no end-of-training callbacks on a half-finished epoch
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except _StopTraining:
+            raise
+        except KeyboardInterrupt as err:  # a callback stopping training (skorch's convention)
+            raise _StopTraining(*err.args) from err
+
+    def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any) -> SkminerNet:
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except _StopTraining:
+            raise
+        except KeyboardInterrupt:  # the user's Ctrl-C (SIGINT): remembered, re-raised after skorch's on_train_end
+            self._user_interrupt = True
+            raise
+
+    def partial_fit(self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any) -> SkminerNet:
+        """skorch's ``partial_fit``, except that a Ctrl-C stops the fit with ``KeyboardInterrupt``.
+
+        skorch ends the training loop quietly on any ``KeyboardInterrupt`` and returns a fitted net, so a user
+        who pressed Ctrl-C to abort got a model trained for an arbitrary number of epochs, indistinguishable from
+        a finished one (and ``skminer run`` recorded the train stage as done). Callbacks that stop training
+        (early stopping) still end it normally.
+        """
+        self._user_interrupt = False
+        try:
+            super().partial_fit(X, y, classes, **fit_params)
+        finally:
+            interrupted, self._user_interrupt = self._user_interrupt, False
+        if interrupted:
+            epoch = len(self.history)
+            raise KeyboardInterrupt(f"training interrupted by the user in epoch {epoch}; the fit did not finish")
+        return self
 
     def get_loss(self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False) -> Tensor:
         # targets are dicts of tensors already on the device: no conversion needed

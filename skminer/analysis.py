@@ -127,6 +127,9 @@ class Analysis:
             parts["training"] = cfg["training"]
         elif stage == "infer":
             parts["inference"] = cfg["inference"]
+            observed = cfg["inference"].get("observed") or {}
+            if "file" in observed:  # new data at the same path must rerun the observed limits
+                parts["observed_file"] = file_sha256(observed["file"])
         elif stage == "plot":
             parts["plots"] = cfg["plots"]
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -511,6 +514,13 @@ class Analysis:
             missing = [o for o in test.observable_names if o not in data.observable_names]
             if missing:
                 raise ValueError(f"{obs['file']}: observed events lack the observables {missing}")
+            w = np.asarray(data.weights, dtype=np.float64)
+            if w.size and not np.allclose(w, w.flat[0], rtol=1e-6, atol=0.0):
+                lo, hi = float(w.min()), float(w.max())
+                raise ValueError(f"{obs['file']}: observed events must be unweighted, but their weights range from "
+                                 f"{lo:.4g} to {hi:.4g}; observed limits count each row as one event, so a weighted "
+                                 "(simulated) sample would give wrong limits: unweight it first, or for Asimov "
+                                 "limits of a simulated point use expected limits")
             return data.x[:, [data.observable_names.index(o) for o in test.observable_names]]
         theta = space.as_theta(obs["theta"])[0]
         rng = np.random.default_rng(self.config["seed"] + 7)

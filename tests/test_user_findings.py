@@ -65,3 +65,56 @@ def test_early_stopping_still_ends_fit_normally():
     model = SALLY(hidden_layer_sizes=(4,), max_epochs=200, patience=1, random_state=0, lr=0.5,
                   lr_schedule="constant").fit(x, rng.normal(size=(300, 2)))
     assert model.n_epochs_ < 200
+
+
+_TINY_RUN = {
+    "seed": 3,
+    "simulation": {"simulator": "toy", "n_events": 2000},
+    "augmentation": {"n_samples": 500, "test_fraction": 0.5},
+    "training": {"method": "sally", "params": {"hidden_layer_sizes": [4], "max_epochs": 1}},
+    "inference": {"luminosity": 50.0, "n_bins": 4, "grid": {"n_points": 3}, "observed": {"file": "data.h5"}},
+    "plots": {"enabled": False},
+}
+
+
+def _observed_run(tmp_path, data):
+    import yaml
+
+    from skminer.cli import main
+
+    data.save(tmp_path / "data.h5")
+    path = tmp_path / "analysis.yaml"
+    path.write_text(yaml.safe_dump(dict(_TINY_RUN, output="out")))
+    return main(["run", str(path)])
+
+
+def test_replaced_observed_file_reruns_the_observed_limits(tmp_path):
+    # The infer stage key covered the configuration only: new data saved at the same path were ignored and the
+    # observed limits of the old data reported again as up to date.
+    import json
+
+    import numpy as np
+
+    from skminer.events import EventSet
+    from skminer.simulation import ToySimulator
+
+    toy = ToySimulator()
+
+    def data(n, theta, seed):
+        x = toy.sample(n, theta, random_state=seed)
+        return EventSet(x, np.ones((n, 1)), observable_names=["x1", "x2"], benchmark_names=["sm"], space=toy.space)
+
+    assert _observed_run(tmp_path, data(40, [0.0, 0.0], 1)) == 0
+    first = json.loads((tmp_path / "out" / "results.json").read_text())["observed_limits"]["n_events"]
+    assert _observed_run(tmp_path, data(70, [0.5, 0.0], 2)) == 0
+    second = json.loads((tmp_path / "out" / "results.json").read_text())["observed_limits"]["n_events"]
+    assert (first, second) == (40, 70)
+
+
+def test_weighted_observed_file_is_refused_naming_it(tmp_path, capsys):
+    # A simulated (weighted) event set given as observed data was counted one event per row, weights ignored.
+    from skminer.simulation import ToySimulator
+
+    assert _observed_run(tmp_path, ToySimulator().simulate(300, random_state=0)) == 2
+    err = capsys.readouterr().err
+    assert "data.h5: observed events must be unweighted" in err and "weights range from" in err

@@ -118,3 +118,22 @@ def test_weighted_observed_file_is_refused_naming_it(tmp_path, capsys):
     assert _observed_run(tmp_path, ToySimulator().simulate(300, random_state=0)) == 2
     err = capsys.readouterr().err
     assert "data.h5: observed events must be unweighted" in err and "weights range from" in err
+
+
+def test_observed_limits_without_events_say_why_automatic_bins_fail():
+    # Zero observed events is a legal measurement; the data-quantile binning failed with "cannot place quantile
+    # bin edges: the total (positive) weight is zero", which names neither the data nor the way out.
+    import numpy as np
+
+    from skminer.inference import AsymptoticLimits, theta_grid
+    from skminer.simulation import ToySimulator
+
+    events = ToySimulator().simulate(2000, random_state=0)
+    limits = AsymptoticLimits(events, luminosity=10.0)
+    grid = theta_grid(events.space.ranges, 3)
+    with pytest.raises(ValueError, match="x_observed holds no events.*binning_theta="):
+        limits.observed_limits(np.empty((0, 2)), grid, observables=["x1"], bins=5)
+    res = limits.observed_limits(np.empty((0, 2)), grid, observables=["x1"], bins=5, binning_theta=[0.0, 0.0])
+    assert np.all(res.log_likelihood_kinematic == 0.0)
+    # no events: log L = -L sigma(theta), maximal where the cross section is smallest
+    assert np.allclose(res.log_likelihood, -10.0 * events.cross_section(grid))

@@ -480,6 +480,10 @@ class AsymptoticLimits:
                 labels = [f"t_hat[{i}]" for i in range(values.shape[1])]
             per_dim = self._per_dim_bins(bins, values.shape[1])
             if binning_weights is None:  # observed data without binning_theta: quantiles of the data
+                if data_values.shape[0] == 0 and any(isinstance(b, (int, np.integer)) for b in per_dim):
+                    raise ValueError("x_observed holds no events, and automatic histogram edges are quantiles of "
+                                     "the observed events: pass binning_theta= (with no events every binning "
+                                     "gives the same likelihood, the rate term alone) or explicit bin edges")
                 edges = [inner_edges(data_values[:, d], b, None, labels[d]) for d, b in enumerate(per_dim)]
             else:
                 edges = [inner_edges(values[:, d], b, binning_weights, labels[d]) for d, b in enumerate(per_dim)]

@@ -86,7 +86,8 @@ def test_convergence_warning(caplog):
         out = convergence_diagnostics(still_falling, label="SALLY")
     assert out["members"] == [{"n_epochs": 3, "best_epoch": 3, "lowest_validation_epoch": 3,
                                "last_improvement": pytest.approx(0.125)}]
-    assert "SALLY: training did not converge: the lowest validation loss is in the last epoch (3)" in caplog.text
+    assert ("SALLY: training did not converge: the validation loss was still falling after max_epochs=3 epochs: it "
+            "fell in each of epochs 2-3") in caplog.text
     # the final weights kept although an earlier epoch validated lower (not significantly): converged
     kept_final = SimpleNamespace(n_epochs_=9, best_epoch_=9, validation_loss_curve_=converged.validation_loss_curve_)
     assert convergence_diagnostics(kept_final)["violations"] == []

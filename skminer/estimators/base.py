@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
@@ -37,6 +38,7 @@ from torch import nn
 from .._warnings import user_stacklevel
 from ..threads import limit_threads
 from ._constraints import IntInterval, RealInterval
+from ._convergence import training_unconverged
 from ._divergence import InitialLoss, training_divergence
 from ._net import (
     ACTIVATIONS,
@@ -335,17 +337,30 @@ class NeuralEstimatorBase(BaseEstimator):
                           "validation_fraction, or validation_fraction=0 (train for max_epochs, keep the final "
                           "weights)", UserWarning, stacklevel=user_stacklevel())
 
-    def _warn_if_diverged(self) -> None:
+    def _warn_if_diverged(self) -> bool:
         """Warn, naming ``lr`` and the losses, when the training loss went non-finite or the kept epoch's training
-        loss is far above the untrained network's (:func:`~skminer.estimators._divergence.training_divergence`)."""
+        loss is far above the untrained network's (:func:`~skminer.estimators._divergence.training_divergence`); returns
+        whether it warned."""
         why = training_divergence(self.loss_curve_, getattr(self, "initial_loss_", None), self.best_epoch_)
         if why is None:
-            return
+            return False
         hint = f"a smaller lr (now {self.lr!r})"
         if not np.all(np.isfinite(self.loss_curve_)) and "log_r_clip" in self.get_params(deep=False):
             hint += f" or a smaller log_r_clip (now {self.log_r_clip!r})"  # only the ratio estimators clip log r
         warnings.warn(f"{type(self).__name__}: {why}; the returned model is unreliable: use {hint}", RuntimeWarning,
                       stacklevel=user_stacklevel())
+        return True
+
+    def _warn_if_unconverged(self) -> None:
+        """``ConvergenceWarning``, naming the losses and ``max_epochs``, when the fit ran all ``max_epochs`` while
+        its monitored loss was still falling (:func:`~skminer.estimators._convergence.training_unconverged`)."""
+        curve = self.validation_loss_curve_ or self.loss_curve_
+        monitored = "validation" if self.validation_loss_curve_ else "training"
+        why = training_unconverged(curve, self.initial_loss_, int(self.max_epochs), monitored)
+        if why is not None:
+            warnings.warn(f"{type(self).__name__}: training did not converge: {why}; the returned model is not the "
+                          f"one more epochs would give: raise max_epochs (now {self.max_epochs!r}) or lr (now "
+                          f"{self.lr!r})", ConvergenceWarning, stacklevel=user_stacklevel())
 
     def _train(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray | None],
                stats: Mapping[str, Any] | None = None) -> NeuralEstimatorBase:
@@ -404,7 +419,8 @@ class NeuralEstimatorBase(BaseEstimator):
             self.validation_loss_curve_ = None
             self.best_epoch_ = self.n_epochs_
         self.initial_loss_ = float(callbacks["initial_loss"].loss_)
-        self._warn_if_diverged()
+        if not self._warn_if_diverged():
+            self._warn_if_unconverged()
         if isinstance(net.module_, StandardisedTraining):
             net.module_.end_standardised_training_()  # predict from raw inputs
         bad = [name for name, p in net.module_.named_parameters() if not bool(torch.isfinite(p).all())]

@@ -198,9 +198,12 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
 
     Reads ``n_epochs_``, ``best_epoch_`` and ``validation_loss_curve_`` (or ``loss_curve_``) of the estimator, or
     of every member of an ensemble (:class:`~skminer.estimators.Ensemble`'s ``members_``, or ``estimators_``); of
-    a (scikit-learn or skminer) pipeline, those of its final step. A training loss that became non-finite, or a
-    kept epoch far above the untrained network's loss ``initial_loss_``, is a violation too (the check that fit
-    warns with, :func:`skminer.estimators._divergence.training_divergence`).
+    a (scikit-learn or skminer) pipeline, those of its final step. "Still falling" is the rule fit warns with
+    (``ConvergenceWarning``, :func:`skminer.estimators._convergence.training_unconverged`): the monitored loss fell
+    in every one of the last ``max(2, ceil(n_epochs / 5))`` epochs of a fit that ran all ``max_epochs``, by more
+    than 2% of its total fall per epoch. A training loss that became non-finite, or a kept epoch far above the
+    untrained network's loss ``initial_loss_``, is a violation too (the check that fit warns with,
+    :func:`skminer.estimators._divergence.training_divergence`).
 
     Returns
     -------
@@ -224,17 +227,17 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
         lowest = int(np.argmin(validation)) + 1 if validation else int(best)
         out["members"].append({"n_epochs": int(n_epochs), "best_epoch": int(best), "lowest_validation_epoch": lowest,
                                "last_improvement": last})
-        # with a validation split the lowest validation loss in the last epoch says it; without one (every epoch
-        # counts as the best) only a training loss still falling by more than MIN_RELEVANT in the last epoch does
         who = f"member {i}" if len(members) > 1 else "training"
         diverged = _divergence(m)
         if diverged is not None:
             out["violations"].append(f"{diverged}; lower lr" if len(members) == 1 else f"{who}: {diverged}; lower lr")
-        elif lowest >= int(n_epochs) and (validation or last > MIN_RELEVANT):
-            where = "the lowest validation loss is in" if validation else "the best epoch is"
-            out["violations"].append(f"{who} did not converge: {where} the last epoch ({n_epochs}) and the "
-                                     f"{'validation' if validation else 'training'} loss still fell by "
-                                     f"{100 * last:.3g}% in it; train longer (max_epochs)")
+        else:  # the rule fit warns with (ConvergenceWarning)
+            from ..estimators._convergence import training_unconverged  # the estimators package imports torch
+
+            why = training_unconverged(curve, getattr(m, "initial_loss_", None), getattr(m, "max_epochs", n_epochs),
+                                       "validation" if validation else "training")
+            if why is not None:
+                out["violations"].append(f"{who} did not converge: {why}; train longer (raise max_epochs)")
     for message in out["violations"]:
         logger.warning("%s: %s", label, message)
     return out

@@ -364,3 +364,23 @@ def test_merge_message_without_an_expected_minimum(caplog):
         merge_sparse_cells(index, [2], np.full(4, 5.0), 0.0, 2)
     assert "cells have fewer than 2 simulated events and were merged" in caplog.text
     assert "fewer than 0 expected" not in caplog.text
+
+
+def test_a_fine_binning_of_a_small_yield_is_joined_in_blocks_not_collapsed_to_one_bin():
+    """20 x 20 cells for 100 expected events: no cell reaches 1 expected, so the observed score histogram of the
+    demo became a single bin (the rate alone). Blocks of cells are joined first; every merged bin has the minima."""
+    from skminer.inference._histograms import merge_sparse_cells
+
+    rng = np.random.default_rng(0)
+    dims = [21, 21]
+    cells = np.ravel_multi_index((rng.integers(0, 21, 60_000), rng.integers(0, 21, 60_000)), dims)
+    expected = np.full(cells.size, 100.0 / cells.size)
+    remap = merge_sparse_cells(cells, dims, expected, 1.0, 10)
+    merged = remap[cells]
+    n_bins = int(remap.max()) + 1
+    assert n_bins > 20 and set(np.unique(remap)) == set(range(n_bins))
+    assert np.bincount(merged, weights=expected).min() >= 1.0 and np.bincount(merged).min() >= 10
+    # joined in blocks of 4 x 4 cells (the finest blocking in which a block reaches 1 expected event)
+    assert remap.reshape(dims)[0, 0] == remap.reshape(dims)[3, 3] != remap.reshape(dims)[4, 4]
+    # a binning that is fine enough as it is keeps its cells
+    assert int(merge_sparse_cells(cells, dims, 100 * expected, 1.0, 10).max()) + 1 == 21 * 21

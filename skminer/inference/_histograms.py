@@ -105,7 +105,10 @@ def merge_sparse_cells(index: np.ndarray, dims: Sequence[int], expected: np.ndar
 
     Cells with an expected count below ``min_expected`` or fewer than ``min_events`` simulated events are joined to
     the nearest (in cell-index space, a k-d tree query) cell that has both; every merged bin then has at least the
-    minimum counts, so no data event can fall into a bin without simulated events.
+    minimum counts, so no data event can fall into a bin without simulated events. When no cell has both (a fine
+    multi-dimensional binning of a small expected yield: 20 x 20 cells for 100 expected events), blocks of 2, 4,
+    ... cells per dimension are joined first, the finest blocking in which some block has both, so that the
+    histogram keeps its shape instead of collapsing to one bin (the rate alone).
 
     Parameters
     ----------
@@ -125,22 +128,38 @@ def merge_sparse_cells(index: np.ndarray, dims: Sequence[int], expected: np.ndar
     ndarray of int, shape (prod(dims),)
         Merged bin of every cell, ``0 .. n_merged - 1``.
     """
+    dims = tuple(int(d) for d in dims)
     n_cells = int(np.prod(dims))
     counts = np.bincount(index, minlength=n_cells)
     mu = np.bincount(index, weights=np.asarray(expected, dtype=np.float64), minlength=n_cells)
-    dense = (mu >= min_expected) & (counts >= min_events)
+    coords = np.stack(np.unravel_index(np.arange(n_cells), dims), axis=1)
+    block = 1
+    while True:  # the finest blocking (block cells per dimension) in which some block is dense
+        block_dims = tuple(-(-d // block) for d in dims)
+        to_block = np.ravel_multi_index(tuple((coords // block).T), block_dims)
+        n_blocks = int(np.prod(block_dims))
+        block_counts = np.bincount(to_block, weights=counts, minlength=n_blocks)
+        block_mu = np.bincount(to_block, weights=mu, minlength=n_blocks)
+        dense = (block_mu >= min_expected) & (block_counts >= min_events)
+        if np.any(dense) or n_blocks == 1:
+            break
+        block *= 2
     if not np.any(dense):
         logger.warning("no histogram cell has %g expected and %d simulated events (total expected %.4g, %d "
                        "events): using a single bin", min_expected, min_events, mu.sum(), counts.sum())
         return np.zeros(n_cells, dtype=np.int64)
-    remap = np.empty(n_cells, dtype=np.int64)
+    if block > 1:
+        logger.info("histogram: no cell of the %s binning has %g expected and %d simulated events (total "
+                       "expected %.4g): cells joined in blocks of %d per dimension first; fewer bins per dimension "
+                       "would avoid this", "x".join(map(str, dims)), min_expected, min_events, mu.sum(), block)
+    remap = np.empty(n_blocks, dtype=np.int64)
     remap[dense] = np.arange(int(dense.sum()))
     if not np.all(dense):
-        coords = np.stack(np.unravel_index(np.arange(n_cells), tuple(dims)), axis=1).astype(np.float64)
-        _, nearest = spatial.cKDTree(coords[dense]).query(coords[~dense])
+        block_coords = np.stack(np.unravel_index(np.arange(n_blocks), block_dims), axis=1).astype(np.float64)
+        _, nearest = spatial.cKDTree(block_coords[dense]).query(block_coords[~dense])
         remap[~dense] = nearest
         reason = (f"fewer than {min_expected:g} expected or {min_events} simulated events" if min_expected > 0
                   else f"fewer than {min_events} simulated events")
         logger.info("histogram: %d of %d cells have %s and were merged into their nearest neighbours (%d bins)",
-                    int(np.sum(~dense)), n_cells, reason, int(dense.sum()))
-    return remap
+                    int(np.sum(~dense)), n_blocks, reason, int(dense.sum()))
+    return remap[to_block]

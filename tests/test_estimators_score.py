@@ -103,3 +103,22 @@ def test_sally_converges_large():
     X_test, _ = local_sample(10_000, seed=2)
     est = SALLY(hidden_layer_sizes=(100, 100), max_epochs=30, batch_size=256, random_state=0).fit(X, t)
     assert np.mean((est.predict(X_test) - true_score(X_test, 0.0)) ** 2) < 1.5e-3
+
+
+@pytest.mark.parametrize("unit", [1e-9, 1e6])
+def test_reference_point_check_is_relative_to_the_parameters_units(toy, unit):
+    # The check used |theta - ref| <= 1e-9 * max(1, |ref|): in 1e-9 units every point passed, in 1e-6 units a
+    # 0.05 % offset did. Parameters expressed in `unit`: the score (d log p / d theta) scales as 1 / unit.
+    X, t, X_test, _ = toy
+    ref = np.array([0.3, 0.0]) * unit
+    targets = np.column_stack([t[:500], 2.0 * t[:500]]) / unit
+    est = SALLY(hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(
+        X[:500], targets, theta=np.tile(ref, (500, 1)))
+    rounded = np.array([(0.1 + 0.2) * unit, (0.1 + 0.2 - 0.3) * unit])  # float rounding only
+    assert np.all(est.score_at(X_test[:3], rounded) == est.predict(X_test[:3]))
+    with pytest.raises(ValueError, match="only at its reference point"):
+        est.score_at(X_test[:3], ref * np.array([1.01, 1.0]))  # 1 % off in the non-zero component
+    # the zero component: 1 % of the parameter shift that moves log p by one score spread
+    off = ref + np.array([0.0, 0.01 / np.std(targets[:, 1])])
+    with pytest.raises(ValueError, match="only at its reference point"):
+        est.score_at(X_test[:3], off)

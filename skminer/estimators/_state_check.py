@@ -174,6 +174,7 @@ ATTRIBUTE_KINDS: dict[str, Callable[[Any], str | None]] = {
     "n_outputs_": _count(1),
     "_y_1d_": _flag,
     "theta_ref_": _numbers(None, finite=True, optional=True),
+    "theta_ref_scale_": _numbers(1, finite=True, optional=True),
     "calibration_theta_": _numbers(2, finite=True),
     "calibration_scores_": _numbers(None, finite=True),
     "calibration_weights_": _numbers(None, optional=True),

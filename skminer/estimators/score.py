@@ -19,6 +19,23 @@ from .losses import ScoreCriterion
 __all__ = ["SALLY"]
 
 
+#: Relative difference (per component, see :meth:`SALLY.score_at`) still taken as the reference point.
+_SAME_POINT = 1e-9
+
+
+def _reference_scales(ref: np.ndarray, t_xz: np.ndarray) -> np.ndarray:
+    """Per-component scale of the reference point: ``|ref|``, or for a zero component ``1 / std`` of that score
+    component of the training targets (0 when the targets are constant or do not cover that component)."""
+    n = ref.shape[0]
+    natural = np.zeros(n)
+    if t_xz.shape[1] >= n:  # nuisance score components, if any, follow the parameters' components
+        spread = np.std(t_xz[:, :n], axis=0)
+        with np.errstate(divide="ignore", over="ignore"):
+            inverse = 1.0 / spread
+        natural = np.where((spread > 0) & np.isfinite(inverse), inverse, 0.0)
+    return np.where(ref != 0, np.abs(ref), natural)
+
+
 class SALLY(RegressorMixin, NeuralEstimatorBase):
     """Score estimator trained on the joint score (SALLY, Brehmer et al.).
 
@@ -56,6 +73,10 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
     n_features_in_ : int
     n_outputs_ : int
         Number of score components.
+    theta_ref_ : ndarray of shape (n_parameters,) or None
+        The reference point given to :meth:`fit` as ``theta=``.
+    theta_ref_scale_ : ndarray of shape (n_parameters,) or None
+        Per-component scale that :meth:`score_at` compares a requested point with ``theta_ref_`` relative to.
     n_epochs_, best_epoch_, loss_curve_, validation_loss_curve_
         Training history (see the base class).
     selection_restored_, selection_z_, selection_worse_in_a_row_
@@ -69,7 +90,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
     >>> model.fit(x_train, t_xz_train).predict(x_test)  # doctest: +SKIP
     """
 
-    _fitted_attributes = ("n_outputs_", "_y_1d_", "theta_ref_")
+    _fitted_attributes = ("n_outputs_", "_y_1d_", "theta_ref_", "theta_ref_scale_")
     #: What the inference protocol can ask of SALLY (see :mod:`skminer.methods`): the score at its reference.
     capabilities: ClassVar[frozenset[str]] = frozenset({"score"})
     __metadata_request__fit = {"theta": True}
@@ -99,7 +120,8 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
             Joint score ``t(x, z | theta_ref)``. With 1-D ``y``, :meth:`predict` returns 1-D output.
         theta : array-like of shape (n_parameters,) or (n_events, n_parameters), optional
             The reference point (``TrainingSample.theta0`` of a local score sample: the same row for every
-            event). Stored as ``theta_ref_`` so that :meth:`score_at` can refuse other points.
+            event). Stored as ``theta_ref_`` so that :meth:`score_at` can refuse other points, together with
+            ``theta_ref_scale_``, the per-component scale that refusal is relative to (see :meth:`score_at`).
 
         Returns
         -------
@@ -110,6 +132,7 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         self.theta_ref_ = None if theta is None else self._reference_point(theta, X.shape[0])
         self._y_1d_ = y.ndim == 1
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        self.theta_ref_scale_ = None if self.theta_ref_ is None else _reference_scales(self.theta_ref_, y2)
         self.n_outputs_ = int(y2.shape[1])
         check_training_data(type(self).__name__, X, t_xz=y2)
         x_mean, x_scale = Standardizer.stats(X)
@@ -162,7 +185,12 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         theta : array-like of shape (n_parameters,), optional
             The point the score is asked at. SALLY knows only its reference: when it was fitted with
             ``theta=`` (``theta_ref_``), any other point raises ``ValueError``; without a recorded reference
-            the point is taken on trust.
+            the point is taken on trust. "The same point" allows a relative difference of 1e-9 per component
+            (float rounding, whatever the parameters' units): relative to ``|theta_ref_|`` where that component
+            is non-zero, and where it is zero relative to ``1 / std(t_xz)`` of that score component in the
+            training targets (the shift of theta that moves the log-likelihood by about one unit of score
+            spread; the score has the inverse units of theta). A zero component without such a scale (constant
+            targets, or a model saved before ``theta_ref_scale_`` existed) must match exactly.
 
         Returns
         -------
@@ -179,8 +207,9 @@ class SALLY(RegressorMixin, NeuralEstimatorBase):
         if theta is not None and getattr(self, "theta_ref_", None) is not None:
             ref = np.asarray(self.theta_ref_, dtype=np.float64)
             th = np.asarray(theta, dtype=np.float64).reshape(-1)
-            scale = np.maximum(1.0, np.abs(ref))
-            if th.shape != ref.shape or not np.all(np.abs(th - ref) <= 1e-9 * scale):
+            scale = getattr(self, "theta_ref_scale_", None)
+            scale = np.abs(ref) if scale is None else np.asarray(scale, dtype=np.float64)
+            if th.shape != ref.shape or not np.all(np.abs(th - ref) <= _SAME_POINT * scale):
                 raise ValueError(f"{type(self).__name__} estimates the score only at its reference point "
                                  f"{ref.tolist()}, not at theta={np.asarray(theta).tolist()}")
         t = self.predict(X)

@@ -255,3 +255,22 @@ def test_read_to_file_streams_the_events_of_read(vbfh, tmp_path):
     with pytest.raises(ValueError, match="no observables"):
         bad.read_to_file(tmp_path / "bad.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.h5"]
+
+
+def test_observable_undefined_in_every_event_is_an_error(vbfh, tmp_path):
+    # a[5].pt on a sample with two photons removed every event and read() returned an empty EventSet with only a
+    # WARNING; the error names the observable, the count and the way to keep the events (a default).
+    reader = LHEReader(vbfh_space(), benchmarks=["sm"]).add_sample(vbfh, "sm")
+    reader.add_observable("pt_a1", "a[0].pt").add_observable("pt_a6", "a[5].pt")
+    with pytest.raises(ValueError, match=r"observable 'pt_a6' is undefined in (\d+) of \1 events "
+                                         r"\(give it a default.*no events left"):
+        reader.read()
+    with pytest.raises(ValueError, match="no events left"):
+        reader.read_to_file(tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+    cut = LHEReader(vbfh_space(), benchmarks=["sm"]).add_sample(vbfh, "sm").add_observable("pt_a1", "a[0].pt")
+    with pytest.raises(ValueError, match=r"cut 'a\[0\].pt < 0' removes (\d+) of \1 events.*no events left"):
+        cut.add_cut("a[0].pt < 0").read()
+    kept = LHEReader(vbfh_space(), benchmarks=["sm"]).add_sample(vbfh, "sm")
+    events = kept.add_observable("pt_a6", "a[5].pt", default=-1.0).read()
+    assert events.n_events > 0 and np.all(events.x == -1.0)

@@ -229,6 +229,21 @@ class DroppedEvents:
                 reason = _missing_reason(n_missing)
             warn_if_dropped(what, n_dropped, n_total, reason, label=label)
 
+    def describe(self) -> str:
+        """What removed events, one clause per cut / observable that removed any, joined by ``"; "`` (empty if none):
+        e.g. ``"observable 'a[5].pt' is undefined in 5000 of 5000 events (give it a default, ...)"``."""
+        parts = []
+        for what, (n_dropped, n_total, n_missing, reason) in self.counts.items():
+            if n_dropped <= 0:
+                continue
+            if n_missing:
+                reason = _missing_reason(n_missing)
+            verb = "is undefined in" if what.startswith("observable ") else "removes"
+            if what.startswith("observable ") and reason.startswith("where it is undefined "):
+                reason = reason[len("where it is undefined "):]
+            parts.append(f"{what} {verb} {n_dropped} of {n_total} events{f' {reason}' if reason else ''}")
+        return "; ".join(parts)
+
 
 def _missing_reason(n_missing: int) -> str:
     return (f"({n_missing} of them only because it refers to an object they lack; Cut(..., pass_if_missing=True) "

@@ -357,6 +357,7 @@ class _SampleResult:
     cutflow: CutFlow
     process: str
     meta: dict[str, Any]
+    removed: str = ""  # what removed events (DroppedEvents.describe)
 
 
 @dataclass
@@ -368,6 +369,7 @@ class _StreamSummary:
     factor: float
     cutflow: CutFlow
     meta: dict[str, Any]
+    removed: str = ""  # what removed events (DroppedEvents.describe)
 
 
 #: Events per chunk when :meth:`_EventFileReader.read_to_file` copies the events into their file (a few MiB).
@@ -460,7 +462,7 @@ class _EventFileReader:
         b = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
         sampling = np.full(x.shape[0], self._sampling_index(sample), dtype=np.int64)
         return _SampleResult(x, weights, sampling, a, b, summary.n_read, summary.cutflow, sample.process,
-                             summary.meta)
+                             summary.meta, summary.removed)
 
     def _stream_sample(self, sample: _Sample, sink: _Sink) -> _StreamSummary:
         """One sample chunk by chunk: ``sink`` gets each chunk's selected events; returns the summary.
@@ -469,7 +471,7 @@ class _EventFileReader:
         """
         r = self._read_sample(sample)
         sink(r.x, r.weights, r.nuisance_a, r.nuisance_b)
-        return _StreamSummary(r.n_read, 1.0, r.cutflow, r.meta)
+        return _StreamSummary(r.n_read, 1.0, r.cutflow, r.meta, r.removed)
 
     def _sampling_index(self, sample: _Sample) -> int:
         return (-1 if sample.sampling_benchmark is None or sample.is_background
@@ -573,7 +575,7 @@ class _EventFileReader:
         info = {"path": str(path), **meta, "normalization": norm,
                 "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
                 "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
-        return _StreamSummary(n_read, factor, _scaled_cutflow(flow, factor), info)
+        return _StreamSummary(n_read, factor, _scaled_cutflow(flow, factor), info, dropped.describe())
 
     def _each_sample(self, read_one: Callable[[_Sample], Any]) -> list[Any]:
         """``read_one(sample)`` for every sample in order, timed, with cut flows logged and kept."""
@@ -593,6 +595,10 @@ class _EventFileReader:
             self.cutflows[key] = res.cutflow
             res.cutflow.log(logger, label=key)
             results.append(res)
+        if sum(r.cutflow.n_passed for r in results) == 0:  # an empty EventSet is never what was asked for
+            why = "; ".join(f"{sample.path}: {r.removed}" for sample, r in zip(self.samples, results, strict=True)
+                            if r.removed)
+            raise ValueError(f"{why or 'the cuts and observables removed every event'}: no events left")
         return results
 
     def _combination_factors(self, results: Sequence[Any]) -> list[float]:
@@ -626,7 +632,9 @@ class _EventFileReader:
         Raises
         ------
         ValueError
-            On bad input, naming the file (and the event where applicable). Nothing is written.
+            On bad input, naming the file (and the event where applicable). Nothing is written. Also when the
+            cuts and undefined observables leave no event in any sample, naming what removed them (an observable
+            with a ``default`` keeps the events that lack its object).
         """
         t0 = time.perf_counter()
         results = self._each_sample(self._read_sample)
@@ -872,4 +880,4 @@ class LHEReader(_EventFileReader):
                 "weight_precision": PRECISION_LHE,  # MG5 prints weights with 8 significant digits
                 "weight_ids": dict(zip(self.benchmarks, columns, strict=True)), "k_factor": sample.k_factor,
                 "sampling_benchmark": sample.sampling_benchmark, "is_background": sample.is_background}
-        return _StreamSummary(n_read, factor, _scaled_cutflow(flow, factor), meta)
+        return _StreamSummary(n_read, factor, _scaled_cutflow(flow, factor), meta, dropped.describe())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from pathlib import Path
 
@@ -29,8 +30,16 @@ def test_pages_have_examples():
         assert _blocks(page), page
 
 
+def _unweighting_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "skminer.augmentation.unweighting" and r.levelno >= logging.WARNING]
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_examples_run(page, tmp_path, monkeypatch):
+def test_examples_run(page, tmp_path, monkeypatch, caplog):
+    # the examples do not trigger warnings that the text does not explain (drawing more events than the weighted
+    # sample effectively holds repeats events)
+    caplog.set_level(logging.WARNING, logger="skminer")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,6 +49,16 @@ def test_examples_run(page, tmp_path, monkeypatch):
         for i, block in enumerate(_blocks(page)):
             code = compile(block, f"{page}[block {i}]", "exec")
             exec(code, namespace)  # noqa: S102 - our own documentation, not user input
+    assert not _unweighting_warnings(caplog), page
+
+
+def test_readme_example_samples_cleanly(caplog):
+    """README's minimal example up to the training sample (the training itself is the quickstart's)."""
+    block = _BLOCK.findall((DOCS.parent / "README.md").read_text())[0]
+    data_part = block[:block.index("sally = ")]
+    caplog.set_level(logging.WARNING, logger="skminer")
+    exec(compile(data_part, "README.md", "exec"), {"__name__": "__docs__"})  # noqa: S102 - our own README
+    assert not _unweighting_warnings(caplog)
 
 
 # blocks that need a MadGraph / Pythia installation, or are fragments continuing the text

@@ -150,3 +150,18 @@ def test_cli_export_pyhf(events, tmp_path, capsys):
     assert json.loads(out.read_text()) == json.loads(json.dumps(direct))
     assert main(["export-pyhf", str(path), "-o", str(out), "--luminosity", "1000", "--observable", "nope"]) == 2
     assert "not in the event set" in capsys.readouterr().err
+
+
+def test_cli_docs_say_the_demo_toy_is_refused():
+    # docs/cli.md showed export-pyhf on the demo's events, which the exporter refuses (quadratic morphing); the
+    # page now says which analyses it applies to, and the toy must indeed be refused.
+    from pathlib import Path
+
+    from skminer.simulation.toy import ToySimulator
+
+    toy = ToySimulator().simulate(300, random_state=0)
+    with pytest.raises(ValueError, match=r"power >= 2"):
+        histogram_workspace(toy, LUMI, observables=[toy.observable_names[0]], bins=2)
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    example = next(line for line in text.splitlines() if line.startswith("skminer export-pyhf"))
+    assert "(*)" in example and "(*) Only for analyses whose parameters enter the morphing at most linearly" in text

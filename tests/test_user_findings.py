@@ -137,3 +137,18 @@ def test_observed_limits_without_events_say_why_automatic_bins_fail():
     assert np.all(res.log_likelihood_kinematic == 0.0)
     # no events: log L = -L sigma(theta), maximal where the cross section is smallest
     assert np.allclose(res.log_likelihood, -10.0 * events.cross_section(grid))
+
+
+def test_ratio_score_documents_both_criteria():
+    # score() without r_xz uses the hard labels y (a different number from the soft-label criterion on the same
+    # folds) while the docs described only the soft-label one.
+    from pathlib import Path
+
+    from skminer.estimators import CARL
+
+    doc = " ".join(CARL.score.__doc__.split())
+    assert "with ``r_xz``: against the joint-ratio soft labels" in doc
+    assert "without ``r_xz``" in doc and "against the hard labels ``y``" in doc
+    page = " ".join((Path(__file__).resolve().parents[1] / "docs" / "howto" / "model-selection.md").read_text()
+                    .split())
+    assert "otherwise against the hard labels `y`" in page

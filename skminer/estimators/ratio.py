@@ -369,17 +369,28 @@ class RatioEstimatorBase(NeuralEstimatorBase):
     def score(self, X: Any, y: Any, *, theta: Any = None, r_xz: Any = None, sample_weight: Any = None) -> float:
         """Alpha-independent model-selection criterion: minus the cross entropy of ``s_hat = 1/(1 + r_hat)``.
 
-        The target is the joint-ratio soft label ``s_xz = 1 / (1 + r_xz)`` when ``r_xz`` is given (lower
-        variance), otherwise the labels ``y``. Greater is better, so ``GridSearchCV`` can compare models
-        trained with different losses or ``alpha``.
+        Two criteria, chosen by whether ``r_xz`` is given:
+
+        * with ``r_xz``: against the joint-ratio soft labels ``s_xz = 1 / (1 + r_xz)`` (lower variance). Under
+          metadata routing ``score`` requests ``r_xz``, so ``GridSearchCV(...).fit(X, y, theta=..., r_xz=...)``
+          scores this way;
+        * without ``r_xz`` (a direct call without it, or a search whose ``fit`` got no ``r_xz``, e.g. for CARL
+          trained on labels only): against the hard labels ``y``.
+
+        Both are minimised by the true ratio, but their values differ (the hard-label cross entropy includes the
+        label noise): compare only scores computed the same way. Greater is better, so ``GridSearchCV`` can
+        compare models trained with different losses or ``alpha``.
 
         Parameters
         ----------
         X : array-like of shape (n_events, n_features)
         y : array-like of shape (n_events,)
+            Labels (0: drawn at ``theta0``, 1: at ``theta1``); the target only when ``r_xz`` is not given.
         theta : array-like
             As in :meth:`fit` (per event) or one point.
         r_xz : array-like of shape (n_events,), optional
+            Joint likelihood ratios ``p(x, z | theta0) / p(x, z | theta1)``; when given, the target is
+            ``1 / (1 + r_xz)`` instead of ``y``.
         sample_weight : array-like of shape (n_events,), optional
 
         Returns

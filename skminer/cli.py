@@ -154,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 if Path(args.write_config).exists() and not args.force:
                     raise ValueError(f"{args.write_config} exists; pass --force to overwrite it")
+                # relative to the file's folder when it lies under it (the loader resolves it from there), so
+                # the config keeps working when its folder is moved or copied
+                folder = Path(args.write_config).resolve().parent
+                output = Path(raw["output"])
+                if output.is_relative_to(folder):
+                    raw["output"] = output.relative_to(folder).as_posix() or "."
                 with atomic_write(args.write_config) as tmp:
                     tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
                 print(f"wrote {args.write_config}")

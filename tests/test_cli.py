@@ -102,6 +102,22 @@ def test_demo_write_config_roundtrips(tmp_path):
     assert cfg["training"]["method"] == "alices" and cfg["training"]["params"]["alpha"] == 0.01
 
 
+def test_demo_write_config_output_is_relative_to_the_file(tmp_path, monkeypatch):
+    # an absolute output path made the written config unusable once its folder was moved or shared
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg").mkdir()
+    assert main(["demo", "--write-config", "cfg/demo.yaml", "--output", "cfg/run"]) == 0
+    assert yaml.safe_load((tmp_path / "cfg" / "demo.yaml").read_text())["output"] == "run"
+    (tmp_path / "cfg").rename(tmp_path / "moved")
+    assert Path(load_config(tmp_path / "moved" / "demo.yaml")["output"]) == tmp_path / "moved" / "run"
+    # the default output (./skminer-demo) is not under cfg/: kept absolute
+    assert main(["demo", "--write-config", "moved/other.yaml"]) == 0
+    written = yaml.safe_load((tmp_path / "moved" / "other.yaml").read_text())["output"]
+    assert written == str(tmp_path / "skminer-demo")
+    assert main(["demo", "--write-config", "here.yaml"]) == 0
+    assert yaml.safe_load((tmp_path / "here.yaml").read_text())["output"] == "skminer-demo"
+
+
 def test_info_command(tmp_path, capsys):
     from skminer.simulation.toy import ToySimulator
 

@@ -152,3 +152,26 @@ def test_ratio_score_documents_both_criteria():
     page = " ".join((Path(__file__).resolve().parents[1] / "docs" / "howto" / "model-selection.md").read_text()
                     .split())
     assert "otherwise against the hard labels `y`" in page
+
+
+def test_single_float_edge_is_an_edge_and_float_bins_are_refused_clearly():
+    # bins=[0.] for one observable was read as "one entry per dimension" holding the bin count 0.0 and refused
+    # with "must be an int or a 1-D array of edges, got 0.0"; bins=0.0 failed with "'float' object is not
+    # iterable". A list of floats is the observable's edges (as the same array is), a float scalar is refused.
+    import numpy as np
+
+    from skminer.inference import AsymptoticLimits, FisherInformation
+    from skminer.simulation.toy import ToySimulator
+
+    events = ToySimulator().simulate(2000, random_state=0)
+    limits = AsymptoticLimits(events, 100.0)
+    grid = np.array([[0.0, 0.0], [0.5, 0.0]])
+    as_list = limits.expected_limits([0.0, 0.0], grid, mode="histogram", observables=[0], bins=[0.0])
+    as_array = limits.expected_limits([0.0, 0.0], grid, mode="histogram", observables=[0], bins=np.array([0.0]))
+    np.testing.assert_array_equal(as_list.q, as_array.q)
+    with pytest.raises(ValueError, match=r"bins must be an int \(the number of bins\).*got float 0\.0"):
+        limits.expected_limits([0.0, 0.0], grid, mode="histogram", observables=[0], bins=0.0)
+    with pytest.raises(ValueError, match=r"bins for x1 must be an int \(the number of bins\).*got float 0\.0"):
+        FisherInformation(events).histogram_information([0.0, 0.0], 100.0, 0, bins=0.0)
+    with pytest.raises(ValueError, match="at least two"):
+        FisherInformation(events).information_distribution([0.0, 0.0], 100.0, 0, bins=[0.0])

@@ -71,6 +71,9 @@ def inner_edges(values: np.ndarray, bins: BinsArg, weights: np.ndarray | None, n
                         edges.size + 1)
         return edges
     edges = np.asarray(bins, dtype=np.float64)
+    if edges.ndim == 0:
+        raise ValueError(f"bins for {name} must be an int (the number of bins) or a 1-D array of edges, got "
+                         f"{type(bins).__name__} {bins!r}: a single number is a bin count only as an int")
     if edges.ndim != 1 or edges.size < 1:
         raise ValueError(f"bins for {name} must be an int or a 1-D array of edges, got {bins!r}")
     if not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):

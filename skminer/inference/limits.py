@@ -426,10 +426,15 @@ class AsymptoticLimits:
         bins = axis_edges(bins)  # a hist axis: its edges; refuses bools
         if isinstance(bins, (int, np.integer)):
             return [int(bins)] * n_dim
+        if np.ndim(bins) == 0:
+            raise ValueError(f"bins must be an int (the number of bins), bin edges, or one entry per histogram "
+                             f"dimension, got {type(bins).__name__} {bins!r}")
         if isinstance(bins, np.ndarray) and bins.ndim == 1 and n_dim == 1 and np.issubdtype(bins.dtype, np.floating):
             return [bins]
         seq = list(bins)
-        if n_dim == 1 and len(seq) != 1:
+        # one observable: a list of numbers is its edges, [0.5] included (one float cannot be a bin count);
+        # only a single int ([20]) is read as the per-dimension entry
+        if n_dim == 1 and (len(seq) != 1 or isinstance(seq[0], (float, np.floating))):
             return [np.asarray(seq, dtype=np.float64)]
         if len(seq) != n_dim:
             raise ValueError(f"bins must be an int, edges for one observable, or one entry per histogram "

@@ -175,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{export.info['nuisance_parameters'] or 'no'} nuisance parameters")
             return 0
         return _info(args.events)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; 130 = 128 + SIGINT, as shells report it
+        if args.command in ("run", "demo"):
+            print("skminer: interrupted by the user; finished stages are kept (stages.json), rerun the same "
+                  "command to continue from the interrupted stage", file=sys.stderr)
+        else:
+            print("skminer: interrupted by the user; nothing was written", file=sys.stderr)
+        return 130
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"skminer: error: {err}", file=sys.stderr)
         return 2

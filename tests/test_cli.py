@@ -118,6 +118,25 @@ def test_demo_write_config_output_is_relative_to_the_file(tmp_path, monkeypatch)
     assert yaml.safe_load((tmp_path / "here.yaml").read_text())["output"] == "skminer-demo"
 
 
+def test_ctrl_c_ends_with_one_line_and_status_130(tmp_path, capsys, monkeypatch):
+    # Ctrl-C in a stage ended with a traceback; the finished stages are kept and a rerun continues after them
+    from skminer.analysis import Analysis
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Analysis, "_augment", interrupted)
+    path = _write(tmp_path, dict(TINY, output="out"))
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (  # before it: the progress bar
+        "skminer: interrupted by the user; finished stages are kept (stages.json), rerun the same command to "
+        "continue from the interrupted stage")
+    assert "Traceback" not in err
+    assert list(json.loads((tmp_path / "out" / "stages.json").read_text())) == ["simulate"]
+
+
 def test_info_command(tmp_path, capsys):
     from skminer.simulation.toy import ToySimulator
 

@@ -84,3 +84,23 @@ def test_doubly_parameterised_and_flow_estimators():
         nde.log_likelihood(d["X"][:3], [-7.0])
     with pytest.warns(ExtrapolationWarning):
         nde.predict(d["X"][:3], theta=[9.0])
+
+
+def test_ensemble_warns_once_per_call():
+    # an Ensemble of N members emitted N ExtrapolationWarnings per call (messages differing only by the members'
+    # bootstrap ranges)
+    from skminer.estimators.ensemble import Ensemble
+
+    d = _sample()
+    ens = Ensemble(ALICES(**TINY), n_estimators=3, random_state=0).fit(
+        d["X"], d["y"], theta=d["theta"], r_xz=d["r_xz"], t_xz=d["t_xz"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mean, std = ens.predict_log_ratio(d["X"][:4], [50.0, 50.0], return_std=True)
+        ens.score_at(d["X"][:4], [50.0, 50.0])
+    extrapolation = [w for w in caught if issubclass(w.category, ExtrapolationWarning)]
+    assert len(extrapolation) == 2, [str(w.message) for w in caught]
+    assert all(str(w.message).startswith("Ensemble of 3 members") for w in extrapolation)
+    assert all(w.filename == __file__ for w in extrapolation)  # attributed to the caller's line
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
+    _no_warning(lambda: ens.predict_log_ratio(d["X"][:4], [0.0, 0.0]))

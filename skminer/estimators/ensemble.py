@@ -18,6 +18,7 @@ axis (:class:`~skminer.inference.FisherInformation` uses it for the information 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -36,6 +37,7 @@ from .._warnings import record_warnings, warn_user
 from ..methods import capabilities_of
 from ..threads import default_threads, limit_threads
 from ._constraints import IntInterval
+from ._theta_range import ExtrapolationWarning
 from ._torch_utils import seed_from_random_state
 from .persistence import lookup_class, params_for_state, params_from_state, register_estimator, registered_class_name
 
@@ -65,6 +67,24 @@ def _fit_member(estimator: Any, X: Any, y: Any, fit_params: Mapping[str, Any], n
 
 #: Per-event metadata that may be infinite (a joint likelihood ratio of 0 or inf is a valid value).
 _MAY_BE_INFINITE = frozenset({"r_xz"})
+
+
+def _warn_once(records: list[warnings.WarningMessage], n_members: int) -> None:
+    """Re-emit the members' prediction warnings once per call: each distinct one once, and one
+    :class:`ExtrapolationWarning` only (the members' messages differ just by their bootstrap training ranges)."""
+    seen: set[tuple[type[Warning], str]] = set()
+    extrapolation = False
+    for record in records:
+        message = str(record.message)
+        if issubclass(record.category, ExtrapolationWarning):
+            if extrapolation:
+                continue
+            extrapolation = True
+            message = f"Ensemble of {n_members} members (member 0's training range): {message}"
+        if (record.category, message) in seen:
+            continue
+        seen.add((record.category, message))
+        warn_user(message, record.category)
 
 
 def _check_per_event_metadata(metadata: Mapping[str, Any]) -> None:
@@ -245,6 +265,12 @@ class Ensemble(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_estimators, ...)
+
+        Notes
+        -----
+        The members' warnings are shown once per call: each distinct message once, and a single
+        :class:`~skminer.estimators.ExtrapolationWarning` (member 0's, naming its training range) however many
+        members warn.
         """
         check_is_fitted(self, "members_")
         if not isinstance(method, str) or method.startswith("_") or method in _BLOCKED_METHODS:
@@ -252,7 +278,15 @@ class Ensemble(BaseEstimator):
         fns = [getattr(m, method, None) for m in self.members_]
         if not all(callable(f) for f in fns):
             raise ValueError(f"the members ({type(self.members_[0]).__name__}) have no method {method!r}")
-        return np.stack([np.asarray(f(X, *args, **kwargs), dtype=np.float64) for f in fns], axis=0)
+        outs: list[np.ndarray] = []
+        records: list[warnings.WarningMessage] = []
+        try:
+            with record_warnings() as records:  # N members would each warn about the same points
+                for f in fns:
+                    outs.append(np.asarray(f(X, *args, **kwargs), dtype=np.float64))
+        finally:
+            _warn_once(records, len(fns))
+        return np.stack(outs, axis=0)
 
     def _reduce(self, method: str, X: Any, args: tuple, kwargs: dict, return_std: bool
                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

@@ -140,3 +140,17 @@ def test_api_and_errors(trained, train, calibration):
     # refitting discards the calibration
     fresh.fit(x, train[1][:100])
     assert not hasattr(fresh, "calibration_theta_")
+
+
+def test_calibration_point_match_is_scale_free_for_a_parameter_zero_everywhere(train):
+    # A parameter that is zero at every calibration point fell back to the absolute tolerance 1e-9: with
+    # parameters in 1e-9 units, theta2 = 1e-11 (1 % of its natural scale) matched the point theta2 = 0.
+    unit = 1e-9
+    x, t = train[0][:200], train[1][:200] / unit
+    est = SALLINO(hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(x, t, theta=REF)
+    grid = np.array([[0.0, 0.0], [0.2, 0.0]]) * unit
+    est.calibrate(x, np.repeat(grid, 100, axis=0))
+    est.predict_log_ratio(x[:3], grid[1] + np.array([0.0, (0.1 + 0.2 - 0.3) * unit]), grid[0])  # rounding only
+    off = grid[1] + np.array([0.0, 0.01 / np.std(t[:, 1])])
+    with pytest.raises(ValueError, match="not a calibration point"):
+        est.predict_log_ratio(x[:3], off, grid[0])

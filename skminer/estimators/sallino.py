@@ -203,7 +203,16 @@ class SALLINO(SALLY):
     # ------------------------------------------------------------------ prediction
     def _grid_index(self, point: np.ndarray, name: str) -> int:
         grid = self.calibration_theta_
-        tol = 1e-9 * parameter_scales(grid)  # relative to each parameter's own scale, whatever its units
+        # relative to each parameter's own scale, whatever its units; a parameter that is zero at every
+        # calibration point has no scale there: the reference point's (SALLY.score_at), else an exact match
+        scale = parameter_scales(grid)
+        constant_zero = np.all(grid == 0, axis=0)
+        if np.any(constant_zero):
+            ref_scale = getattr(self, "theta_ref_scale_", None)
+            fallback = np.zeros(grid.shape[1]) if ref_scale is None or len(ref_scale) != grid.shape[1] \
+                else np.asarray(ref_scale, dtype=np.float64)
+            scale = np.where(constant_zero, fallback, scale)
+        tol = 1e-9 * scale
         hits = np.flatnonzero(np.all(np.abs(grid - point) <= tol, axis=1))
         if hits.size == 0:
             raise ValueError(f"{name}={point.tolist()} is not a calibration point; calibrated points: "

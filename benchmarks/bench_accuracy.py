@@ -96,8 +96,15 @@ improves. The default stays at 50 epochs for every method; ``max_epochs=30`` is 
 Weight decay (``--set weight_decay=1e-4``, ALICES, budget, seeds 0-4; tried, not adopted): log r MSE 0.00313 ->
 0.00298, q RMS 0.32 -> 0.28, but information error 7.5% -> 8.2%.
 
-``alpha=2`` for ALICES (budget, seeds 0 and 1; tried, stopped, not adopted): information error 8.6% -> 6.9% and
-10.5% -> 13.1%, log r MSE 0.0030 -> 0.0043 and 0.0041 -> 0.0054, q RMS 0.34 -> 0.41 and 0.36 -> 0.54.
+``alpha`` for ALICES over ten seeds (budget, seeds 0-9, ``--vary 'alpha=1.5|2'``, 2026-12-01; tried, not adopted),
+means against ``alpha=1``: information error 6.28% (1.5) and 6.63% (2) against 6.17% (paired differences +0.11 +-
+0.28 and +0.46 +- 0.45 points), log r MSE 0.00398 and 0.00450 against 0.00334 (+19% and +35%, every seed worse),
+q RMS 0.282 and 0.298 against 0.254. A heavier score term does not buy information at this budget; it costs the
+ratio. Per seed, information error (1.5; 2): 0.0759, 0.1156, 0.0619, 0.0858, 0.0334, 0.0311, 0.0488, 0.0589,
+0.107, 0.0094; 0.0689, 0.1308, 0.0608, 0.1026, 0.0376, 0.0354, 0.0658, 0.0325, 0.102, 0.0261. The paired
+differences against ``alpha=1`` on the same events (standard error 0.3-0.5 points) are much smaller than those
+against madminer (1.1 points): the events of a seed, not the training's chaos, set most of a network's
+information error.
 
 Where the ALICES information error comes from (seed 1, budget, 10.5%): not from the noise of the estimated score
 (``E[e e^T]``, ``e = t_hat - t``, adds +0.047 and +0.040 to the diagonal of ``E[t t^T]`` = 0.80, 0.61) but from a

@@ -426,7 +426,7 @@ class AsymptoticLimits:
         bins = axis_edges(bins)  # a hist axis: its edges; refuses bools
         if isinstance(bins, (int, np.integer)):
             return [int(bins)] * n_dim
-        if np.ndim(bins) == 0:
+        if not isinstance(bins, (list, tuple)) and np.ndim(bins) == 0:  # (np.ndim of a list of hist axes fails)
             raise ValueError(f"bins must be an int (the number of bins), bin edges, or one entry per histogram "
                              f"dimension, got {type(bins).__name__} {bins!r}")
         if isinstance(bins, np.ndarray) and bins.ndim == 1 and n_dim == 1 and np.issubdtype(bins.dtype, np.floating):

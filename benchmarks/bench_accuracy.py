@@ -313,12 +313,24 @@ def _ratio_grid(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.n
     return np.stack([predict(x, th) for th in GRID], axis=1)
 
 
+def fit_skminer(method: str, data: dict[str, np.ndarray], params: dict[str, Any]) -> Any:
+    """The estimator of ``method`` with ``params``, fitted on the training arrays of :func:`make_data`."""
+    if method in ("sally", "sallino"):
+        cls = est.SALLY if method == "sally" else est.SALLINO
+        return cls(**params).fit(data["local_x"], data["local_t"])
+    if method in RATIO_CLASSES:
+        return RATIO_CLASSES[method](**params).fit(
+            data["ratio_x"], data["ratio_y"], theta=data["ratio_theta"], r_xz=data["ratio_r_xz"],
+            t_xz=data["ratio_t_xz"])
+    cls = est.NDE if method == "nde" else est.SCANDAL
+    return cls(**params).fit(data["density_x"], theta=data["density_theta"], t_xz=data["density_t_xz"])
+
+
 def run_skminer(method: str, data: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray | None]:
     """Train ``method`` with ``params`` and return its score at the SM and log r on the grid (test events)."""
     x_test = data["test_x"]
+    model = fit_skminer(method, data, params)
     if method in ("sally", "sallino"):
-        cls = est.SALLY if method == "sally" else est.SALLINO
-        model = cls(**params).fit(data["local_x"], data["local_t"])
         logger.info("%s kept epoch %d of %d", method, model.best_epoch_, model.n_epochs_)
         score = model.predict(x_test)
         if method == "sally":
@@ -326,14 +338,9 @@ def run_skminer(method: str, data: dict[str, np.ndarray], params: dict[str, Any]
         model.calibrate(data["cal_x"], data["cal_theta"])
         return {"score": score, "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th, SM), x_test)}
     if method in RATIO_CLASSES:
-        model = RATIO_CLASSES[method](**params).fit(
-            data["ratio_x"], data["ratio_y"], theta=data["ratio_theta"], r_xz=data["ratio_r_xz"],
-            t_xz=data["ratio_t_xz"])
         logger.info("%s kept epoch %d of %d", method, model.best_epoch_, model.n_epochs_)
         return {"score": model.score_at(x_test, SM),
                 "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th), x_test)}
-    cls = est.NDE if method == "nde" else est.SCANDAL
-    model = cls(**params).fit(data["density_x"], theta=data["density_theta"], t_xz=data["density_t_xz"])
     return {"score": model.score_at(x_test, SM),
             "log_r": _ratio_grid(lambda x, th: model.predict_log_ratio(x, th, SM), x_test)}
 
@@ -352,29 +359,26 @@ def estimator_params(method: str, setting: str, quick: bool, overrides: dict[str
 
 
 # ------------------------------------------------------------------------------------------------ madminer
-_MADMINER_SCRIPT = r'''
+#: madminer-side code (run by madminer's python), shared with ``bench_vs_madminer.py``: ``mm_train(d, method,
+#: budget, **options)`` trains ``method`` on the ``.npy`` files of :func:`make_data` in directory ``d`` with
+#: madminer's own defaults for everything ``budget`` does not fix, ``options`` passed on to ``train``.
+MADMINER_TRAIN = r'''
 import json, sys
 import numpy as np
-from madminer.ml import DoubleParameterizedRatioEstimator, LikelihoodEstimator, ParameterizedRatioEstimator, \
-    ScoreEstimator
-d, method, seed, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
-np.random.seed(seed)
 import torch
-torch.set_num_threads(1)
-torch.manual_seed(seed)
-# madminer's own defaults for everything else (AMSGrad, scale_inputs, scale_parameters, no clipping, keep the
-# "best" epoch); n_workers=0 loads batches in this process (its default 8 workers would need 8 cores)
-common = dict(n_epochs=budget["max_epochs"], batch_size=budget["batch_size"],
-              validation_split=budget["validation_fraction"], initial_lr=1e-3, final_lr=1e-4, verbose="none",
-              n_workers=0)
-grid = np.load(d + "/grid.npy")
-x_test = d + "/test_x.npy"
-out = {}
-if method == "sally":
-    e = ScoreEstimator(n_hidden=tuple(budget["hidden_layer_sizes"]), activation="tanh")
-    e.train(method="sally", x=d + "/local_x.npy", t_xz=d + "/local_t.npy", **common)
-    out["score"] = e.evaluate_score(x=x_test)
-else:
+from madminer.ml import ParameterizedRatioEstimator, ScoreEstimator
+
+
+def mm_train(d, method, budget, **options):
+    # madminer's own defaults for everything else (AMSGrad, scale_inputs, scale_parameters, no clipping, keep the
+    # "best" epoch); n_workers=0 loads batches in this process (its default 8 workers would need 8 cores)
+    common = dict(n_epochs=budget["max_epochs"], batch_size=budget["batch_size"],
+                  validation_split=budget["validation_fraction"], initial_lr=1e-3, final_lr=1e-4, verbose="none",
+                  n_workers=0, **options)
+    if method == "sally":
+        e = ScoreEstimator(n_hidden=tuple(budget["hidden_layer_sizes"]), activation="tanh")
+        e.train(method="sally", x=d + "/local_x.npy", t_xz=d + "/local_t.npy", **common)
+        return e
     e = ParameterizedRatioEstimator(n_hidden=tuple(budget["hidden_layer_sizes"]), activation="tanh")
     kw = dict(theta=d + "/ratio_theta.npy", x=d + "/ratio_x.npy", y=d + "/ratio_y.npy")
     if method in ("rolr", "alice", "rascal", "alices"):
@@ -383,6 +387,20 @@ else:
         kw["t_xz"] = d + "/ratio_t_xz.npy"
         kw["alpha"] = float(budget.get("alpha", 1.0))
     e.train(method=method, **kw, **common)
+    return e
+'''
+_MADMINER_SCRIPT = MADMINER_TRAIN + r'''
+d, method, seed, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+np.random.seed(seed)
+torch.set_num_threads(1)
+torch.manual_seed(seed)
+e = mm_train(d, method, budget)
+grid = np.load(d + "/grid.npy")
+x_test = d + "/test_x.npy"
+out = {}
+if method == "sally":
+    out["score"] = e.evaluate_score(x=x_test)
+else:
     log_r, _ = e.evaluate_log_likelihood_ratio(x=x_test, theta=grid, test_all_combinations=True,
                                                evaluate_score=False)
     out["log_r"] = np.asarray(log_r).T

@@ -108,10 +108,11 @@ def merge_sparse_cells(index: np.ndarray, dims: Sequence[int], expected: np.ndar
 
     Cells with an expected count below ``min_expected`` or fewer than ``min_events`` simulated events are joined to
     the nearest (in cell-index space, a k-d tree query) cell that has both; every merged bin then has at least the
-    minimum counts, so no data event can fall into a bin without simulated events. When no cell has both (a fine
-    multi-dimensional binning of a small expected yield: 20 x 20 cells for 100 expected events), blocks of 2, 4,
-    ... cells per dimension are joined first, the finest blocking in which some block has both, so that the
-    histogram keeps its shape instead of collapsing to one bin (the rate alone).
+    minimum counts, so no data event can fall into a bin without simulated events. When few cells have both (a
+    fine multi-dimensional binning of a small expected yield: 20 x 20 cells for 100 expected events), blocks of 2,
+    4, ... cells per dimension are joined first: the blocking in which the most blocks have both (the finest on
+    ties), so that the histogram keeps its shape instead of collapsing to one bin or a handful (the rate alone, or
+    little more). When no two blocks of any blocking have both, all cells form one bin, with a WARNING.
 
     Parameters
     ----------
@@ -136,25 +137,36 @@ def merge_sparse_cells(index: np.ndarray, dims: Sequence[int], expected: np.ndar
     counts = np.bincount(index, minlength=n_cells)
     mu = np.bincount(index, weights=np.asarray(expected, dtype=np.float64), minlength=n_cells)
     coords = np.stack(np.unravel_index(np.arange(n_cells), dims), axis=1)
+    # the blocking (block cells per dimension) with the most dense blocks, the finest on ties: each dense block
+    # becomes a bin, so this keeps the most shape (the finest blocking with *some* dense block could keep one)
+    best = None
     block = 1
-    while True:  # the finest blocking (block cells per dimension) in which some block is dense
+    while True:
         block_dims = tuple(-(-d // block) for d in dims)
         to_block = np.ravel_multi_index(tuple((coords // block).T), block_dims)
         n_blocks = int(np.prod(block_dims))
         block_counts = np.bincount(to_block, weights=counts, minlength=n_blocks)
         block_mu = np.bincount(to_block, weights=mu, minlength=n_blocks)
         dense = (block_mu >= min_expected) & (block_counts >= min_events)
-        if np.any(dense) or n_blocks == 1:
+        if best is None or int(dense.sum()) > best[0]:
+            best = (int(dense.sum()), block, block_dims, to_block, n_blocks, dense)
+        if n_blocks == 1:
             break
         block *= 2
-    if not np.any(dense):
-        logger.warning("no histogram cell has %g expected and %d simulated events (total expected %.4g, %d "
-                       "events): using a single bin", min_expected, min_events, mu.sum(), counts.sum())
+    n_dense, block, block_dims, to_block, n_blocks, dense = best
+    if n_dense <= 1 and n_cells > 1:
+        logger.warning("no two blocks of histogram cells of the %s binning have %g expected and %d simulated "
+                       "events each (total expected %.4g, %d events): using a single bin (the rate alone); use "
+                       "fewer bins per dimension or explicit edges", "x".join(map(str, dims)), min_expected,
+                       min_events, mu.sum(), counts.sum())
+        return np.zeros(n_cells, dtype=np.int64)
+    if n_dense == 0:  # one cell in all
         return np.zeros(n_cells, dtype=np.int64)
     if block > 1:
-        logger.info("histogram: no cell of the %s binning has %g expected and %d simulated events (total "
-                       "expected %.4g): cells joined in blocks of %d per dimension first; fewer bins per dimension "
-                       "would avoid this", "x".join(map(str, dims)), min_expected, min_events, mu.sum(), block)
+        logger.info("histogram: %d of the %s cells have %g expected and %d simulated events: cells joined in blocks "
+                    "of %d per dimension first (%d of those blocks do); fewer bins per dimension would avoid this",
+                    int(np.sum((mu >= min_expected) & (counts >= min_events))), "x".join(map(str, dims)),
+                    min_expected, min_events, block, n_dense)
     remap = np.empty(n_blocks, dtype=np.int64)
     remap[dense] = np.arange(int(dense.sum()))
     if not np.all(dense):

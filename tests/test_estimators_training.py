@@ -391,6 +391,7 @@ def test_validation_split_warnings_point_at_the_users_call_and_a_tiny_split_warn
     a split of one validation row (4 rows at 0.25) let one event choose the epoch without a word."""
     import warnings
 
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -416,6 +417,9 @@ def test_validation_split_warnings_point_at_the_users_call_and_a_tiny_split_warn
         SALLY(**kw).fit(X[:128], t[:128])
     with warnings.catch_warnings():  # 40 validation rows: 3 batches, the paired test runs
         warnings.simplefilter("error")
+        # (pure noise, 2 epochs: the validation loss may still fall, by a hair, below the untrained network's on
+        # the same rows: a ConvergenceWarning is not what this test is about)
+        warnings.simplefilter("ignore", ConvergenceWarning)
         SALLY(**kw).fit(X, t)
     # the final epoch is the lowest: z is 0 (the final epoch against itself), not nan
     decreasing = SALLY(**{**kw, "max_epochs": 3}, lr=1e-2).fit(X, t)

@@ -28,30 +28,47 @@ DIVERGENCE_FACTOR = 10.0
 
 
 class InitialLoss(Callback):
-    """Measure the training criterion of the initialised network on all training rows before the first step.
+    """Measure the training criterion of the initialised network on all training rows before the first step, and
+    on the validation rows (the rows the validation curve is measured on) before the first epoch's first step.
 
     Attributes
     ----------
     loss_ : float
         Mean loss per row (nan when there are no rows or the loss is not finite).
+    valid_loss_ : float
+        Mean loss per validation row (nan without a validation split, or when the loss is not finite): the
+        reference for the validation curve, whose rows may have a mean loss far from that of all rows (a
+        heavy-tailed joint score puts most of its largest values in the larger part).
     """
 
-    def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
-        self.loss_ = float("nan")
-        if X is None or len(X) == 0:
-            return
+    @staticmethod
+    def _mean_loss(net: Any, data: Any) -> float:
         total, rows = 0.0, 0
         training = net.module_.training
         net.module_.eval()
         try:
             with torch.no_grad() if not net.grad_in_validation else torch.enable_grad():
-                for batch in net.get_iterator(X, training=False):
+                for batch in net.get_iterator(data, training=False):
                     n = int(next(iter(batch[0].values())).shape[0])
                     total += float(net.validation_step(batch)["loss"]) * n
                     rows += n
         finally:
             net.module_.train(training)
-        self.loss_ = total / rows if rows and math.isfinite(total) else float("nan")
+        return total / rows if rows and math.isfinite(total) else float("nan")
+
+    def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
+        self.loss_ = self.valid_loss_ = float("nan")
+        self._first_epoch = True
+        if X is None or len(X) == 0:
+            return
+        self.loss_ = self._mean_loss(net, X)
+
+    def on_epoch_begin(self, net: Any, dataset_train: Any = None, dataset_valid: Any = None, **kwargs: Any) -> None:
+        if not getattr(self, "_first_epoch", False):
+            return
+        self._first_epoch = False  # before any step of the first epoch: the untrained network
+        if dataset_valid is not None and len(dataset_valid) > 0:
+            self.valid_loss_ = self._mean_loss(net, dataset_valid)
 
 
 def training_divergence(loss_curve: Sequence[float], initial_loss: float | None, kept_epoch: int) -> str | None:

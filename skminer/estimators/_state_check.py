@@ -169,6 +169,7 @@ ATTRIBUTE_KINDS: dict[str, Callable[[Any], str | None]] = {
     "selection_z_": _real,
     "selection_worse_in_a_row_": _count(0),
     "initial_loss_": _real,
+    "initial_validation_loss_": _real,
     "n_parameters_": _count(1),
     "theta_range_": _range,
     "n_outputs_": _count(1),

@@ -38,7 +38,7 @@ from torch import nn
 from .._warnings import user_stacklevel
 from ..threads import limit_threads
 from ._constraints import IntInterval, RealInterval
-from ._convergence import training_unconverged
+from ._convergence import initial_monitored_loss, training_unconverged
 from ._divergence import InitialLoss, training_divergence
 from ._net import (
     ACTIVATIONS,
@@ -193,7 +193,9 @@ class NeuralEstimatorBase(BaseEstimator):
     ``initial_loss_`` (float: the training loss of the network as initialised, on all training rows before the
     first step; fit warns when the kept epoch's training loss lies more than
     :data:`~skminer.estimators._divergence.DIVERGENCE_FACTOR` times its magnitude above it, i.e. training
-    diverged, or when the training loss became non-finite).
+    diverged, or when the training loss became non-finite), and ``initial_validation_loss_`` (float: the same on
+    the validation rows, nan without a validation split; the reference of the ``ConvergenceWarning`` rule for the
+    validation curve).
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -220,6 +222,7 @@ class NeuralEstimatorBase(BaseEstimator):
     _base_fitted_attributes: ClassVar[tuple[str, ...]] = (
         "n_features_in_", "feature_names_in_", "n_epochs_", "best_epoch_", "loss_curve_", "validation_loss_curve_",
         "selection_restored_", "selection_z_", "selection_worse_in_a_row_", "initial_loss_",
+        "initial_validation_loss_",
     )
     _fitted_attributes: ClassVar[tuple[str, ...]] = ()
     _tuple_params: ClassVar[tuple[str, ...]] = ("hidden_layer_sizes",)
@@ -356,7 +359,7 @@ class NeuralEstimatorBase(BaseEstimator):
         its monitored loss was still falling (:func:`~skminer.estimators._convergence.training_unconverged`)."""
         curve = self.validation_loss_curve_ or self.loss_curve_
         monitored = "validation" if self.validation_loss_curve_ else "training"
-        why = training_unconverged(curve, self.initial_loss_, int(self.max_epochs), monitored)
+        why = training_unconverged(curve, initial_monitored_loss(self), int(self.max_epochs), monitored)
         if why is not None:
             warnings.warn(f"{type(self).__name__}: training did not converge: {why}; the returned model is not the "
                           f"one more epochs would give: raise max_epochs (now {self.max_epochs!r}) or lr (now "
@@ -419,6 +422,7 @@ class NeuralEstimatorBase(BaseEstimator):
             self.validation_loss_curve_ = None
             self.best_epoch_ = self.n_epochs_
         self.initial_loss_ = float(callbacks["initial_loss"].loss_)
+        self.initial_validation_loss_ = float(getattr(callbacks["initial_loss"], "valid_loss_", float("nan")))
         if not self._warn_if_diverged():
             self._warn_if_unconverged()
         if isinstance(net.module_, StandardisedTraining):

@@ -232,9 +232,12 @@ def convergence_diagnostics(estimator: Any, *, label: str = "estimator") -> dict
         if diverged is not None:
             out["violations"].append(f"{diverged}; lower lr" if len(members) == 1 else f"{who}: {diverged}; lower lr")
         else:  # the rule fit warns with (ConvergenceWarning)
-            from ..estimators._convergence import training_unconverged  # the estimators package imports torch
+            from ..estimators._convergence import (  # the estimators package imports torch
+                initial_monitored_loss,
+                training_unconverged,
+            )
 
-            why = training_unconverged(curve, getattr(m, "initial_loss_", None), getattr(m, "max_epochs", n_epochs),
+            why = training_unconverged(curve, initial_monitored_loss(m), getattr(m, "max_epochs", n_epochs),
                                        "validation" if validation else "training")
             if why is not None:
                 out["violations"].append(f"{who} did not converge: {why}; train longer (raise max_epochs)")

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from toy_data import local_sample, ratio_sample
 
 from skminer.estimators import CARL, SALLY
-from skminer.estimators._convergence import MIN_FALL_PER_EPOCH, training_unconverged
+from skminer.estimators._convergence import MIN_FALL_PER_EPOCH, epoch_loss_error, training_unconverged
 from skminer.inference.diagnostics import convergence_diagnostics
 
 
@@ -84,3 +84,19 @@ def test_the_validation_curve_is_judged_against_the_untrained_loss_on_its_own_ro
     with pytest.warns(ConvergenceWarning, match="the training loss"):
         plain.fit(sample.x, sample.t_xz)
     assert np.isnan(plain.initial_validation_loss_)
+
+
+def test_no_verdict_when_nothing_measurable_was_learned():
+    # pure-noise targets: the validation loss drifts by 0.1% (1.034 -> 1.033, untrained 1.04), far inside its noise
+    falling = [1.038, 1.036, 1.034, 1.033]
+    assert training_unconverged(falling, 1.04, max_epochs=4) is not None
+    assert training_unconverged(falling, 1.04, max_epochs=4, noise=0.02) is None
+    assert training_unconverged(falling, 1.04, max_epochs=4, noise=0.001) is not None
+    assert training_unconverged(falling, 1.04, max_epochs=4, noise=float("nan")) is not None
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        SALLY(max_epochs=5, random_state=0, n_threads=1).fit(x, t)
+    assert np.isfinite(epoch_loss_error([1.0, 2.0, 3.0], [10, 10, 5]))
+    assert np.isnan(epoch_loss_error([1.0], [10]))

@@ -16,7 +16,9 @@ scale: the reference for "still falling" is how much the loss fell in the whole 
   with a probability of about ``2^-m``, and then rarely by that much; a curve that converged under a decaying
   learning rate falls by far less per epoch.)
 * A fit that stopped early (fewer epochs than ``max_epochs``) stopped because the loss no longer fell: no check.
-  A fit of one epoch cannot be judged from its curve: no check.
+  A fit of one epoch cannot be judged from its curve: no check. A fit whose total fall is below
+  :data:`MIN_TOTAL_FALL_IN_ERRORS` standard errors of an epoch's loss (from the spread of its batches) learned
+  nothing measurable (pure-noise targets drift by 0.1% of the loss): no check either.
 
 Measured on the built-in toy (20k events, 2026-12-01): fits at the defaults (50 epochs, the learning rate decaying
 tenfold) fall by 0.1-0.5% of the total per epoch at the end; 3-5 epochs by 4-9% in the last epoch.
@@ -29,11 +31,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MIN_FALL_PER_EPOCH", "initial_monitored_loss", "training_unconverged"]
+__all__ = ["MIN_FALL_PER_EPOCH", "MIN_TOTAL_FALL_IN_ERRORS", "epoch_loss_error", "initial_monitored_loss",
+           "training_unconverged"]
 
 #: Mean fall of the monitored loss per epoch over the final window, as a fraction of its total fall, above which
 #: training counts as stopped while still falling.
 MIN_FALL_PER_EPOCH = 0.02
+#: A total fall of the monitored loss smaller than this many standard errors of an epoch's loss is not judged.
+MIN_TOTAL_FALL_IN_ERRORS = 2.0
+
 
 def initial_monitored_loss(estimator: object) -> float | None:
     """Loss of the untrained network on the rows of the monitored curve: ``initial_validation_loss_`` for a fit
@@ -54,8 +60,38 @@ def initial_monitored_loss(estimator: object) -> float | None:
     return getattr(estimator, "initial_loss_", None)
 
 
+def epoch_loss_error(losses: Sequence[float], sizes: Sequence[float],
+                     reference: Sequence[float] | None = None) -> float:
+    """Standard error of an epoch's loss (the size-weighted mean of its batch losses) from the spread of its
+    batches, or with ``reference`` of its difference to another pass over the same batches (paired: the spread
+    of the rows' own losses cancels); nan with fewer than two batches.
+
+    Parameters
+    ----------
+    losses, sizes : sequence of float
+        Loss and number of rows of every batch of the epoch.
+    reference : sequence of float, optional
+        Losses of the same batches from another pass (e.g. the untrained network's).
+
+    Returns
+    -------
+    float
+    """
+    loss, size = np.asarray(losses, dtype=np.float64), np.asarray(sizes, dtype=np.float64)
+    if reference is not None:
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.shape != loss.shape:
+            return float("nan")
+        loss = loss - ref
+    if loss.size < 2 or size.sum() <= 0 or not np.all(np.isfinite(loss)):
+        return float("nan")
+    w = size / size.sum()
+    mean = float(w @ loss)
+    return float(np.sqrt(np.sum(w**2 * (loss - mean) ** 2) * loss.size / (loss.size - 1)))
+
+
 def training_unconverged(curve: Sequence[float], initial_loss: float | None, max_epochs: int,
-                         monitored: str = "validation") -> str | None:
+                         monitored: str = "validation", noise: float | None = None) -> str | None:
     """Why training counts as stopped while the loss was still falling, or None.
 
     Parameters
@@ -69,6 +105,10 @@ def training_unconverged(curve: Sequence[float], initial_loss: float | None, max
         The epoch budget: a shorter curve stopped early and is not checked.
     monitored : str
         Name of the curve in the message ("validation" or "training").
+    noise : float, optional
+        Standard error of the last epoch's loss (:func:`epoch_loss_error`). A total fall below
+        :data:`MIN_TOTAL_FALL_IN_ERRORS` of it is no measurable learning (data with nothing to learn drift by
+        fractions of their noise): no verdict. None or nan: not checked.
 
     Returns
     -------
@@ -81,7 +121,7 @@ def training_unconverged(curve: Sequence[float], initial_loss: float | None, max
         return None
     start = float(initial_loss) if initial_loss is not None and math.isfinite(initial_loss) else float(loss[0])
     total = start - float(loss.min())
-    if total <= 0.0:
+    if total <= 0.0 or (noise is not None and math.isfinite(noise) and total < MIN_TOTAL_FALL_IN_ERRORS * noise):
         return None
     m = max(2, math.ceil(n / 5))
     window = loss[-(m + 1):]

@@ -39,10 +39,13 @@ class InitialLoss(Callback):
         Mean loss per validation row (nan without a validation split, or when the loss is not finite): the
         reference for the validation curve, whose rows may have a mean loss far from that of all rows (a
         heavy-tailed joint score puts most of its largest values in the larger part).
+    valid_batches_ : list of (float, int)
+        Loss and rows of every validation batch behind ``valid_loss_`` (the batches every epoch's validation pass
+        sees, in the same order: the untrained network's side of a paired comparison).
     """
 
     @staticmethod
-    def _mean_loss(net: Any, data: Any) -> float:
+    def _mean_loss(net: Any, data: Any, batches: list[tuple[float, int]] | None = None) -> float:
         total, rows = 0.0, 0
         training = net.module_.training
         net.module_.eval()
@@ -50,14 +53,18 @@ class InitialLoss(Callback):
             with torch.no_grad() if not net.grad_in_validation else torch.enable_grad():
                 for batch in net.get_iterator(data, training=False):
                     n = int(next(iter(batch[0].values())).shape[0])
-                    total += float(net.validation_step(batch)["loss"]) * n
+                    loss = float(net.validation_step(batch)["loss"])
+                    total += loss * n
                     rows += n
+                    if batches is not None:
+                        batches.append((loss, n))
         finally:
             net.module_.train(training)
         return total / rows if rows and math.isfinite(total) else float("nan")
 
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
         self.loss_ = self.valid_loss_ = float("nan")
+        self.valid_batches_: list[tuple[float, int]] = []
         self._first_epoch = True
         if X is None or len(X) == 0:
             return
@@ -68,7 +75,8 @@ class InitialLoss(Callback):
             return
         self._first_epoch = False  # before any step of the first epoch: the untrained network
         if dataset_valid is not None and len(dataset_valid) > 0:
-            self.valid_loss_ = self._mean_loss(net, dataset_valid)
+            self.valid_batches_ = []
+            self.valid_loss_ = self._mean_loss(net, dataset_valid, self.valid_batches_)
 
 
 def training_divergence(loss_curve: Sequence[float], initial_loss: float | None, kept_epoch: int) -> str | None:

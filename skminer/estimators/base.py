@@ -38,7 +38,7 @@ from torch import nn
 from .._warnings import user_stacklevel
 from ..threads import limit_threads
 from ._constraints import IntInterval, RealInterval
-from ._convergence import initial_monitored_loss, training_unconverged
+from ._convergence import epoch_loss_error, initial_monitored_loss, training_unconverged
 from ._divergence import InitialLoss, training_divergence
 from ._net import (
     ACTIVATIONS,
@@ -359,7 +359,13 @@ class NeuralEstimatorBase(BaseEstimator):
         its monitored loss was still falling (:func:`~skminer.estimators._convergence.training_unconverged`)."""
         curve = self.validation_loss_curve_ or self.loss_curve_
         monitored = "validation" if self.validation_loss_curve_ else "training"
-        why = training_unconverged(curve, initial_monitored_loss(self), int(self.max_epochs), monitored)
+        prefix = "valid" if self.validation_loss_curve_ else "train"
+        last = [b for b in self.net_.history[-1]["batches"] if prefix + "_loss" in b]
+        # validation: paired with the untrained network's losses of the same batches; training rows are reshuffled
+        initial = dict(self.net_.callbacks_)["initial_loss"].valid_batches_ if prefix == "valid" else None
+        noise = epoch_loss_error([b[prefix + "_loss"] for b in last], [b[prefix + "_batch_size"] for b in last],
+                                 None if not initial else [loss for loss, _ in initial])
+        why = training_unconverged(curve, initial_monitored_loss(self), int(self.max_epochs), monitored, noise)
         if why is not None:
             warnings.warn(f"{type(self).__name__}: training did not converge: {why}; the returned model is not the "
                           f"one more epochs would give: raise max_epochs (now {self.max_epochs!r}) or lr (now "

@@ -106,6 +106,14 @@ differences against ``alpha=1`` on the same events (standard error 0.3-0.5 point
 against madminer (1.1 points): the events of a seed, not the training's chaos, set most of a network's
 information error.
 
+The learning-rate schedule for ALICES over the same ten seeds (budget, 2026-12-01; tried, not adopted), paired
+differences of the information error against the default (``lr=1e-3`` decaying to ``lr_final=1e-4``), in
+percentage points: ``lr=2e-3`` +0.71 +- 0.72, ``lr=4e-3`` +2.2 +- 0.8; ``lr_final=1e-5`` +0.79 +- 0.23,
+``3e-5`` +0.28 +- 0.14 (nine seeds), ``3e-4`` -0.10 +- 0.22 (6.07% against madminer's 6.02%), ``1e-3`` (no
+decay) +0.55 +- 0.69. The log r MSE rose with every change but ``lr_final`` below 1e-4 (``3e-4``: +5%, q RMS
+0.272 against 0.254). No knob tried (``alpha``, ``lr``, ``lr_final``, weight decay) moved the seed-averaged
+information error by more than its standard error in the right direction.
+
 Where the ALICES information error comes from (seed 1, budget, 10.5%): not from the noise of the estimated score
 (``E[e e^T]``, ``e = t_hat - t``, adds +0.047 and +0.040 to the diagonal of ``E[t t^T]`` = 0.80, 0.61) but from a
 per-component scale error of the score, i.e. of the slope of ``log r_hat`` in theta at the SM: regressing

@@ -71,4 +71,5 @@ def _ensemble_member_threads() -> int:
             self.threads = torch.get_num_threads()
             return self
 
-    return _fit_member(Probe(), np.zeros((1, 1)), None, {}, 8).threads
+    member, _ = _fit_member(Probe(), np.zeros((1, 1)), None, {}, 8)  # (member, its warnings)
+    return member.threads
